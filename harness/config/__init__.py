@@ -1,0 +1,1 @@
+"""YAML suites -> validated pydantic configs (``schema``), with FILE:LINE errors (``yaml_lines``, ``load``)."""

@@ -1,0 +1,1 @@
+"""One run (task x variant x seed x sweep point): build, train, evaluate, measure -> one result row."""

@@ -1,0 +1,120 @@
+"""The training loop every family shares: AdamW, warm-up + cosine, clipping, autocast, divergence checks.
+
+Families supply batches and a loss through ``Experiment``; they never write their own loop, so the
+training budget and protocol are identical across variants (the pairing changes the mixer only).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from harness.config.sections import TrainConfig
+from harness.errors import Diverged
+from harness.families.base import Experiment
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    final_loss: float
+    train_time_s: float
+    losses: list[float] = field(default_factory=list)
+    evals: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr`` then cosine decay to ``lr * min_lr_ratio`` at ``cfg.steps``."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a precision setting; None means plain fp32."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast(precision: str, device: torch.device):
+    dtype = autocast_dtype(precision, device)
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch; deterministic algorithms on CPU so reruns give identical metrics."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on biases, norms and parameters flagged ``_no_weight_decay`` (A_log, D, dt bias)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or getattr(p, "_no_weight_decay", False) or name.endswith(".bias"):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def train(
+    exp: Experiment,
+    cfg: TrainConfig,
+    device: torch.device,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train ``exp.model`` for ``cfg.steps`` steps; raises ``Diverged`` on a non-finite/exploding loss."""
+    model = exp.model
+    model.train()
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+    result = TrainResult(steps=0, final_loss=float("nan"), train_time_s=0.0)
+    first_loss: float | None = None
+    start = time.perf_counter()
+    for step in range(cfg.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        batch = exp.train_batch(step)
+        with autocast(cfg.precision, device):
+            loss = exp.loss(batch)
+        value = float(loss.detach())
+        if first_loss is None:
+            first_loss = value
+        if not math.isfinite(value) or value > cfg.divergence_factor * max(abs(first_loss), 1e-3):
+            raise Diverged(f"loss {value:.4g} at step {step} (first loss {first_loss:.4g})")
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        result.losses.append(value)
+        result.steps = step + 1
+        if on_step is not None:
+            on_step(step, value)
+        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+            result.evals.append((step + 1, exp.evaluate()))
+            model.train()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    result.train_time_s = time.perf_counter() - start
+    result.final_loss = result.losses[-1] if result.losses else float("nan")
+    return result
