@@ -96,6 +96,11 @@ class Experiment(ABC):
     def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
         """Inputs for ``self.model(*inputs)`` at the task's size, for FLOPs/latency/memory measurement."""
 
+    def after_step(self, step: int) -> dict[str, float]:
+        """Called by the training loop after each optimizer step (e.g. clip A, track s_A); may return
+        values to record: the loop keeps, per key, the last value and the maximum over training."""
+        return {}
+
     def row_extras(self) -> dict[str, Any]:
         """Structural columns: at least ``seq_len`` and ``d_model``; vision adds ``l_over_6d`` etc."""
         return {}

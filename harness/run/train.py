@@ -26,6 +26,7 @@ class TrainResult:
     train_time_s: float
     losses: list[float] = field(default_factory=list)
     evals: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    tracked: dict[str, float] = field(default_factory=dict)  # from Experiment.after_step: <key>, max_<key>
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -106,6 +107,9 @@ def train(
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         scaler.step(opt)
         scaler.update()
+        for key, v in exp.after_step(step).items():
+            result.tracked[key] = float(v)
+            result.tracked[f"max_{key}"] = max(float(v), result.tracked.get(f"max_{key}", float("-inf")))
         result.losses.append(value)
         result.steps = step + 1
         if on_step is not None:
