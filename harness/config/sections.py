@@ -51,6 +51,9 @@ class MeasureConfig(Section):
     train_step: bool = Field(True, description="also time/measure a forward+backward+step")
     cuda_graphs: bool = Field(False, description="capture forward in a CUDA graph (all variants alike)")
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto = bf16 on CUDA, fp32 on CPU")
+    cpu_threads: int | None = Field(
+        None, ge=1, description="torch CPU threads for the whole run, training included (None: torch's default)"
+    )
 
 
 class MatchConfig(Section):

@@ -121,6 +121,8 @@ class Family(ABC):
     metrics: ClassVar[dict[str, MetricSpec]]
     causal: ClassVar[bool] = False  # whether the task is causal/autoregressive (MambaOut's criterion)
     width_field: ClassVar[str] = "d_model"  # the ``model:`` field budget matching solves
+    width_multiple: ClassVar[int] = 1  # solved widths are multiples of this (head/group divisibility)
+    ssm_variants: ClassVar[tuple[str, ...]] = ()  # the ``use`` names that contain an SSM (the verdict's split)
 
     @abstractmethod
     def build_model(self, ctx: RunContext) -> nn.Module:

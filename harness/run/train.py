@@ -17,6 +17,7 @@ import torch
 from harness.config.sections import TrainConfig
 from harness.errors import Diverged
 from harness.families.base import Experiment
+from harness.measure.measurer import autocast_dtype
 
 
 @dataclass
@@ -37,13 +38,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for a precision setting; None means plain fp32."""
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def autocast(precision: str, device: torch.device):

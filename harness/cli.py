@@ -1,0 +1,241 @@
+"""The ``harness`` command line (typer): run, validate, list, show, report, compare, bench.
+
+Bad input (a suite that does not validate, a missing folder) prints ``FILE:LINE: message`` and exits
+with code 2, with no traceback and nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from harness.errors import HarnessError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Does this task need a state-space model? Paired Mamba / attention / Gated-CNN runs, honest measurement, verdicts.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+class DeviceChoice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class ExecutorChoice(str, Enum):
+    local = "local"
+
+
+class ListWhat(str, Enum):
+    families = "families"
+    variants = "variants"
+    datasets = "datasets"
+    mixers = "mixers"
+    suites = "suites"
+
+
+def fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _resolve_device(choice: DeviceChoice) -> str:
+    import torch
+
+    if choice is DeviceChoice.auto:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice is DeviceChoice.cuda and not torch.cuda.is_available():
+        fail("--device cuda was asked for but CUDA is not available on this machine (use --device cpu or auto)")
+    return choice.value
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        fail(f"--seeds must be comma-separated integers, got {text!r}")
+    if not seeds:
+        fail("--seeds is empty")
+    return seeds
+
+
+def _load(suite_path: Path):
+    from harness.config.load import load_suite
+
+    try:
+        return load_suite(suite_path)
+    except HarnessError as exc:
+        fail(str(exc))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+
+
+@app.command()
+def run(
+    suite: Path = typer.Argument(..., help="suite YAML file"),
+    out: Optional[Path] = typer.Option(None, "--out", help="results folder (default: results/<suite name>)"),
+    device: DeviceChoice = typer.Option(DeviceChoice.auto, help="where runs train and are measured"),
+    seeds: Optional[str] = typer.Option(None, help="comma-separated seeds, overriding the suite's"),
+    only: Optional[str] = typer.Option(None, help="comma-separated glob patterns over task, variant or task/variant"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and write nothing"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="skip runs already stored (default) or rerun them"),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="rerun stored runs whose status is error or oom"),
+    executor: ExecutorChoice = typer.Option(ExecutorChoice.local, help="where runs execute (one subprocess per run)"),
+    timeout: Optional[float] = typer.Option(None, help="seconds after which a run is stopped and recorded as error"),
+) -> None:
+    """Plan and execute a suite: task x variant x seed x sweep point, one row per run."""
+    from harness.execute.local import execute
+    from harness.plan.planner import plan
+    from harness.store.meta import suite_meta
+    from harness.store.summary import print_summary
+    from harness.store.store import ResultStore
+
+    loaded = _load(suite)
+    specs = plan(loaded, seeds=_parse_seeds(seeds), only=only, device=_resolve_device(device))
+    if not specs:
+        fail(f"--only {only!r} matches no run of suite {loaded.name!r}")
+    if dry_run:
+        for spec in specs:
+            console.print(f"{spec.run_id}  {spec.label}", highlight=False)
+        console.print(f"{len(specs)} runs planned (dry run: nothing written)")
+        return
+    store = ResultStore(out or Path("results") / loaded.name).create()
+    store.write_meta("suite.json", suite_meta(loaded))
+    summary = execute(specs, store, cache_dir(), resume=resume, retry=frozenset({"error", "oom"}) if retry_failed else frozenset(), console=err_console, timeout=timeout)
+    table = store.table()
+    ids = {s.run_id for s in specs}
+    print_summary(console, table[table["config_hash"].isin(ids)] if not table.empty else table)
+    console.print(
+        f"{len(summary.ran)} ran, {len(summary.skipped)} resumed from {store.root}/ "
+        f"(results.parquet, results.csv)",
+        highlight=False,
+    )
+    if summary.interrupted:
+        raise typer.Exit(code=130)
+
+
+@app.command()
+def validate(suite: Path = typer.Argument(..., help="suite YAML file")) -> None:
+    """Check a suite without running it: schema, includes, families, variants, datasets, sweeps."""
+    from harness.plan.planner import plan
+
+    loaded = _load(suite)
+    specs = plan(loaded)
+    console.print(f"{suite}: OK — {len(loaded.tasks)} tasks, {len(specs)} runs", highlight=False)
+
+
+@app.command("list")
+def list_(what: ListWhat = typer.Argument(ListWhat.families)) -> None:
+    """List registered families, variants, datasets, mixers, or the suites in ./suites."""
+    from harness.families import FAMILIES
+    from harness.modules.registry import MIXERS
+
+    if what is ListWhat.mixers:
+        for name in MIXERS.names():
+            console.print(f"{name}  ssm={MIXERS.meta(name).get('ssm', False)}")
+    elif what is ListWhat.suites:
+        for path in sorted(Path("suites").glob("*.yaml")):
+            console.print(str(path))
+    else:
+        for name in FAMILIES.names():
+            try:
+                fam = FAMILIES.get(name)
+            except ImportError as exc:
+                console.print(f"{name}: [red]not importable[/red] ({exc})")
+                continue
+            if what is ListWhat.families:
+                console.print(f"[bold]{name}[/bold]  {fam.description}")
+            elif what is ListWhat.variants:
+                console.print(f"[bold]{name}[/bold]: {', '.join(fam.variants)}")
+            else:
+                for ds, spec in fam.datasets.items():
+                    console.print(f"[bold]{name}[/bold]/{ds}: {spec.description}")
+
+
+def _results_dir(path: Path) -> Path:
+    if not (path / "results.parquet").exists():
+        fail(f"{path}: no results.parquet here (run a suite first: harness run SUITE --out {path})")
+    return path
+
+
+@app.command()
+def show(results: Path = typer.Argument(..., help="a results folder (results/<suite>)"), runs: bool = typer.Option(False, "--runs", help="one line per run instead of per task x variant")) -> None:
+    """Print a results table in the terminal."""
+    import pandas as pd
+
+    from harness.store.summary import print_runs, print_summary
+
+    df = pd.read_parquet(_results_dir(results) / "results.parquet")
+    (print_runs if runs else print_summary)(console, df)
+
+
+@app.command()
+def report(
+    results: Path = typer.Argument(..., help="a results folder"),
+    format: str = typer.Option("html", "--format", help="html or md"),
+    baseline: Optional[Path] = typer.Option(None, help="another results folder to compare against"),
+    out: Optional[Path] = typer.Option(None, help="output file (default: inside the results folder)"),
+) -> None:
+    """Write the comparison report (statistics, verdicts, plots)."""
+    from harness.report import cli_report
+
+    if format not in ("html", "md"):
+        fail(f"--format must be html or md, got {format!r}")
+    raise typer.Exit(code=cli_report(_results_dir(results), fmt=format, baseline=baseline, out=out, console=console))
+
+
+@app.command()
+def compare(
+    old: Path = typer.Argument(..., help="baseline results folder"),
+    new: Path = typer.Argument(..., help="new results folder"),
+    fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="exit 1 when a regression is found"),
+) -> None:
+    """Flag runs that got slower or worse beyond noise between two results folders."""
+    from harness.report import cli_compare
+
+    raise typer.Exit(code=cli_compare(_results_dir(old), _results_dir(new), fail_on_regression=fail_on_regression, console=console))
+
+
+@app.command()
+def bench(
+    mixers: str = typer.Option("mamba,mamba2,attention,gated_cnn", help="comma-separated mixer names"),
+    lengths: str = typer.Option("256,1024,4096", help="comma-separated sequence lengths"),
+    d_model: int = typer.Option(256, help="model width (the same for every mixer)"),
+    batch_size: int = typer.Option(1),
+    device: DeviceChoice = typer.Option(DeviceChoice.auto),
+    dtype: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16"),
+    out: Path = typer.Option(Path("results/bench"), help="folder for bench.parquet / bench.csv"),
+    causal: bool = typer.Option(True, help="causal attention / gated CNN"),
+) -> None:
+    """Measure whole mixers across sequence lengths (latency, memory, FLOPs) with the suite protocol."""
+    from harness.config.sections import MeasureConfig
+    from harness.measure.bench import bench_mixers
+    from harness.modules.registry import MIXERS
+    from harness.store.store import atomic_write_text
+
+    names = [m.strip() for m in mixers.split(",") if m.strip()]
+    for name in names:
+        if name not in MIXERS:
+            fail(f"--mixers: unknown mixer {name!r}; known: {', '.join(MIXERS.names())}")
+    try:
+        lens = [int(x) for x in lengths.split(",") if x.strip()]
+    except ValueError:
+        fail(f"--lengths must be comma-separated integers, got {lengths!r}")
+    import torch
+
+    dev = torch.device(_resolve_device(device))
+    df = bench_mixers(names, lens, d_model=d_model, batch_size=batch_size, device=dev, dtype=dtype, cfg=MeasureConfig(), mixer_kwargs={"causal": causal})
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(out / "bench.parquet", index=False)
+    atomic_write_text(out / "bench.csv", df.to_csv(index=False))
+    console.print(df.to_string(index=False), highlight=False)

@@ -1,0 +1,298 @@
+"""Load a suite: parse YAML safely, resolve ``include:``, validate everything, report ``FILE:LINE: msg``.
+
+Validation is complete before anything runs: every (task, variant, sweep point) configuration is built
+and checked against its family's schemas here, so a typo never surfaces halfway through a suite.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from harness.config.schema import SuiteFile, TaskEntry, VariantEntry
+from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
+from harness.config.yaml_lines import LineDict, LineList, line_of, load_yaml, merged
+from harness.errors import ConfigError
+from harness.families import FAMILIES, Family
+from harness.registry import UnknownNameError, suggest
+
+SECTION_MODELS: dict[str, type[BaseModel]] = {"train": TrainConfig, "measure": MeasureConfig, "match": MatchConfig}
+
+
+@dataclass(frozen=True)
+class ResolvedTask:
+    """A task with everything checked: its family, variants (ablations expanded) and configs."""
+
+    entry: TaskEntry
+    family: type[Family]
+    variants: tuple[VariantEntry, ...]
+    train: dict[str, Any]
+    measure: dict[str, Any]
+    match: dict[str, Any]
+    sweep: dict[str, list[Any]]
+    metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    description: str
+    seeds: tuple[int, ...]
+    tasks: tuple[ResolvedTask, ...]
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _resolve_includes(node: Any, base_dir: Path, stack: tuple[Path, ...], where: tuple[str, int | None]) -> Any:
+    """Replace each task entry ``{include: file, ...local}`` by the merged mapping (local keys win)."""
+    if not isinstance(node, LineDict) or "include" not in node:
+        return node
+    inc = node["include"]
+    if not isinstance(inc, str):
+        raise ConfigError(node.file, node.key_lines.get("include"), "include: must be a file path string")
+    target = (base_dir / inc).resolve()
+    line = node.key_lines.get("include")
+    if target in stack:
+        chain = " -> ".join(_display(p) for p in (*stack, target))
+        raise ConfigError(node.file, line, f"include cycle: {chain}")
+    if not target.is_file():
+        raise ConfigError(node.file, line, f"included file {inc!r} not found (looked for {_display(target)})")
+    included = load_yaml(target, _display(target))
+    if not isinstance(included, LineDict):
+        raise ConfigError(_display(target), getattr(included, "line", 1), "an included task file must hold one mapping")
+    included = _resolve_includes(included, target.parent, (*stack, target), where)
+    local = LineDict({k: v for k, v in node.items() if k != "include"})
+    local.line, local.file = node.line, node.file
+    local.key_lines = {k: v for k, v in node.key_lines.items() if k != "include"}
+    local.key_files = dict(node.key_files)
+    return merged(included, local)
+
+
+def _pydantic_errors(exc: ValidationError, root: Any, prefix: tuple[Any, ...], fallback: tuple[str, int | None]) -> ConfigError:
+    """The first pydantic error as a ConfigError located in the YAML."""
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    # pydantic adds union-branch names (e.g. 'str', 'VariantEntry') to loc: drop them for lookup/printing
+    clean = tuple(p for p in loc if not (isinstance(p, str) and (p[:1].isupper() or p in {"str", "int", "float", "bool"})))
+    file, line = line_of(root, clean)
+    if line is None:
+        file, line = fallback
+    dotted = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in (*prefix, *clean)).replace(".[", "[")
+    msg = err["msg"]
+    if "input" in err and err["type"] not in ("missing",):
+        msg += f" (got {err['input']!r})"
+    return ConfigError(file or fallback[0], line, f"{dotted}: {msg}" if dotted else msg)
+
+
+def validate_section(model: type[BaseModel], data: Any, root: Any, prefix: tuple[Any, ...], fallback: tuple[str, int | None]) -> BaseModel:
+    """Validate ``data`` with a pydantic model; unknown keys get a "did you mean" from its fields."""
+    try:
+        return model.model_validate(dict(data) if isinstance(data, dict) else data)
+    except ValidationError as exc:
+        raise _nested_unknown(exc, model, root, prefix, fallback) from None
+
+
+def _nested_unknown(exc: ValidationError, model: type[BaseModel], root: Any, prefix: tuple[Any, ...], fallback: tuple[str, int | None]) -> ConfigError:
+    err = exc.errors()[0]
+    if err["type"] == "extra_forbidden":
+        loc = tuple(err["loc"])
+        fields = _fields_along(model, loc[:-1])
+        file, line = line_of(root, loc)
+        where = ".".join(str(p) for p in (*prefix, *loc[:-1]) if not isinstance(p, int)) or "top level"
+        return ConfigError(
+            file or fallback[0],
+            line if line is not None else fallback[1],
+            f"unknown key {loc[-1]!r} in {where}{suggest(str(loc[-1]), fields)}; allowed: {', '.join(fields)}",
+        )
+    return _pydantic_errors(exc, root, prefix, fallback)
+
+
+def _fields_along(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the (nested) pydantic model at ``loc``, for "did you mean" suggestions."""
+    import typing
+
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        if part not in current.model_fields:
+            continue
+        ann = current.model_fields[part].annotation
+        candidates = [ann, *typing.get_args(ann)]
+        for sub in list(candidates):
+            candidates.extend(typing.get_args(sub))
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), current)
+    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+
+
+def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
+    section, _, rest = key.partition(".")
+    target = config.setdefault(section, {})
+    parts = rest.split(".")
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+    target[parts[-1]] = value
+
+
+def sweep_points(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The grid of a ``sweep:`` block in a stable order ([{}] when there is no sweep)."""
+    keys = list(sweep)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(sweep[k] for k in keys))] or [{}]
+
+
+def _variants(raw: list[Any] | None, task: TaskEntry, where: tuple[str, int | None]) -> list[VariantEntry]:
+    if raw is None:
+        raise ConfigError(*where, f"task {task.name!r} has no variants: set variants: in the task or the suite")
+    out = [VariantEntry(name=v) if isinstance(v, str) else v for v in raw]
+    if task.ablate is not None:
+        base = next((v for v in out if v.name == task.ablate.base), None)
+        if base is None:
+            base = VariantEntry(name=task.ablate.base)
+        ablated = [
+            VariantEntry(name=a.name, use=base.uses, model={**base.model, **a.model}, ablation=a.name)
+            for a in task.ablate.variants
+        ]
+        out = ([VariantEntry(name=base.name, use=base.use, model=base.model, ablation="base")] if task.ablate.include_base else []) + [
+            v for v in out if v.name != base.name
+        ] + ablated
+    seen: set[str] = set()
+    for v in out:
+        if v.name in seen:
+            raise ConfigError(*where, f"task {task.name!r}: variant label {v.name!r} appears twice")
+        seen.add(v.name)
+    return out
+
+
+def build_run_config(
+    task: ResolvedTask, variant: VariantEntry, point: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The unvalidated data/model/train/measure/match dicts for one (variant, sweep point)."""
+    fam = task.family
+    config = {
+        "data": dict(task.entry.data),
+        "model": {**fam().variant_defaults(variant.uses), **task.entry.model, **variant.model},
+        "train": dict(task.train),
+        "measure": dict(task.measure),
+        "match": dict(task.match),
+    }
+    for key, value in point.items():
+        set_dotted(config, key, value)
+    return config
+
+
+def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line: tuple[str, int | None]) -> None:
+    """Build and validate every configuration the task will run."""
+    fam = task.family
+    entry = task.entry
+    task_where = line_of(raw_task, ())
+    if entry.dataset not in fam.datasets:
+        file, line = line_of(raw_task, ("dataset",))
+        known = sorted(fam.datasets)
+        raise ConfigError(file, line, f"unknown dataset {entry.dataset!r} for family {fam.name!r}{suggest(entry.dataset, known)}; known: {', '.join(known)}")
+    for i, v in enumerate(task.variants):
+        if v.uses not in fam.variants:
+            file, line = line_of(raw_variants, (i,)) if raw_variants is not None else task_where
+            raise ConfigError(file, line, f"unknown variant {v.uses!r} for family {fam.name!r}{suggest(v.uses, list(fam.variants))}; known: {', '.join(fam.variants)}")
+    for name in task.metrics:
+        if name not in fam.metrics:
+            file, line = line_of(raw_task, ("metrics",))
+            raise ConfigError(file, line, f"unknown metric {name!r} for family {fam.name!r}{suggest(name, list(fam.metrics))}; known: {', '.join(fam.metrics)}")
+    for name in entry.verdict.thresholds:
+        if name not in fam.metrics:
+            file, line = line_of(raw_task, ("verdict", "thresholds", name))
+            raise ConfigError(file, line, f"verdict threshold for unknown metric {name!r}{suggest(name, list(fam.metrics))}")
+    ref = task.match.get("reference")
+    if ref is not None and ref not in {v.name for v in task.variants}:
+        file, line = line_of(raw_task, ("match",)) if "match" in raw_task else sweep_line
+        raise ConfigError(file, line, f"match.reference {ref!r} is not one of the task's variants ({', '.join(v.name for v in task.variants)})")
+    data_schema = fam.datasets[entry.dataset].params
+    # the configuration without sweep values first (errors point at the task's own lines), then every
+    # sweep point (errors point at the sweep: line)
+    points = [{}] + ([p for p in sweep_points(task.sweep)] if task.sweep else [])
+    for point in points:
+        for variant in task.variants:
+            config = build_run_config(task, variant, point)
+            if point:
+                roots = {"data": None, "model": None}
+                where = {section: sweep_line for section in ("data", "model", *SECTION_MODELS)}
+            else:
+                model_root = raw_task.get("model")
+                if variant.model and isinstance(raw_variants, LineList):
+                    model_root = _variant_model_node(raw_variants, variant.name) or model_root
+                roots = {"data": raw_task.get("data"), "model": model_root}
+                where = {s: line_of(raw_task, (s,)) if s in raw_task else task_where for s in ("data", "model", *SECTION_MODELS)}
+            validate_section(data_schema, config["data"], roots["data"], (entry.name, "data"), where["data"])
+            validate_section(fam.ModelParams, config["model"], roots["model"], (entry.name, "model"), where["model"])
+            for section, model in SECTION_MODELS.items():
+                validate_section(model, config[section], None, (entry.name, section), where[section])
+
+
+def _variant_model_node(raw_variants: LineList, name: str) -> Any:
+    for item in raw_variants:
+        if isinstance(item, LineDict) and item.get("name") == name:
+            return item.get("model")
+    return None
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Parse, include, validate; raises ConfigError (``FILE:LINE: message``) on any problem."""
+    path = Path(path)
+    display = _display(path)
+    raw = load_yaml(path, display)
+    if not isinstance(raw, LineDict):
+        raise ConfigError(display, getattr(raw, "line", 1), "a suite file must be a mapping with suite:, tasks:, ...")
+    tasks_node = raw.get("tasks")
+    if isinstance(tasks_node, LineList):
+        resolved = LineList(_resolve_includes(t, path.parent, (path.resolve(),), (display, None)) for t in tasks_node)
+        resolved.line, resolved.file, resolved.item_lines = tasks_node.line, tasks_node.file, tasks_node.item_lines
+        raw["tasks"] = resolved
+    suite = validate_section(SuiteFile, raw, raw, (), (display, 1))
+    assert isinstance(suite, SuiteFile)
+    tasks: list[ResolvedTask] = []
+    names: set[str] = set()
+    for i, entry in enumerate(suite.tasks):
+        raw_task = raw["tasks"][i]
+        where = line_of(raw, ("tasks", i))
+        if entry.name in names:
+            raise ConfigError(*line_of(raw_task, ("name",)), f"duplicate task name {entry.name!r}")
+        names.add(entry.name)
+        try:
+            family = FAMILIES.get(entry.family)
+        except UnknownNameError as exc:
+            raise ConfigError(*line_of(raw_task, ("family",)), str(exc)) from None
+        except ImportError as exc:
+            raise ConfigError(*line_of(raw_task, ("family",)), f"family {entry.family!r} cannot be imported: {exc}") from None
+        raw_variants = raw_task.get("variants", raw.get("variants"))
+        variants = _variants(entry.variants if entry.variants is not None else suite.variants, entry, where)
+        resolved_task = ResolvedTask(
+            entry=entry,
+            family=family,
+            variants=tuple(variants),
+            train={**suite.train, **entry.train},
+            measure={**suite.measure, **entry.measure},
+            match={**suite.match, **entry.match},
+            sweep={**suite.sweep, **entry.sweep},
+            metrics=tuple(entry.metrics or family.metrics),
+        )
+        sweep_node = raw_task if "sweep" in raw_task else raw
+        _check_task(resolved_task, raw_task, raw_variants, line_of(sweep_node, ("sweep",)))
+        tasks.append(resolved_task)
+    return Suite(
+        name=suite.suite,
+        path=path,
+        description=suite.description,
+        seeds=tuple(suite.seeds),
+        tasks=tuple(tasks),
+        raw=suite.model_dump(),
+    )

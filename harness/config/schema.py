@@ -1,0 +1,92 @@
+"""The suite schema: what a suite YAML may say, field by field (field names are the YAML keys).
+
+Structure only; the family-dependent parts (``data:``, ``model:`` and the names of families, datasets,
+variants and metrics) are checked in ``harness.config.load`` against the family registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+SWEEP_SECTIONS = ("data", "model", "train", "measure")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VariantEntry(Strict):
+    """A variant: a label, the family model it instantiates (``use``), and ``model:`` overrides."""
+
+    name: str = Field(pattern=NAME)
+    use: str | None = None  # default: same as name
+    model: dict[str, Any] = Field(default_factory=dict)
+    ablation: str = ""  # filled by ``ablate:`` expansion; rows carry it
+
+    @property
+    def uses(self) -> str:
+        return self.use or self.name
+
+
+class AblationVariant(Strict):
+    name: str = Field(pattern=NAME)
+    model: dict[str, Any] = Field(default_factory=dict)
+
+
+class Ablate(Strict):
+    """One-factor-at-a-time variants that override fields of a base variant (MAD-lab style)."""
+
+    base: str
+    variants: list[AblationVariant] = Field(min_length=1)
+    include_base: bool = True
+
+
+class Verdict(Strict):
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    relative: dict[str, bool] = Field(default_factory=dict)  # threshold is a fraction of the reference
+
+
+def _check_sweep(value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    for key, values in value.items():
+        section = key.split(".", 1)[0]
+        if section not in SWEEP_SECTIONS or "." not in key:
+            raise ValueError(f"sweep key {key!r} must be a dotted field under one of {', '.join(SWEEP_SECTIONS)}")
+        if not values:
+            raise ValueError(f"sweep {key!r} has no values")
+    return value
+
+
+class TaskEntry(Strict):
+    name: str = Field(pattern=NAME)
+    description: str = ""
+    family: str
+    dataset: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    model: dict[str, Any] = Field(default_factory=dict)
+    variants: list[str | VariantEntry] | None = None
+    ablate: Ablate | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+    measure: dict[str, Any] = Field(default_factory=dict)
+    match: dict[str, Any] = Field(default_factory=dict)
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    metrics: list[str] | None = None
+    verdict: Verdict = Field(default_factory=Verdict)
+
+    _sweep = field_validator("sweep")(_check_sweep)
+
+
+class SuiteFile(Strict):
+    suite: str = Field(pattern=NAME)
+    description: str = ""
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    train: dict[str, Any] = Field(default_factory=dict)
+    measure: dict[str, Any] = Field(default_factory=dict)
+    match: dict[str, Any] = Field(default_factory=dict)
+    variants: list[str | VariantEntry] | None = None
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    tasks: list[TaskEntry] = Field(min_length=1)
+
+    _sweep = field_validator("sweep")(_check_sweep)

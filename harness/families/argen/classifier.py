@@ -1,0 +1,93 @@
+"""The small CNN that scores generated samples: class accuracy of CFG samples, and "classifier-FID".
+
+Standard FID needs Inception-v3 weights (a download), and Inception features of 16x16 digits mean little
+anyway. So, as is common for small-scale generative benchmarks on MNIST-like data, the Fréchet distance
+is computed on the penultimate features of a classifier trained on the same dataset. The numbers are
+comparable between variants of one task (same classifier, cached by the data config), NOT with
+published Inception FIDs. Trained through the shared loop, cached like the tokenizer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.config.sections import TrainConfig
+from harness.families.argen.cache import config_key, isolated_rng, load_or_build
+from harness.families.argen.config import ClassifierParams, ImageDataParams
+from harness.families.argen.data import ImageSet
+from harness.families.base import Experiment
+
+
+class Features(nn.Sequential):
+    """Three strided conv stages + global average pool: ``(B, 3, R, R)`` in [-1, 1] -> ``(B, num_features)``.
+    ``num_features`` is what torchmetrics' ``FrechetInceptionDistance`` reads from a custom extractor."""
+
+    def __init__(self, width: int):
+        super().__init__(
+            nn.Conv2d(3, width, 3, padding=1), nn.GELU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1), nn.GELU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.num_features = 4 * width
+
+
+class Classifier(nn.Module):
+    def __init__(self, num_classes: int, width: int):
+        super().__init__()
+        self.features = Features(width)
+        self.head = nn.Linear(self.features.num_features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class ClassifierTraining(Experiment):
+    def __init__(self, model: Classifier, images: ImageSet, p: ClassifierParams, device: torch.device):
+        self.model, self.images, self.p, self.device = model.to(device), images, p, device
+
+    def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(self.p.seed * 1_000_003 + step)
+        idx = torch.randint(len(self.images.train_images), (self.p.batch_size,), generator=g)
+        return self.images.train_images[idx].to(self.device), self.images.train_labels[idx].to(self.device)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(self.model(x).float(), y)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        pred = self.model(self.images.test_images.to(self.device)).argmax(-1).cpu()
+        return {"classifier_acc": float((pred == self.images.test_labels).float().mean())}
+
+    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
+        return (self.images.train_images[:batch_size].to(self.device),)
+
+
+def get_classifier(dataset: str, data: ImageDataParams, images: ImageSet, cache_dir: Path,
+                   device: torch.device) -> tuple[Classifier, dict[str, Any]]:
+    """The task's scoring classifier (eval mode, frozen) and its test accuracy, cached by the data config."""
+    from harness.run.train import train
+
+    p = data.classifier
+    key = config_key({"dataset": dataset, "data": data.model_dump(exclude={"tokenizer", "classifier", "inception_weights"}),
+                      "classifier": p.model_dump(), "num_classes": images.num_classes})
+
+    def build() -> dict[str, Any]:
+        with isolated_rng(device):
+            torch.manual_seed(p.seed)
+            exp = ClassifierTraining(Classifier(images.num_classes, p.width), images, p, device)
+            train(exp, TrainConfig(steps=p.steps, batch_size=p.batch_size, lr=p.lr, warmup_steps=p.steps // 10), device)
+            metrics = exp.evaluate()
+        return {"state_dict": {k: v.cpu() for k, v in exp.model.state_dict().items()}, "metrics": metrics}
+
+    artefact, cached = load_or_build(cache_dir / "argen" / f"classifier-{key}.pt", build)
+    model = Classifier(images.num_classes, p.width)
+    model.load_state_dict(artefact["state_dict"])
+    return model.to(device).eval().requires_grad_(False), {**artefact["metrics"], "classifier_cached": cached}

@@ -1,0 +1,83 @@
+"""Built-in class-conditional image sets, generated locally (nothing is downloaded).
+
+- ``digits``: scikit-learn's 8x8 handwritten digits (10 classes), bilinearly upsampled to the task's
+  resolution — small enough to train a tokenizer and three AR models on a CPU in seconds.
+- ``textures``: random crops of the photographs and textures bundled with scikit-image (brick, grass,
+  gravel, astronaut, ...); the class is the source image. Harder, more natural statistics.
+
+Images are ``(N, 3, R, R)`` float in ``[-1, 1]`` (LlamaGen's convention; grey images are repeated to RGB so
+a pretrained RGB tokenizer applies unchanged). The train/test split is fixed by ``split_seed``, not by
+the run seed, so every run and the shared tokenizer see the same split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+
+from harness.families.argen.config import DigitsParams, ImageDataParams, TexturesParams
+
+# skimage.data images shipped inside the package (no pooch download); each is one class of ``textures``.
+TEXTURE_SOURCES = ("brick", "grass", "gravel", "camera", "astronaut", "coffee", "chelsea", "immunohistochemistry")
+
+
+@dataclass
+class ImageSet:
+    train_images: torch.Tensor  # (N, 3, R, R) in [-1, 1]
+    train_labels: torch.Tensor  # (N,) long
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    num_classes: int
+
+
+def _to_rgb_unit(images: np.ndarray, resolution: int) -> torch.Tensor:
+    """(N, H, W) or (N, H, W, 3) in [0, 1] -> (N, 3, R, R) in [-1, 1], bilinear resize."""
+    x = torch.as_tensor(images, dtype=torch.float32)
+    x = x.unsqueeze(1).expand(-1, 3, -1, -1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=True)
+    return (x.clamp(0, 1) * 2 - 1).contiguous()
+
+
+def _split(images: torch.Tensor, labels: np.ndarray, p: ImageDataParams, num_classes: int) -> ImageSet:
+    idx = np.arange(len(labels))
+    tr, te = train_test_split(idx, test_size=p.test_fraction, random_state=p.split_seed, stratify=labels)
+    y = torch.as_tensor(labels, dtype=torch.long)
+    return ImageSet(images[tr], y[tr], images[te], y[te], num_classes)
+
+
+def load_digits_images(p: DigitsParams) -> ImageSet:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = digits.images / digits.images.max()
+    return _split(_to_rgb_unit(images, p.resolution), digits.target, p, num_classes=10)
+
+
+def load_texture_images(p: TexturesParams) -> ImageSet:
+    import skimage.data
+
+    rng = np.random.default_rng(p.split_seed)
+    crops, labels = [], []
+    for label, name in enumerate(TEXTURE_SOURCES):
+        src = getattr(skimage.data, name)().astype(np.float32) / 255.0
+        h, w = src.shape[:2]
+        if min(h, w) < p.crop:
+            raise ValueError(f"textures: crop {p.crop} is larger than skimage.data.{name} ({h}x{w})")
+        ys = rng.integers(0, h - p.crop + 1, p.per_class)
+        xs = rng.integers(0, w - p.crop + 1, p.per_class)
+        patches = np.stack([src[y : y + p.crop, x : x + p.crop] for y, x in zip(ys, xs)])
+        crops.append(_to_rgb_unit(patches, p.resolution))
+        labels.append(np.full(p.per_class, label))
+    return _split(torch.cat(crops), np.concatenate(labels), p, num_classes=len(TEXTURE_SOURCES))
+
+
+LOADERS = {"digits": load_digits_images, "textures": load_texture_images}
+NUM_CLASSES = {"digits": 10, "textures": len(TEXTURE_SOURCES)}
+
+
+def load_images(dataset: str, p: ImageDataParams) -> ImageSet:
+    return LOADERS[dataset](p)

@@ -1,0 +1,178 @@
+"""The ``argen`` family: class-conditional AR image generation over VQ codes, AiM vs Transformer vs Gated CNN.
+
+Reproduces the setting of AiM (Li et al., arXiv 2408.12245) at small scale: a shared VQ tokenizer
+(``tokenizer.py``), next-token models that differ only by mixer (``model.py``), and the quantities AiM
+argues on — NLL, sample quality, and decode speed/memory with each model's native incremental state
+(Mamba2 recurrence: constant memory per token; attention: a KV cache growing with length).
+
+Decode costs (``extra_measurements``, through the spine's measurer) per batch ``b`` in
+``model.decode_batch_sizes``: ``prefill_ms_b{b}`` (one parallel pass over a ``decode_len``-token prompt),
+``decode_ms_per_token_b{b}`` and ``decode_tokens_per_s_b{b}`` (token-by-token generation of ``decode_len``
+codes, no CFG, so the batch is exactly ``b``), ``peak_mem_mb_decode_b{b}``. ``model.decode_len`` larger than
+the task's token count is timed on an untrained model of the same architecture (speed does not depend on
+the weights), which is how a GPU sweep over 256/1024/4096 tokens is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from harness.families.argen.classifier import Classifier, get_classifier
+from harness.families.argen.config import ARModelParams, DigitsParams, ImageDataParams, TexturesParams
+from harness.families.argen.data import NUM_CLASSES, ImageSet, load_images
+from harness.families.argen.metrics import (
+    frechet_distance,
+    generate_per_class,
+    inception_fid,
+    nll_bits_per_token,
+)
+from harness.families.argen.model import VARIANTS, ARModel
+from harness.families.argen.tokenizer import VQModel, get_tokenizer, token_grid
+from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, RunContext
+
+
+def _encode(tokenizer: VQModel, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+    return torch.cat([tokenizer.encode(images[i : i + batch_size].to(device)) for i in range(0, len(images), batch_size)])
+
+
+class ARGenExperiment(Experiment):
+    def __init__(self, ctx: RunContext, model: ARModel, tokenizer: VQModel, classifier: Classifier,
+                 images: ImageSet, info: dict[str, Any]):
+        self.ctx, self.p, self.model = ctx, ctx.model, model
+        self.tokenizer, self.classifier, self.images, self.info = tokenizer, classifier, images, info
+        device, bs = ctx.device, ctx.eval_batch_size
+        self.train_codes = _encode(tokenizer, images.train_images, bs, device)
+        self.test_codes = _encode(tokenizer, images.test_images, bs, device)
+        self.train_labels = images.train_labels.to(device)
+        self.test_labels = images.test_labels.to(device)
+
+    def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random codes + labels; each label is replaced by the null label with prob ``label_drop`` (CFG)."""
+        g = torch.Generator().manual_seed(self.ctx.seed * 1_000_003 + step)
+        idx = torch.randint(len(self.train_codes), (self.ctx.train_batch_size,), generator=g)
+        drop = torch.rand(len(idx), generator=g) < self.p.label_drop
+        labels = self.train_labels[idx.to(self.ctx.device)]
+        labels = torch.where(drop.to(self.ctx.device), torch.full_like(labels, self.model.null_label), labels)
+        return self.train_codes[idx.to(self.ctx.device)], labels
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        codes, labels = batch
+        return F.cross_entropy(self.model(codes, labels).flatten(0, 1).float(), codes.flatten())
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        bs = self.ctx.eval_batch_size
+        out = {"nll_bits_per_token": nll_bits_per_token(self.model, self.test_codes, self.test_labels, bs)}
+        codes, labels = generate_per_class(self.model, self.images.num_classes, self.p.samples_per_class, bs,
+                                           self.ctx.seed, self.p.cfg_scale, self.p.temperature, self.p.top_k)
+        fake = torch.cat([self.tokenizer.decode(codes[i : i + bs]) for i in range(0, len(codes), bs)]).clamp(-1, 1)
+        real = self.images.test_images.to(self.ctx.device)
+        out["sample_acc"] = float((self.classifier(fake).argmax(-1) == labels).float().mean())
+        out["fid_classifier"] = frechet_distance(self.classifier.features, real, fake, bs)
+        weights = self.ctx.data.inception_weights
+        if weights is not None:
+            out["fid_inception"] = inception_fid(weights, real, fake, bs)
+        return out
+
+    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
+        idx = torch.arange(batch_size, device=self.ctx.device) % len(self.test_codes)
+        return self.test_codes[idx], self.test_labels[idx]
+
+    def row_extras(self) -> dict[str, Any]:
+        seq_len, d = self.model.seq_len, self.p.d_model
+        return {
+            "seq_len": seq_len,
+            "d_model": d,
+            "depth": self.p.depth,
+            "vocab": self.model.vocab,
+            "adaln_groups": self.p.adaln_groups,
+            "pos": self.p.pos,
+            "cfg_scale": self.p.cfg_scale,
+            "l_over_6d": seq_len / (6 * d),
+            **self.info,
+        }
+
+    def extra_measurements(self, measurer: Any) -> dict[str, Any]:
+        length = self.p.decode_len or self.model.seq_len
+        model = self.model
+        if length > model.seq_len:  # same architecture, untrained, sized for the longer sequence
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.ctx.seed)
+                model = ARModel(self.ctx.use, self.p, model.vocab, model.num_classes, length)
+            model = model.to(self.ctx.device)
+        model.eval()
+        out: dict[str, Any] = {"decode_len": length}
+        g = torch.Generator().manual_seed(self.ctx.seed)
+        for b in self.p.decode_batch_sizes:
+            labels = (torch.arange(b) % model.num_classes).to(self.ctx.device)
+            prompt = torch.randint(model.vocab, (b, length), generator=g).to(self.ctx.device)
+            gen = torch.Generator(device=self.ctx.device).manual_seed(self.ctx.seed)
+            prefill = lambda: model(prompt, labels)  # noqa: E731
+            decode = lambda: model.generate(labels, length, generator=gen)  # noqa: E731
+            memory = measurer.memory(decode, inference=True)  # an OOM here is a result, not a crash
+            out[f"peak_mem_mb_decode_b{b}"] = memory.peak_mb
+            out[f"decode_status_b{b}"] = memory.status
+            if memory.status != "ok":
+                continue
+            decode_ms = measurer.time(decode, inference=True).p50_ms
+            out[f"prefill_ms_b{b}"] = measurer.time(prefill, inference=True).p50_ms
+            out[f"decode_ms_per_token_b{b}"] = decode_ms / length
+            out[f"decode_tokens_per_s_b{b}"] = b * length / (decode_ms / 1e3)
+        return out
+
+
+class ARGenFamily(Family):
+    name = "argen"
+    description = "class-conditional AR image generation over VQ codes (AiM): Mamba2 vs Transformer vs Gated CNN"
+    ModelParams = ARModelParams
+    datasets = {
+        "digits": DatasetSpec(DigitsParams, "scikit-learn 8x8 digits upsampled, 10 classes (built in)"),
+        "textures": DatasetSpec(TexturesParams, "crops of scikit-image's bundled photos/textures, 8 classes (built in)"),
+    }
+    variants = tuple(VARIANTS)
+    ssm_variants = ("aim",)
+    metrics = {
+        "nll_bits_per_token": MetricSpec(higher_is_better=False, unit="bits", primary=True),
+        "fid_classifier": MetricSpec(higher_is_better=False),
+        "sample_acc": MetricSpec(higher_is_better=True),
+        "fid_inception": MetricSpec(higher_is_better=False),
+    }
+    causal = True
+    width_field = "d_model"
+    width_multiple = 8  # keeps mamba2's expand*d_model divisible by headdim and RoPE head dims even
+
+    def variant_defaults(self, use: str) -> dict[str, Any]:
+        return {
+            "aim": {"adaln_groups": 1, "pos": "learned", "mlp_ratio": 0.0},  # AiM: Mamba2 only, adaLN, abs. pos.
+            "transformer": {"pos": "rope", "mlp_ratio": 4.0},  # LlamaGen: RoPE, MLP, class token only
+            "gated_cnn": {"pos": "learned", "mlp_ratio": 0.0},  # MambaOut block is its own MLP
+        }[use]
+
+    @staticmethod
+    def _shape(ctx: RunContext) -> tuple[int, int, int]:
+        data: ImageDataParams = ctx.data  # type: ignore[assignment]
+        seq_len, vocab = token_grid(data.tokenizer, data.resolution)
+        return seq_len, vocab, NUM_CLASSES[ctx.dataset]
+
+    def build_model(self, ctx: RunContext) -> ARModel:
+        seq_len, vocab, num_classes = self._shape(ctx)
+        return ARModel(ctx.use, ctx.model, vocab, num_classes, seq_len)  # type: ignore[arg-type]
+
+    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
+        seq_len, vocab, num_classes = self._shape(ctx)
+        g = torch.Generator().manual_seed(ctx.seed)
+        codes = torch.randint(vocab, (batch_size, seq_len), generator=g)
+        return codes.to(ctx.device), (torch.arange(batch_size) % num_classes).to(ctx.device)
+
+    def build(self, ctx: RunContext) -> ARGenExperiment:
+        data: ImageDataParams = ctx.data  # type: ignore[assignment]
+        images = load_images(ctx.dataset, data)
+        tokenizer, vq_info = get_tokenizer(ctx.dataset, data, images, ctx.cache_dir, ctx.device)
+        classifier, cls_info = get_classifier(ctx.dataset, data, images, ctx.cache_dir, ctx.device)
+        torch.manual_seed(ctx.seed)  # the AR model's init does not depend on what was cached before
+        model = self.build_model(ctx).to(ctx.device)
+        return ARGenExperiment(ctx, model, tokenizer, classifier, images, {**vq_info, **cls_info})

@@ -1,0 +1,213 @@
+"""The PDE datasets: schemas, generation at two resolutions, and the on-disk cache.
+
+Every sample is an input function ``a: (C_in, *grid)`` and an output function ``u: (C_out, *grid)``. The
+solvers (``solvers.py``) run on a fine grid, the result is subsampled to the *2x* grid, and the training
+grid is every second point of that, so the same samples exist at the training resolution and at twice it
+(zero-shot super-resolution, as in FNO and Cheng et al., arXiv 2410.02113). Generated sets are cached in
+``ctx.cache_dir/pde/`` under a hash of everything that determines them; the file is written atomically so
+concurrent runs may race to create it safely.
+
+Grids: ``periodic`` problems use x_i = i/n (i < n), so the 2x grid has 2n points; ``nodes`` problems
+(Darcy, Dirichlet boundary) use x_i = i/(n-1) including both walls, so the 2x grid has 2n-1 points. The
+models append these coordinates as input channels, so a model trained at n evaluates at 2x unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from harness.families.base import Params
+from harness.families.pde import solvers
+
+GENERATOR_VERSION = 1  # bump when a solver changes its output, so stale caches are not reused
+Grid = Literal["periodic", "nodes"]
+
+
+class BurgersParams(Params):
+    """Burgers 1-D, u(0) -> u(final_time) (FNO Sec. 5.1; viscosity 0.1 and 0.01 in the issue)."""
+
+    resolution: int = Field(64, ge=4, description="training grid points (periodic); the 2x test grid has twice")
+    viscosity: float = Field(0.1, gt=0)
+    final_time: float = Field(1.0, gt=0, description="FNO maps u(0) to u(1)")
+    n_train: int = Field(128, ge=1)
+    n_test: int = Field(32, ge=1)
+    refine: int = Field(2, ge=1, description="solver grid points = refine x the 2x grid")
+    cfl: float = Field(0.5, gt=0, le=1, description="advective CFL number of the IF-RK4 time step")
+    grf_sigma: float = Field(25.0, gt=0, description="u0 ~ N(0, sigma^2 (-Laplace + tau^2)^-alpha); FNO: 625 (-L+25)^-2")
+    grf_tau: float = Field(5.0, gt=0)
+    grf_alpha: float = Field(2.0, gt=0)
+    data_seed: int = Field(0, description="fixes the samples; the run seed only changes init and batches")
+
+
+class DarcyParams(Params):
+    """Darcy 2-D, permeability a -> pressure u (FNO Sec. 5.2: a in {12, 3} from a thresholded GRF, f = 1)."""
+
+    resolution: int = Field(32, ge=3, description="grid points per side incl. both walls; the 2x grid has 2n-1")
+    n_train: int = Field(128, ge=1)
+    n_test: int = Field(32, ge=1)
+    refine: int = Field(2, ge=1, description="solver grid spacing = the 2x grid's / refine")
+    a_high: float = Field(12.0, gt=0, description="permeability where the GRF is >= 0")
+    a_low: float = Field(3.0, gt=0, description="permeability where the GRF is < 0")
+    forcing: float = Field(1.0, description="constant source f")
+    grf_tau: float = Field(3.0, gt=0, description="GRF (-Laplace + tau^2)^-alpha; FNO: (-L+9)^-2")
+    grf_alpha: float = Field(2.0, gt=0)
+    data_seed: int = 0
+
+
+class NavierStokesParams(Params):
+    """Navier-Stokes 2-D vorticity: ``input_steps`` snapshots -> the next ``output_steps`` (FNO Sec. 5.3)."""
+
+    resolution: int = Field(32, ge=4, description="training grid points per side (periodic)")
+    viscosity: float = Field(1e-3, gt=0)
+    n_train: int = Field(128, ge=1)
+    n_test: int = Field(32, ge=1)
+    input_steps: int = Field(10, ge=1, description="FNO: 10 snapshots in")
+    output_steps: int = Field(1, ge=1, description="snapshots predicted at once (output channels)")
+    record_every: float = Field(1.0, gt=0, description="time between snapshots (FNO: 1)")
+    dt: float = Field(1e-3, gt=0, description="solver step (FNO: 1e-4 on 256^2; scale with the solver grid)")
+    refine: int = Field(1, ge=1, description="solver grid points = refine x the 2x grid")
+    forcing_amplitude: float = Field(0.1, description="f = A (sin 2pi(x+y) + cos 2pi(x+y)), FNO: 0.1")
+    grf_sigma: float = Field(7.0**1.5, gt=0, description="w0 ~ N(0, sigma^2 (-Laplace + tau^2)^-alpha); FNO: 7^1.5")
+    grf_tau: float = Field(7.0, gt=0)
+    grf_alpha: float = Field(2.5, gt=0)
+    data_seed: int = 0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a model needs to know about a dataset without generating it."""
+
+    dim: int
+    in_channels: int
+    out_channels: int
+    grid: Grid
+    resolution: int
+
+    def shape(self, resolution: int | None = None) -> tuple[int, ...]:
+        return (resolution or self.resolution,) * self.dim
+
+    def resolution_2x(self) -> int:
+        return 2 * self.resolution - 1 if self.grid == "nodes" else 2 * self.resolution
+
+
+@dataclass(frozen=True)
+class PDEData:
+    """Train and test pairs at the training resolution, and the test pairs at 2x (or why there are none)."""
+
+    layout: Layout
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    test_x_2x: torch.Tensor | None
+    test_y_2x: torch.Tensor | None
+    no_2x_reason: str = ""
+
+    def to(self, device: torch.device) -> "PDEData":
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return PDEData(
+            self.layout, *(move(t) for t in (self.train_x, self.train_y, self.test_x, self.test_y,
+                                             self.test_x_2x, self.test_y_2x)), self.no_2x_reason,
+        )
+
+
+def split_two_resolutions(layout: Layout, x2: torch.Tensor, y2: torch.Tensor, n_train: int) -> PDEData:
+    """Split samples given on the 2x grid into train (training grid) and test (both grids)."""
+    sub = (slice(None), slice(None)) + (slice(None, None, 2),) * layout.dim
+    x, y = x2[sub].contiguous(), y2[sub].contiguous()
+    return PDEData(layout, x[:n_train], y[:n_train], x[n_train:], y[n_train:], x2[n_train:], y2[n_train:])
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def generate_burgers(p: BurgersParams, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, u)`` on the 2x grid, ``(N, 1, 2n)`` each."""
+    n2 = 2 * p.resolution
+    n_fine = n2 * p.refine
+    u0 = solvers.gaussian_random_field(
+        p.n_train + p.n_test, n_fine, 1, p.grf_alpha, p.grf_tau, p.grf_sigma, _generator(p.data_seed), device
+    )
+    u1 = solvers.burgers_1d(u0, p.viscosity, p.final_time, p.cfl)
+    return u0[:, None, :: p.refine], u1[:, None, :: p.refine]
+
+
+def generate_darcy(p: DarcyParams, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, u)`` on the 2x node grid, ``(N, 1, 2n-1, 2n-1)`` each (scipy solve on the CPU, one per sample)."""
+    cells = 2 * (p.resolution - 1) * p.refine  # solver cells per side; nodes = cells + 1
+    field = solvers.gaussian_random_field(
+        p.n_train + p.n_test, cells, 2, p.grf_alpha, p.grf_tau, 1.0, _generator(p.data_seed), torch.device("cpu")
+    ).numpy()
+    field = np.pad(field, ((0, 0), (0, 1), (0, 1)), mode="wrap")  # the torus' node at x = 1 is the one at 0
+    a = np.where(field >= 0, p.a_high, p.a_low)
+    u = np.stack([solvers.darcy_2d(ai, p.forcing) for ai in a])
+    sub = (slice(None), None, slice(None, None, p.refine), slice(None, None, p.refine))
+    return torch.from_numpy(a[sub]), torch.from_numpy(u[sub])
+
+
+def ns_forcing(n: int, amplitude: float, device: torch.device | None = None) -> torch.Tensor:
+    """FNO's forcing A (sin 2pi(x+y) + cos 2pi(x+y)) on the periodic ``(n, n)`` grid."""
+    x = torch.arange(n, dtype=torch.float64, device=device) / n
+    s = x[:, None] + x[None, :]
+    return amplitude * (torch.sin(2 * math.pi * s) + torch.cos(2 * math.pi * s))
+
+
+def generate_navier_stokes(p: NavierStokesParams, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, u)`` on the 2x grid: ``(N, input_steps, 2n, 2n)`` and ``(N, output_steps, 2n, 2n)``."""
+    n_fine = 2 * p.resolution * p.refine
+    w0 = solvers.gaussian_random_field(
+        p.n_train + p.n_test, n_fine, 2, p.grf_alpha, p.grf_tau, p.grf_sigma, _generator(p.data_seed), device
+    )
+    w = solvers.navier_stokes_2d(
+        w0, ns_forcing(n_fine, p.forcing_amplitude, device), p.viscosity, p.dt, p.record_every,
+        p.input_steps + p.output_steps,
+    )
+    if not torch.isfinite(w).all():
+        raise ValueError(f"the Navier-Stokes solver diverged with dt={p.dt} on a {n_fine}^2 grid; lower data.dt")
+    w = w[..., :: p.refine, :: p.refine]
+    return w[:, : p.input_steps], w[:, p.input_steps :]
+
+
+GENERATORS = {
+    "burgers": (BurgersParams, generate_burgers, 1, "periodic"),
+    "darcy": (DarcyParams, generate_darcy, 2, "nodes"),
+    "navier_stokes": (NavierStokesParams, generate_navier_stokes, 2, "periodic"),
+}
+
+
+def generated_layout(dataset: str, p: Params) -> Layout:
+    _, _, dim, grid = GENERATORS[dataset]
+    c_in, c_out = (p.input_steps, p.output_steps) if dataset == "navier_stokes" else (1, 1)
+    return Layout(dim, c_in, c_out, grid, p.resolution)
+
+
+def cache_path(cache_dir: Path, dataset: str, p: Params) -> Path:
+    """``cache_dir/pde/<dataset>-<hash>.pt``; the hash covers every parameter and the generator version."""
+    key = json.dumps({"dataset": dataset, "version": GENERATOR_VERSION, **p.model_dump()}, sort_keys=True)
+    return Path(cache_dir) / "pde" / f"{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
+def load_generated(dataset: str, p: Params, cache_dir: Path, device: torch.device) -> PDEData:
+    """Generate (on ``device`` when it is a GPU) or read from the cache; returns float32 data on the CPU."""
+    path = cache_path(cache_dir, dataset, p)
+    if path.exists():
+        x2, y2 = torch.load(path)
+    else:
+        _, make, _, _ = GENERATORS[dataset]
+        x2, y2 = (t.float().cpu().contiguous() for t in make(p, device if device.type == "cuda" else torch.device("cpu")))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save((x2, y2), tmp)
+        os.replace(tmp, path)
+    return split_two_resolutions(generated_layout(dataset, p), x2, y2, p.n_train)

@@ -1,0 +1,1 @@
+"""Sequence diagnostics: selective copying (Mamba), MQAR associative recall (Zoology), majority."""

@@ -1,0 +1,119 @@
+"""Synthetic sequence tasks, generated on the fly from a seed (no files, fully deterministic).
+
+Each generator returns ``(tokens, targets)``: tokens (N, L) long; targets (N, L) long with -100 where
+no prediction is scored, so one per-position cross-entropy serves every task.
+
+- selective_copy (Gu & Dao 2023, Mamba §4.1.1): ``num_tokens`` data tokens scattered among noise in
+  the first ``seq_len`` positions, then ``num_tokens`` marker tokens; at each marker the model must emit
+  the data tokens in order. Needs content-based selection: a time-invariant convolution cannot solve it.
+- mqar (Arora et al. 2023, Zoology): ``num_kv`` key-value pairs, then queries of those keys at random
+  later positions; at each query the model must emit the bound value (multi-query associative recall).
+- majority: a binary sequence; at the last position the label is the majority bit (ties -> 0). A
+  long-range aggregate over the whole sequence.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.families.base import Params
+from pydantic import Field, model_validator
+
+IGNORE = -100
+
+
+class SelectiveCopyData(Params):
+    seq_len: int = Field(64, ge=4, description="length of the noisy region holding the data tokens")
+    num_tokens: int = Field(8, ge=1)
+    vocab: int = Field(16, ge=2, description="number of distinct data tokens")
+    n_eval: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _fits(self) -> "SelectiveCopyData":
+        if self.num_tokens > self.seq_len:
+            raise ValueError(f"num_tokens ({self.num_tokens}) must not exceed seq_len ({self.seq_len})")
+        return self
+
+
+class MQARData(Params):
+    seq_len: int = Field(64, ge=8)
+    num_kv: int = Field(8, ge=1)
+    key_vocab: int = Field(32, ge=2)
+    value_vocab: int = Field(32, ge=2)
+    n_eval: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _fits(self) -> "MQARData":
+        if 3 * self.num_kv > self.seq_len:
+            raise ValueError(f"seq_len ({self.seq_len}) must be at least 3 * num_kv ({3 * self.num_kv})")
+        if self.num_kv > self.key_vocab:
+            raise ValueError(f"num_kv ({self.num_kv}) must not exceed key_vocab ({self.key_vocab}): keys are distinct")
+        return self
+
+
+class MajorityData(Params):
+    seq_len: int = Field(63, ge=1)
+    n_eval: int = Field(512, ge=1)
+
+
+def _rand_positions(gen: torch.Generator, n: int, length: int, k: int) -> torch.Tensor:
+    """(n, k) sorted distinct positions in [0, length) per row."""
+    return torch.rand(n, length, generator=gen).argsort(dim=1)[:, :k].sort(dim=1).values
+
+
+def selective_copy(p: SelectiveCopyData, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    noise, marker, first_data = 0, 1, 2
+    total = p.seq_len + p.num_tokens
+    tokens = torch.full((n, total), noise, dtype=torch.long)
+    data = torch.randint(first_data, first_data + p.vocab, (n, p.num_tokens), generator=gen)
+    pos = _rand_positions(gen, n, p.seq_len, p.num_tokens)
+    tokens.scatter_(1, pos, data)
+    tokens[:, p.seq_len :] = marker
+    targets = torch.full_like(tokens, IGNORE)
+    targets[:, p.seq_len :] = data
+    return tokens, targets
+
+
+def mqar(p: MQARData, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    noise, first_key = 0, 1
+    first_value = first_key + p.key_vocab
+    keys = torch.rand(n, p.key_vocab, generator=gen).argsort(dim=1)[:, : p.num_kv] + first_key
+    values = torch.randint(first_value, first_value + p.value_vocab, (n, p.num_kv), generator=gen)
+    tokens = torch.full((n, p.seq_len), noise, dtype=torch.long)
+    tokens[:, 0 : 2 * p.num_kv : 2] = keys
+    tokens[:, 1 : 2 * p.num_kv : 2] = values
+    targets = torch.full_like(tokens, IGNORE)
+    query_region = p.seq_len - 2 * p.num_kv
+    qpos = _rand_positions(gen, n, query_region, p.num_kv) + 2 * p.num_kv
+    order = torch.rand(n, p.num_kv, generator=gen).argsort(dim=1)  # which pair each query asks for
+    tokens.scatter_(1, qpos, keys.gather(1, order))
+    targets.scatter_(1, qpos, values.gather(1, order))
+    return tokens, targets
+
+
+def majority(p: MajorityData, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    bits = torch.randint(0, 2, (n, p.seq_len), generator=gen)
+    tokens = bits + 1  # 0 is kept free as a pad id
+    targets = torch.full_like(tokens, IGNORE)
+    targets[:, -1] = (2 * bits.sum(dim=1) > p.seq_len).long()
+    return tokens, targets
+
+
+GENERATORS = {"selective_copy": selective_copy, "mqar": mqar, "majority": majority}
+
+
+def vocab_size(name: str, p: Params) -> int:
+    if name == "selective_copy":
+        return p.vocab + 2
+    if name == "mqar":
+        return 1 + p.key_vocab + p.value_vocab
+    return 3
+
+
+def n_outputs(name: str, p: Params) -> int:
+    return 2 if name == "majority" else vocab_size(name, p)
+
+
+def generate(name: str, p: Params, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return GENERATORS[name](p, n, gen)

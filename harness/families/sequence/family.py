@@ -1,0 +1,123 @@
+"""The ``sequence`` family: diagnostic token tasks on the shared sequence skeleton, mixers swapped.
+
+These are the tasks where the SSM question is sharpest: selective copying and associative recall need
+content-dependent selection (Mamba §4.1; Zoology), majority needs a long-range aggregate.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext
+from harness.families.sequence import data as D
+from harness.models.sequence_model import SequenceModel
+
+# A seed offset that keeps the evaluation stream apart from every training step's stream.
+EVAL_STREAM = 1_000_003
+
+
+class SequenceModelParams(Params):
+    d_model: int = Field(64, ge=4)
+    n_layers: int = Field(2, ge=1)
+    pattern: list[str] | None = Field(None, description="hybrid layer pattern, e.g. [mamba, mamba, attention]")
+    mlp_ratio: float | None = Field(None, ge=0, description="MLP after each mixer (default: 4 for attention, else 0)")
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    # mixer options; each mixer receives only those its constructor takes
+    d_state: int | None = Field(None, ge=1)
+    d_conv: int | None = Field(None, ge=1)
+    expand: int | None = Field(None, ge=1)
+    headdim: int | None = Field(None, ge=1)
+    chunk_size: int | None = Field(None, ge=1)
+    n_heads: int | None = Field(4, ge=1)
+    selective: bool | None = None
+    A_init: str | None = None
+    discretization: Literal["zoh", "euler"] | None = None
+    impl: Literal["auto", "fused", "ref"] | None = None
+    expansion_ratio: float | None = Field(None, gt=0)
+    kernel_size: int | None = Field(None, ge=1)
+    pos: Literal["none", "rope"] | None = "rope"
+
+
+class SequenceExperiment(Experiment):
+    def __init__(self, ctx: RunContext, model: torch.nn.Module):
+        self.ctx, self.model = ctx, model.to(ctx.device)
+        self.eval_tokens, self.eval_targets = D.generate(ctx.dataset, ctx.data, ctx.data.n_eval, ctx.seed + EVAL_STREAM)
+
+    def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # one generator per (seed, step): reruns and resumed runs see identical batches
+        tokens, targets = D.generate(self.ctx.dataset, self.ctx.data, self.ctx.train_batch_size, self.ctx.seed * 1_000_000 + step)
+        return tokens.to(self.ctx.device), targets.to(self.ctx.device)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        tokens, targets = batch
+        logits = self.model(tokens)
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=D.IGNORE)
+
+    def evaluate(self) -> dict[str, float]:
+        correct = total = 0
+        loss_sum = 0.0
+        for start in range(0, len(self.eval_tokens), self.ctx.eval_batch_size):
+            tokens = self.eval_tokens[start : start + self.ctx.eval_batch_size].to(self.ctx.device)
+            targets = self.eval_targets[start : start + self.ctx.eval_batch_size].to(self.ctx.device)
+            logits = self.model(tokens).float()
+            mask = targets != D.IGNORE
+            loss_sum += float(F.cross_entropy(logits[mask], targets[mask], reduction="sum"))
+            correct += int((logits.argmax(-1)[mask] == targets[mask]).sum())
+            total += int(mask.sum())
+        return {"accuracy": correct / total, "eval_loss": loss_sum / total}
+
+    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
+        return (self.eval_tokens[:batch_size].to(self.ctx.device),)
+
+    def row_extras(self) -> dict[str, Any]:
+        return {"seq_len": int(self.eval_tokens.shape[1]), "d_model": self.ctx.model.d_model}
+
+
+class SequenceFamily(Family):
+    name: ClassVar[str] = "sequence"
+    description: ClassVar[str] = "selective copying, MQAR associative recall, majority (synthetic, seeded)"
+    ModelParams = SequenceModelParams
+    datasets: ClassVar[dict[str, DatasetSpec]] = {
+        "selective_copy": DatasetSpec(D.SelectiveCopyData, "Mamba's selective copying task"),
+        "mqar": DatasetSpec(D.MQARData, "Zoology's multi-query associative recall"),
+        "majority": DatasetSpec(D.MajorityData, "majority bit of a binary sequence (long-range aggregate)"),
+    }
+    variants: ClassVar[tuple[str, ...]] = ("mamba", "mamba2", "attention", "gated_cnn", "hybrid")
+    ssm_variants: ClassVar[tuple[str, ...]] = ("mamba", "mamba2", "hybrid")
+    metrics: ClassVar[dict[str, MetricSpec]] = {
+        "accuracy": MetricSpec(higher_is_better=True, unit="fraction", primary=True),
+        "eval_loss": MetricSpec(higher_is_better=False, unit="nats/token"),
+    }
+    causal: ClassVar[bool] = True
+    width_multiple: ClassVar[int] = 16
+
+    def variant_defaults(self, use: str) -> dict[str, Any]:
+        return {"mlp_ratio": 4.0} if use == "attention" else {}
+
+    def build_model(self, ctx: RunContext) -> torch.nn.Module:
+        m: SequenceModelParams = ctx.model
+        if ctx.use == "hybrid" and not m.pattern:
+            raise ValueError("variant 'hybrid' needs model.pattern, e.g. [mamba, mamba, mamba, attention]")
+        pattern = m.pattern if ctx.use == "hybrid" else [ctx.use]
+        options = m.model_dump(exclude={"d_model", "n_layers", "pattern", "mlp_ratio", "norm"})
+        return SequenceModel(
+            vocab_size=D.vocab_size(ctx.dataset, ctx.data),
+            d_model=m.d_model,
+            n_layers=m.n_layers,
+            pattern=pattern,
+            n_outputs=D.n_outputs(ctx.dataset, ctx.data),
+            mixer_options={**options, "causal": True},
+            mlp_ratio=m.mlp_ratio or 0.0,
+            norm=m.norm,
+        )
+
+    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
+        tokens, _ = D.generate(ctx.dataset, ctx.data, batch_size, ctx.seed)
+        return (tokens,)
+
+    def build(self, ctx: RunContext) -> SequenceExperiment:
+        return SequenceExperiment(ctx, self.build_model(ctx))

@@ -1,0 +1,155 @@
+"""Classification datasets: real small scans, faces, procedural Pathfinder, and user image folders.
+
+Nothing downloads. ``digits`` is scikit-learn's bundled UCI handwritten digits (1797 real 8x8 scans,
+10 classes); ``lfw_faces`` is scikit-image's bundled ``lfw_subset`` (200 25x25 crops: 100 faces from
+Labeled Faces in the Wild and 100 non-face patches), i.e. face vs non-face, 2 classes; ``pathfinder`` is
+the LRA long-range task (``pathfinder.py``); ``imagefolder`` reads ``<path>/train/<class>/*`` and
+``<path>/val/<class>/*`` with torchvision's ``ImageFolder`` and timm's train/eval transforms.
+
+Small images are upsampled to ``resolution`` on the device per batch (``ClassificationData.prepare``), so
+a resolution sweep (224/512/1024 px latency) does not hold the upsampled set in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch.utils.data import Dataset, TensorDataset
+
+from harness.errors import HarnessError
+from harness.families.base import DatasetSpec, Params
+from harness.families.vision.batching import RenderedDataset
+from harness.families.vision.pathfinder import render_pathfinder
+
+
+class DigitsParams(Params):
+    resolution: int = Field(32, ge=8, description="images are upsampled from 8x8 to this size")
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = Field(0, description="split seed (the data stays fixed across run seeds)")
+
+
+class LfwParams(Params):
+    resolution: int = Field(32, ge=8, description="images are upsampled from 25x25 to this size")
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = Field(0, description="split seed")
+
+
+class PathfinderParams(Params):
+    resolution: int = Field(32, ge=16, le=1024, description="image size (LRA uses 32, 64, 128, 256)")
+    n_train: int = Field(2000, ge=1)
+    n_val: int = Field(500, ge=1)
+    path_segments: int = Field(9, ge=1, description="segments per path (contour length, LRA's difficulty)")
+    n_distractors: int = Field(2, ge=0, description="paths besides the one or two that carry the dots")
+    segment_length: float = Field(0.06, gt=0, le=0.5, description="segment length as a fraction of the image")
+    curvature: float = Field(0.35, ge=0, description="std of the turn between segments (radians)")
+    seed: int = Field(0, description="generator seed (the data stays fixed across run seeds)")
+
+
+class ImageFolderParams(Params):
+    path: str = Field(description="folder holding train/<class>/* and val/<class>/* images")
+    resolution: int = Field(224, ge=8)
+    augment: bool = Field(True, description="timm's training transform (random resized crop, flip, jitter)")
+
+
+@dataclass
+class ClassificationData:
+    """Train/val sets of ``(image (C, h, w), label)`` and how a batch becomes model input."""
+
+    train: Dataset
+    val: Dataset
+    num_classes: int
+    resolution: int
+    prepare: Callable[[torch.Tensor], torch.Tensor]
+
+
+def to_model_input(resolution: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """[0, 1] images of any size/channels -> 3-channel, ``resolution``-sized, zero-mean inputs."""
+
+    def prepare(images: torch.Tensor) -> torch.Tensor:
+        images = images.float()
+        if images.shape[-2:] != (resolution, resolution):
+            images = F.interpolate(images, size=(resolution, resolution), mode="bilinear", align_corners=False)
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        return (images - 0.5) / 0.5
+
+    return prepare
+
+
+def _split(images: np.ndarray, labels: np.ndarray, val_fraction: float, seed: int, resolution: int, n_classes: int) -> ClassificationData:
+    from sklearn.model_selection import train_test_split
+
+    x_tr, x_va, y_tr, y_va = train_test_split(
+        images, labels, test_size=val_fraction, random_state=seed, stratify=labels
+    )
+
+    def tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
+        return TensorDataset(torch.as_tensor(x, dtype=torch.float32)[:, None], torch.as_tensor(y, dtype=torch.long))
+
+    return ClassificationData(tensors(x_tr, y_tr), tensors(x_va, y_va), n_classes, resolution, to_model_input(resolution))
+
+
+def load_digits_data(p: DigitsParams) -> ClassificationData:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = digits.images / 16.0  # 4-bit scans
+    return _split(images, digits.target, p.val_fraction, p.seed, p.resolution, 10)
+
+
+def load_lfw_data(p: LfwParams) -> ClassificationData:
+    from skimage.data import lfw_subset
+
+    images = lfw_subset().astype(np.float32)  # first 100 are faces, last 100 are not
+    if images.max() > 1:  # documented as uint8, shipped as [0, 1] floats in some versions
+        images = images / 255.0
+    labels = np.r_[np.ones(100, dtype=np.int64), np.zeros(len(images) - 100, dtype=np.int64)]
+    return _split(images, labels, p.val_fraction, p.seed, p.resolution, 2)
+
+
+def load_pathfinder_data(p: PathfinderParams) -> ClassificationData:
+    def render(rng: np.random.Generator):
+        return render_pathfinder(rng, p.resolution, p.path_segments, p.n_distractors, p.segment_length, p.curvature)
+
+    # train and val draw from disjoint generator streams of the same seed
+    train = RenderedDataset(render, p.n_train, seed=2 * p.seed)
+    val = RenderedDataset(render, p.n_val, seed=2 * p.seed + 1)
+    return ClassificationData(train, val, 2, p.resolution, to_model_input(p.resolution))
+
+
+def load_imagefolder_data(p: ImageFolderParams) -> ClassificationData:
+    from timm.data import create_transform
+    from torchvision.datasets import ImageFolder
+
+    root = Path(p.path).expanduser()
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise HarnessError(
+                f"imagefolder: {root / split} is not a folder; expected {root}/train/<class>/*.jpg and {root}/val/<class>/*.jpg"
+            )
+    train = ImageFolder(str(root / "train"), transform=create_transform(p.resolution, is_training=p.augment))
+    val = ImageFolder(str(root / "val"), transform=create_transform(p.resolution, is_training=False))
+    if train.classes != val.classes:
+        raise HarnessError(f"imagefolder: train classes {train.classes} differ from val classes {val.classes} under {root}")
+    return ClassificationData(train, val, len(train.classes), p.resolution, lambda images: images)  # timm normalises
+
+
+DATASETS = {
+    "digits": DatasetSpec(DigitsParams, "scikit-learn's 1797 real 8x8 handwritten digit scans, 10 classes, upsampled"),
+    "lfw_faces": DatasetSpec(LfwParams, "scikit-image's lfw_subset: face vs non-face, 200 25x25 crops, upsampled"),
+    "pathfinder": DatasetSpec(PathfinderParams, "procedural LRA Pathfinder: are the two dots joined by a dashed path?"),
+    "imagefolder": DatasetSpec(ImageFolderParams, "user images in <path>/train/<class>/ and <path>/val/<class>/"),
+}
+
+LOADERS: dict[str, Callable] = {
+    "digits": load_digits_data,
+    "lfw_faces": load_lfw_data,
+    "pathfinder": load_pathfinder_data,
+    "imagefolder": load_imagefolder_data,
+}

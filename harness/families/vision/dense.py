@@ -1,0 +1,152 @@
+"""The ``dense`` family: detection and segmentation heads on the swapped backbones (MambaOut, arXiv 2405.07992).
+
+MambaOut's hypothesis predicts the SSM matters here: dense tasks run at high resolution, where stage-1
+tokens far exceed 6D (the row's ``l_over_6d``), and the paper's COCO results have VMamba ahead of MambaOut.
+``model.head`` picks FCOS detection (box mAP, torchmetrics ``MeanAveragePrecision``, which needs the
+``pycocotools`` package) or FPN segmentation (mIoU and pixel accuracy, torchmetrics); the metric columns
+of the other head are NaN, so each task has exactly one non-NaN primary metric (``map`` or ``miou``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
+
+from harness.errors import HarnessError
+from harness.families.base import Experiment, Family, MetricSpec, RunContext
+from harness.families.vision.batching import StepSampler, eval_chunks
+from harness.families.vision.dense_data import DATASETS, IGNORE_INDEX, LOADERS, DenseData
+from harness.families.vision.dense_heads import Detector, Segmenter
+from harness.families.vision.model import VARIANTS, VisionModelParams, build_backbone, token_columns, variant_defaults
+from harness.families.vision.shapes import CLASSES
+
+
+class DenseModelParams(VisionModelParams):
+    head: Literal["detection", "segmentation"] = Field("detection", description="FCOS boxes or FPN semantic masks")
+    fpn_channels: int = Field(32, ge=16, multiple_of=16, description="FPN width (FCOS's GroupNorm needs 16 | it)")
+    head_convs: int = Field(2, ge=1, description="FCOS tower depth (torchvision's default is 4)")
+
+
+# classes of the built-in set, so build_model needs no data (COCO/ADE read their annotations)
+BUILTIN_CLASSES = {"shapes": len(CLASSES) + 1}
+
+
+def collate_dense(dataset, indices: list[int], device: torch.device) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """Images stacked (all ``resolution`` square), targets kept per image (box counts differ)."""
+    samples = [dataset[i] for i in indices]
+    images = torch.stack([s[0] for s in samples]).to(device)
+    targets = [{k: v.to(device) for k, v in s[1].items()} for s in samples]
+    return images, targets
+
+
+def map_metric():
+    """torchmetrics' box mAP; its COCO evaluation backend (pycocotools) is a separate package."""
+    if importlib.util.find_spec("pycocotools") is None:
+        raise HarnessError("box mAP (torchmetrics MeanAveragePrecision) needs pycocotools: pip install pycocotools")
+    from torchmetrics.detection import MeanAveragePrecision
+
+    return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="pycocotools")
+
+
+class DenseExperiment(Experiment):
+    def __init__(self, ctx: RunContext, data: DenseData, model: Detector | Segmenter):
+        self.ctx, self.data, self.model, self.head = ctx, data, model, ctx.model.head
+        self.sampler = StepSampler(len(data.train), ctx.train_batch_size, ctx.seed)
+
+    def train_batch(self, step: int):
+        return collate_dense(self.data.train, self.sampler.indices(step), self.ctx.device)
+
+    def loss(self, batch) -> torch.Tensor:
+        images, targets = batch
+        if self.head == "detection":
+            return self.model.loss(images, targets)
+        masks = torch.stack([t["mask"] for t in targets])
+        return F.cross_entropy(self.model(images), masks, ignore_index=IGNORE_INDEX)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        out = {"map": math.nan, "map_50": math.nan, "miou": math.nan, "pixel_acc": math.nan}
+        chunks = eval_chunks(len(self.data.val), self.ctx.eval_batch_size)
+        if self.head == "detection":
+            metric = map_metric()
+            for chunk in chunks:
+                images, targets = collate_dense(self.data.val, chunk, self.ctx.device)
+                preds = [{k: v.float().cpu() if k != "labels" else v.cpu() for k, v in p.items()} for p in self.model.predict(images)]
+                metric.update(preds, [{"boxes": t["boxes"].cpu(), "labels": t["labels"].cpu()} for t in targets])
+            result = metric.compute()
+            out.update(map=float(result["map"]), map_50=float(result["map_50"]))
+        else:
+            k, device = self.data.num_classes, self.ctx.device
+            miou = MulticlassJaccardIndex(k, average="macro", ignore_index=IGNORE_INDEX).to(device)
+            acc = MulticlassAccuracy(k, average="micro", ignore_index=IGNORE_INDEX).to(device)
+            for chunk in chunks:
+                images, targets = collate_dense(self.data.val, chunk, device)
+                pred = self.model(images).argmax(1)
+                masks = torch.stack([t["mask"] for t in targets])
+                miou.update(pred, masks)
+                acc.update(pred, masks)
+            out.update(miou=float(miou.compute()), pixel_acc=float(acc.compute()))
+        return out
+
+    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
+        return example_images(self.data.resolution, batch_size, self.ctx.device)
+
+    def row_extras(self) -> dict[str, Any]:
+        r = self.data.resolution
+        return {**token_columns(self.model.backbone, r, r), "resolution": r, "head": self.head, "num_classes": self.data.num_classes}
+
+
+def example_images(resolution: int, batch_size: int, device: torch.device) -> tuple[torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return (torch.rand(batch_size, 3, resolution, resolution, generator=gen).to(device),)
+
+
+class DenseFamily(Family):
+    name: ClassVar[str] = "dense"
+    description: ClassVar[str] = "MambaOut dense tasks: FCOS detection / FPN segmentation on the swapped backbone"
+    ModelParams: ClassVar[type[DenseModelParams]] = DenseModelParams
+    datasets = DATASETS
+    variants = VARIANTS
+    metrics = {
+        "map": MetricSpec(higher_is_better=True, unit="fraction", primary=True),  # detection tasks
+        "map_50": MetricSpec(higher_is_better=True, unit="fraction"),
+        "miou": MetricSpec(higher_is_better=True, unit="fraction", primary=True),  # segmentation tasks
+        "pixel_acc": MetricSpec(higher_is_better=True, unit="fraction"),
+    }
+    causal = False
+    width_field = "width"
+
+    def variant_defaults(self, use: str) -> dict[str, Any]:
+        return variant_defaults(use)
+
+    def _model(self, ctx: RunContext, num_classes: int, resolution: int) -> Detector | Segmenter:
+        p: DenseModelParams = ctx.model
+        backbone = build_backbone(ctx.use, p)
+        if p.head == "detection":
+            return Detector(backbone, num_classes, resolution, p.fpn_channels, p.head_convs)
+        return Segmenter(backbone, num_classes, p.fpn_channels)
+
+    def build_model(self, ctx: RunContext) -> Detector | Segmenter:
+        if ctx.dataset in BUILTIN_CLASSES:
+            num_classes = BUILTIN_CLASSES[ctx.dataset]
+        else:
+            num_classes = LOADERS[ctx.dataset](ctx.data).num_classes
+        return self._model(ctx, num_classes, ctx.data.resolution)
+
+    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
+        return example_images(ctx.data.resolution, batch_size, torch.device("cpu"))
+
+    def build(self, ctx: RunContext) -> DenseExperiment:
+        data = LOADERS[ctx.dataset](ctx.data)
+        if ctx.model.head not in data.heads:
+            raise HarnessError(f"dataset {ctx.dataset!r} has no targets for head {ctx.model.head!r}; it supports {', '.join(data.heads)}")
+        torch.manual_seed(ctx.seed)
+        model = self._model(ctx, data.num_classes, data.resolution).to(ctx.device)
+        return DenseExperiment(ctx, data, model)

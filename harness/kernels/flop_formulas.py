@@ -1,0 +1,112 @@
+"""Closed-form FLOP/MAC counts of the scans, registered with both counters the harness uses.
+
+Conventions (one MAC = one multiply-add = 2 FLOPs; ``FlopCounterMode`` reports FLOPs, fvcore reports MACs):
+
+* Selective scan (Mamba-1): mamba_ssm's own count, 9 * B * L * D * N FLOPs for the scan (Gu, state-spaces/
+  mamba issue 110: discretisation, a work-efficient associative scan of 2L steps, the C contraction), plus
+  2 * B * D * L for the ``D`` skip (one MAC per element) and 2 * B * D * L for the ``z`` gate (a multiply
+  counted as one MAC, silu ignored, as in the VMamba/mamba_ssm-issue formula). MACs are FLOPs / 2.
+* SSD (Mamba-2), the chunked algorithm with chunk length Q (Dao & Gu, arXiv 2405.21060, Sec. 6), per batch
+  and head: C B^T inside chunks L*Q*N, its product with X L*Q*P, chunk states L*N*P, state-to-output
+  L*N*P, the recurrence over L/Q chunk states (L/Q)*N*P; plus L*P each for ``D`` and ``z``. All MACs.
+* Backward: twice the forward (the usual convention; our backward op is a single visible node).
+
+``FVCORE_HANDLES`` maps the op names fvcore's JIT trace produces (our custom ops, and mamba_ssm's autograd
+Functions, which fvcore otherwise skips as ``prim::PythonOp``) to handles returning MACs:
+
+    FlopCountAnalysis(model, inputs).set_op_handle(**FVCORE_HANDLES)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch.utils.flop_counter import register_flop_formula
+
+import harness.kernels.ops  # noqa: F401  (defines torch.ops.harness.*)
+
+BACKWARD_FACTOR = 2
+
+
+def selective_scan_flops(batch: int, dim: int, seqlen: int, dstate: int, has_D: bool = True, has_z: bool = False) -> int:
+    """FLOPs of one selective scan (u: (batch, dim, seqlen), A: (dim, dstate)), mamba_ssm convention."""
+    flops = 9 * batch * seqlen * dim * dstate
+    flops += 2 * batch * dim * seqlen * (int(has_D) + int(has_z))
+    return flops
+
+
+def ssd_macs(batch: int, seqlen: int, nheads: int, headdim: int, dstate: int, chunk_size: int,
+             has_D: bool = True, has_z: bool = False) -> int:
+    """MACs of one chunked SSD scan (x: (batch, seqlen, nheads, headdim), B: (..., dstate))."""
+    q = max(1, min(chunk_size, seqlen))
+    per_head = seqlen * q * (dstate + headdim) + 2 * seqlen * dstate * headdim
+    per_head += math.ceil(seqlen / q) * dstate * headdim
+    per_head += seqlen * headdim * (int(has_D) + int(has_z))
+    return batch * nheads * per_head
+
+
+# ---- FlopCounterMode (FLOPs) ----------------------------------------------------------------------------
+
+
+def _ss_fwd(u, delta, A, B, C, D, z, *args, **kwargs) -> int:
+    return selective_scan_flops(u[0], u[1], u[2], A[1], D is not None, z is not None)
+
+
+def _ssd_fwd(x, dt, A, B, C, chunk_size, D, z, *args, **kwargs) -> int:
+    return 2 * ssd_macs(x[0], x[1], x[2], x[3], B[-1], chunk_size, D is not None, z is not None)
+
+
+@register_flop_formula(torch.ops.harness.selective_scan)
+def _(*args, out_shape=None, **kwargs) -> int:
+    return _ss_fwd(*args)
+
+
+@register_flop_formula(torch.ops.harness.selective_scan_bwd)
+def _(dout, dlast, *args, out_shape=None, **kwargs) -> int:
+    return BACKWARD_FACTOR * _ss_fwd(*args)
+
+
+@register_flop_formula(torch.ops.harness.ssd_scan)
+def _(*args, out_shape=None, **kwargs) -> int:
+    return _ssd_fwd(*args)
+
+
+@register_flop_formula(torch.ops.harness.ssd_scan_bwd)
+def _(dy, dfinal, *args, out_shape=None, **kwargs) -> int:
+    return BACKWARD_FACTOR * _ssd_fwd(*args)
+
+
+# ---- fvcore (MACs) ------------------------------------------------------------------------------------
+
+
+def _shape(v: Any) -> list[int] | None:
+    t = v.type()
+    return t.sizes() if isinstance(t, torch._C.TensorType) and t.sizes() is not None else None
+
+
+def _present(v: Any) -> bool:
+    return _shape(v) is not None
+
+
+def _fvcore_selective_scan(inputs: list[Any], outputs: list[Any]) -> float:
+    """inputs as ``selective_scan(u, delta, A, B, C, D, z, ...)`` (ours and mamba_ssm's SelectiveScanFn)."""
+    (b, d, l), (_, n) = _shape(inputs[0]), _shape(inputs[2])
+    return selective_scan_flops(b, d, l, n, _present(inputs[5]), _present(inputs[6])) / 2
+
+
+def _fvcore_ssd(inputs: list[Any], outputs: list[Any]) -> float:
+    """inputs as ``mamba_chunk_scan_combined(x, dt, A, B, C, chunk_size, D, z, ...)``."""
+    b, l, h, p = _shape(inputs[0])
+    n = _shape(inputs[3])[-1]
+    chunk = inputs[5].toIValue()
+    return float(ssd_macs(b, l, h, p, n, int(chunk), _present(inputs[6]), _present(inputs[7])))
+
+
+FVCORE_HANDLES: dict[str, Callable[[list[Any], list[Any]], float]] = {
+    "harness::selective_scan": _fvcore_selective_scan,
+    "harness::ssd_scan": _fvcore_ssd,
+    "prim::PythonOp.SelectiveScanFn": _fvcore_selective_scan,
+    "prim::PythonOp.MambaChunkScanCombinedFn": _fvcore_ssd,
+}

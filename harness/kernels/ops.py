@@ -1,0 +1,217 @@
+"""The reference scans as ``torch.library`` custom ops, and the ``impl`` dispatch the mixers use.
+
+Why custom ops: a plain Python reference is invisible as a unit to FLOP counters (FlopCounterMode would
+count its inner einsums, fvcore's JIT trace would see scattered elementwise ops), and mamba_ssm's
+autograd Functions show up to fvcore as an opaque ``prim::PythonOp`` that it silently skips (state-spaces/
+mamba issues 110, 303, 559). As ``harness::selective_scan`` / ``harness::ssd_scan`` (and their ``*_bwd``
+ops, so the backward is visible too) the scans are single nodes that both counters see, with the closed
+forms of ``harness.kernels.flop_formulas`` registered for them.
+
+The backward recomputes the forward through the reference under ``torch.enable_grad`` and returns
+``torch.autograd.grad`` (the reference's own linear scan has an analytic reverse-scan backward).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from harness.kernels.selective_scan import selective_scan_fn, selective_scan_ref
+from harness.kernels.ssd import ssd_fn, ssd_ref
+
+IMPLS = ("auto", "fused", "ref")
+FUSED_BACKEND, REF_BACKEND = "mamba_ssm-cuda", "reference"
+
+
+def _empty_like_or_placeholder(t: Optional[Tensor], like: Tensor) -> Tensor:
+    return torch.empty_like(t) if t is not None else like.new_empty(0)
+
+
+def _grads(outputs, inputs, grad_outputs) -> list[Tensor]:
+    """autograd.grad over the present inputs; absent (None) inputs get an empty placeholder."""
+    present = [t for t in inputs if t is not None]
+    got = iter(torch.autograd.grad(outputs, present, grad_outputs, allow_unused=True))
+    res = []
+    for t in inputs:
+        if t is None:
+            res.append(outputs[0].new_empty(0))
+            continue
+        g = next(got)
+        res.append(torch.zeros_like(t) if g is None else g)
+    return res
+
+
+@contextmanager
+def _autograd_reenabled():
+    """Record autograd inside a custom op's kernel.
+
+    Custom-op kernels run below the Autograd dispatch key (its keys are in the thread-local exclude set), so
+    ``torch.enable_grad`` alone records nothing there; we lift that exclusion for the recompute. Private
+    dispatcher API (stable since torch 1.13); the only way to differentiate through a reference inside a
+    backward op that FLOP counters can still see as one node.
+    """
+    exclude = torch._C._dispatch_tls_local_exclude_set()
+    for key in ("AutogradFunctionality", "AutogradOther", "AutogradNestedTensor", "ADInplaceOrView"):
+        exclude = exclude.remove(getattr(torch._C.DispatchKey, key))
+    with torch._C._ForceDispatchKeyGuard(torch._C._dispatch_tls_local_include_set(), exclude), torch.enable_grad():
+        yield
+
+
+def _leaves(*ts):
+    return [None if t is None else t.detach().requires_grad_(t.is_floating_point()) for t in ts]
+
+
+# ---- selective scan (Mamba-1) ---------------------------------------------------------------------------
+
+
+@torch.library.custom_op("harness::selective_scan", mutates_args=())
+def selective_scan_op(
+    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor], z: Optional[Tensor],
+    delta_bias: Optional[Tensor], delta_softplus: bool, euler: bool, chunk_size: int,
+) -> tuple[Tensor, Tensor]:
+    out, last = selective_scan_ref(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, True, chunk_size, "euler" if euler else "zoh"
+    )
+    return out, last.contiguous()
+
+
+@selective_scan_op.register_fake
+def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, euler, chunk_size):
+    return torch.empty_like(u), u.new_empty(u.shape[0], A.shape[0], A.shape[1], dtype=torch.float32)
+
+
+@torch.library.custom_op("harness::selective_scan_bwd", mutates_args=())
+def selective_scan_bwd_op(
+    dout: Tensor, dlast: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+    D: Optional[Tensor], z: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool, euler: bool,
+    chunk_size: int,
+) -> list[Tensor]:
+    with _autograd_reenabled():
+        ins = _leaves(u, delta, A, B, C, D, z, delta_bias)
+        out, last = selective_scan_ref(*ins, delta_softplus, True, chunk_size, "euler" if euler else "zoh")
+        return _grads((out, last), ins, (dout, dlast))
+
+
+@selective_scan_bwd_op.register_fake
+def _(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, euler, chunk_size):
+    return [_empty_like_or_placeholder(t, u) for t in (u, delta, A, B, C, D, z, delta_bias)]
+
+
+def _ss_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:8])
+    ctx.flags = inputs[8:]
+
+
+def _ss_backward(ctx, dout, dlast):
+    u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
+    grads = torch.ops.harness.selective_scan_bwd(dout, dlast, u, delta, A, B, C, D, z, delta_bias, *ctx.flags)
+    present = (u, delta, A, B, C, D, z, delta_bias)
+    return (*(g if t is not None else None for g, t in zip(grads, present)), None, None, None)
+
+
+selective_scan_op.register_autograd(_ss_backward, setup_context=_ss_setup)
+
+
+# ---- SSD (Mamba-2) --------------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("harness::ssd_scan", mutates_args=())
+def ssd_op(
+    x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int, D: Optional[Tensor],
+    z: Optional[Tensor], dt_bias: Optional[Tensor], dt_softplus: bool, initial_states: Optional[Tensor],
+) -> tuple[Tensor, Tensor]:
+    y, final = ssd_ref(x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, initial_states, True)
+    return y, final.contiguous()
+
+
+@ssd_op.register_fake
+def _(x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, initial_states):
+    b, _, h, p = x.shape
+    return torch.empty_like(x), x.new_empty(b, h, p, B.shape[-1], dtype=torch.float32)
+
+
+@torch.library.custom_op("harness::ssd_scan_bwd", mutates_args=())
+def ssd_bwd_op(
+    dy: Tensor, dfinal: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int,
+    D: Optional[Tensor], z: Optional[Tensor], dt_bias: Optional[Tensor], dt_softplus: bool,
+    initial_states: Optional[Tensor],
+) -> list[Tensor]:
+    with _autograd_reenabled():
+        x, dt, A, B, C, D, z, dt_bias, s0 = ins = _leaves(x, dt, A, B, C, D, z, dt_bias, initial_states)
+        y, final = ssd_ref(x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, s0, True)
+        return _grads((y, final), ins, (dy, dfinal))
+
+
+@ssd_bwd_op.register_fake
+def _(dy, dfinal, x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, initial_states):
+    return [_empty_like_or_placeholder(t, x) for t in (x, dt, A, B, C, D, z, dt_bias, initial_states)]
+
+
+def _ssd_setup(ctx, inputs, output):
+    x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, s0 = inputs
+    ctx.save_for_backward(x, dt, A, B, C, D, z, dt_bias, s0)
+    ctx.chunk_size, ctx.dt_softplus = chunk_size, dt_softplus
+
+
+def _ssd_backward(ctx, dy, dfinal):
+    x, dt, A, B, C, D, z, dt_bias, s0 = saved = ctx.saved_tensors
+    g = torch.ops.harness.ssd_scan_bwd(dy, dfinal, x, dt, A, B, C, ctx.chunk_size, D, z, dt_bias, ctx.dt_softplus, s0)
+    g = [gi if t is not None else None for gi, t in zip(g, saved)]
+    return g[0], g[1], g[2], g[3], g[4], None, g[5], g[6], g[7], None, g[8]
+
+
+ssd_op.register_autograd(_ssd_backward, setup_context=_ssd_setup)
+
+
+# ---- impl dispatch used by the mixers -------------------------------------------------------------------
+
+
+def resolve_impl(impl: str, device: torch.device, fused_available: bool, fused_supported: bool = True) -> str:
+    """The backend that will run: ``FUSED_BACKEND`` or ``REF_BACKEND``; ``fused`` raises when impossible."""
+    if impl not in IMPLS:
+        raise ValueError(f"unknown impl {impl!r}; use one of {IMPLS}")
+    usable = fused_available and fused_supported and device.type == "cuda"
+    if impl == "fused" and not usable:
+        why = (
+            "mamba_ssm is not installed (pip install 'harness[gpu]')" if not fused_available
+            else "the input is not on CUDA" if device.type != "cuda"
+            else "this configuration is not supported by the fused kernel (use impl='ref')"
+        )
+        raise RuntimeError(f"impl='fused' requested but the fused kernel cannot run: {why}")
+    if impl == "ref":
+        return REF_BACKEND
+    return FUSED_BACKEND if usable else REF_BACKEND
+
+
+def selective_scan(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False, *,
+    backend: str = REF_BACKEND, chunk_size: int = 64, discretization: str = "zoh",
+):
+    """``selective_scan_fn`` semantics on the chosen backend (see ``resolve_impl``); shapes as the ref."""
+    if backend == FUSED_BACKEND:
+        return selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    out, last = torch.ops.harness.selective_scan(
+        u, delta, A, B.contiguous(), C.contiguous(), D, z, delta_bias, delta_softplus, discretization == "euler",
+        chunk_size,
+    )
+    return (out, last) if return_last_state else out
+
+
+def ssd_scan(
+    x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, dt_softplus=False, initial_states=None,
+    return_final_states=False, *, backend: str = REF_BACKEND,
+):
+    """``mamba_chunk_scan_combined`` semantics on the chosen backend; shapes as ``ssd_ref``."""
+    if backend == FUSED_BACKEND:
+        return ssd_fn(
+            x, dt, A, B, C, chunk_size, D=D, z=z, dt_bias=dt_bias, dt_softplus=dt_softplus,
+            initial_states=initial_states, return_final_states=return_final_states,
+        )
+    y, final = torch.ops.harness.ssd_scan(x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, initial_states)
+    return (y, final) if return_final_states else y
+
+
+from harness.kernels import flop_formulas  # noqa: E402,F401  (registers the FLOP formulas of these ops)

@@ -1,0 +1,90 @@
+"""Expand a suite into runs: task x variant x seed x sweep point, each with a deterministic id.
+
+The id is a hash of the fully resolved configuration (data, model, train, measure, match, seed, sweep,
+device), so rerunning a suite finds what is already done and any change to a run's config makes it new.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from harness.config.load import Suite, build_run_config, sweep_points
+from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    run_id: str
+    config: dict[str, Any]  # JSON-serialisable; what the worker process receives
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        sweep = ",".join(f"{k.split('.')[-1]}={v}" for k, v in c["sweep"].items())
+        return f"{c['task']}/{c['variant']}/seed{c['seed']}" + (f"[{sweep}]" if sweep else "")
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """16 hex digits of sha256 over the canonical JSON of the config (suite name excluded)."""
+    payload = {k: v for k, v in config.items() if k != "suite"}
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _matches(patterns: list[str], config: dict[str, Any]) -> bool:
+    names = (config["task"], config["variant"], f"{config['task']}/{config['variant']}")
+    return any(fnmatch.fnmatch(n, p) for p in patterns for n in names)
+
+
+def plan(suite: Suite, *, seeds: list[int] | None = None, only: str | None = None, device: str = "cpu") -> list[RunSpec]:
+    """All runs of the suite in a stable order (task, sweep point, seed, variant).
+
+    Variants of one seed sit next to each other so a partial suite still has complete pairings.
+    """
+    patterns = [p.strip() for p in only.split(",") if p.strip()] if only else []
+    specs: list[RunSpec] = []
+    for task in suite.tasks:
+        fam = task.family
+        data_schema = fam.datasets[task.entry.dataset].params
+        for point in sweep_points(task.sweep):
+            resolved = {}
+            for variant in task.variants:
+                raw = build_run_config(task, variant, point)
+                resolved[variant.name] = {
+                    "data": data_schema.model_validate(raw["data"]).model_dump(mode="json"),
+                    "model": fam.ModelParams.model_validate(raw["model"]).model_dump(mode="json"),
+                    "train": TrainConfig.model_validate(raw["train"]).model_dump(mode="json"),
+                    "measure": MeasureConfig.model_validate(raw["measure"]).model_dump(mode="json"),
+                    "match": MatchConfig.model_validate(raw["match"]).model_dump(mode="json"),
+                }
+            for seed in seeds if seeds is not None else suite.seeds:
+                for variant in task.variants:
+                    r = resolved[variant.name]
+                    match = r["match"]
+                    reference = None
+                    if match["by"] != "none" and match["reference"] and match["reference"] != variant.name:
+                        ref_variant = next(v for v in task.variants if v.name == match["reference"])
+                        reference = {"use": ref_variant.uses, "model": resolved[ref_variant.name]["model"]}
+                    config = {
+                        "suite": suite.name,
+                        "task": task.entry.name,
+                        "family": fam.name,
+                        "dataset": task.entry.dataset,
+                        "variant": variant.name,
+                        "use": variant.uses,
+                        "ablation": variant.ablation,
+                        **r,
+                        "match_reference": reference,
+                        "metrics": list(task.metrics),
+                        "seed": seed,
+                        "sweep": point,
+                        "device": device,
+                    }
+                    if patterns and not _matches(patterns, config):
+                        continue
+                    specs.append(RunSpec(run_id=config_hash(config), config=config))
+    return specs

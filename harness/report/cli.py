@@ -1,0 +1,98 @@
+"""Command-line entry points for ``harness report`` and ``harness compare``.
+
+The lead wires these into the main typer app, either by calling the plain functions::
+
+    @app.command()
+    def report(results_dir: Path, format: str = "html", baseline: Path | None = None, out: Path | None = None):
+        raise typer.Exit(harness.report.cli_report(results_dir, fmt=format, baseline=baseline, out=out))
+
+or with :func:`register` (adds both commands to an existing ``typer.Typer``).
+Exit codes: 0 ok; 1 regressions found with ``--fail-on-regression``; 2 bad input (message, no traceback).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+
+def _console(console=None):
+    from rich.console import Console
+    return console or Console()
+
+
+def print_verdicts(verdicts, console=None) -> None:
+    from rich.table import Table
+
+    console = _console(console)
+    style = {"SSM needed": "bold green", "SSM not needed": "bold blue", "inconclusive": "bold yellow"}
+    tab = Table(title="Does this task need an SSM?", show_lines=True)
+    for c in ("task", "verdict", "recommended", "reasons"):
+        tab.add_column(c, overflow="fold")
+    for v in verdicts:
+        tab.add_row(v.task, f"[{style.get(v.verdict, '')}]{v.verdict}[/]", v.recommended or "",
+                    "\n".join(v.reasons))
+    console.print(tab)
+
+
+def cli_report(results_dir: str | Path, fmt: str = "html", baseline: str | Path | None = None,
+               out: str | Path | None = None, console=None, papers_dir: str | Path | None = None,
+               format: str | None = None) -> int:
+    """``harness report RESULTS_DIR [--format html|md] [--baseline OTHER] [--out PATH]``; returns an exit code.
+
+    ``format`` is accepted as an alias of ``fmt``. Prints the verdict table and, with a baseline, the
+    regression summary; 0 on success, 2 on bad input.
+    """
+    format = format or fmt
+    from harness.report.render import build_report_with_analysis  # heavy imports only when used
+
+    console = _console(console)
+    try:
+        path, an = build_report_with_analysis(results_dir, fmt=format, baseline=baseline, out=out,
+                                              papers_dir=papers_dir)
+    except HarnessError as e:
+        console.print(f"[red]error:[/red] {e}")
+        return 2
+    print_verdicts(an.verdicts, console)
+    if an.baseline is not None:
+        from harness.report.compare import print_comparison
+        print_comparison(an.baseline, console)
+    console.print(f"report written to [bold]{path}[/bold]")
+    return 0
+
+
+def cli_compare(a: str | Path, b: str | Path, fail_on_regression: bool = False, metrics: list[str] | None = None,
+                console=None) -> int:
+    """``harness compare A B [--fail-on-regression]``: B is the new run, A the baseline."""
+    from harness.report.compare import compare_dirs, print_comparison
+
+    console = _console(console)
+    try:
+        res = compare_dirs(a, b, metrics=metrics)
+    except HarnessError as e:
+        console.print(f"[red]error:[/red] {e}")
+        return 2
+    n_reg = print_comparison(res, console)
+    return 1 if (fail_on_regression and n_reg) else 0
+
+
+def register(app) -> None:
+    """Add ``report`` and ``compare`` commands to a ``typer.Typer`` app."""
+    import typer
+
+    @app.command("report")
+    def report_cmd(results_dir: Path = typer.Argument(..., help="results folder (results.parquet + suite.json)"),
+                   format: str = typer.Option("html", "--format", help="html (self-contained) or md"),
+                   baseline: Path | None = typer.Option(None, "--baseline", help="results folder to compare against"),
+                   out: Path | None = typer.Option(None, "--out", help="output file")):
+        """Write the comparison report and print the verdicts."""
+        raise typer.Exit(cli_report(results_dir, fmt=format, baseline=baseline, out=out))
+
+    @app.command("compare")
+    def compare_cmd(a: Path = typer.Argument(..., help="baseline results folder"),
+                    b: Path = typer.Argument(..., help="new results folder"),
+                    fail_on_regression: bool = typer.Option(False, "--fail-on-regression",
+                                                            help="exit 1 when any run regressed")):
+        """Compare two results folders run by run and flag regressions."""
+        raise typer.Exit(cli_compare(a, b, fail_on_regression))

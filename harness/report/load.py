@@ -1,0 +1,293 @@
+"""Read a results folder (``results.parquet`` / ``results.csv`` + ``suite.json``) into tidy tables.
+
+This module (like all of ``harness.report``) reads stored results only; it never imports models,
+kernels or families.
+
+Contract of a results folder::
+
+    RESULTS_DIR/results.parquet   one row per run (csv accepted as a fallback)
+    RESULTS_DIR/suite.json        {"suite": name, "tasks": {task: {"family", "causal", "primary_metric",
+                                   "metrics": {m: {"higher_is_better", "unit", "primary"}},
+                                   "verdict": {"thresholds": {m: float}, "relative": {m: bool}},
+                                   "sweep_keys": [...]}}}
+
+Sweep keys are split in two kinds: *size* keys (sequence length, resolution, grid: the axis of a
+scaling study, never "tuned") and *hyper-parameter* keys (learning rate, weight decay...: a tuning
+grid, subject to the equal-budget rule). A *cell* is one task at one size point; a *config* is one
+hyper-parameter point inside a cell.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import HarnessError
+
+#: last dotted component of a sweep key that makes it a *size* key (scaling axis, not tuned).
+SIZE_KEY_NAMES = frozenset({
+    "seq_len", "seqlen", "sequence_length", "length", "max_len", "n_tokens", "num_tokens", "context",
+    "resolution", "res", "img_size", "image_size", "patch_size_hr", "grid", "grid_size", "n_grid",
+    "size", "T", "t",
+})
+
+ID_COLUMNS = [
+    "suite", "task", "family", "variant", "mixer", "is_ssm", "seed", "sweep", "status", "error",
+    "backend", "device", "gpu_name", "torch_version", "cuda_version", "git_commit", "harness_version",
+    "config_hash", "started_at", "ablation", "causal",
+]
+
+#: cost columns and their (label, unit, lower-is-better) - all costs are lower-is-better.
+COST_COLUMNS: dict[str, tuple[str, str]] = {
+    "params": ("parameters", "count"),
+    "flops_fwd": ("forward FLOPs", "FLOP"),
+    "macs_fwd_fvcore": ("forward MACs (fvcore)", "MAC"),
+    "flops_train_step": ("train-step FLOPs", "FLOP"),
+    "latency_ms_p10": ("latency p10", "ms"),
+    "latency_ms_p50": ("latency p50", "ms"),
+    "latency_ms_p90": ("latency p90", "ms"),
+    "train_step_ms_p50": ("train step p50", "ms"),
+    "peak_mem_mb_infer": ("peak memory (inference)", "MB"),
+    "peak_mem_mb_train": ("peak memory (train)", "MB"),
+    "throughput": ("throughput", "items/s"),
+    "train_time_s": ("train time", "s"),
+}
+#: numeric columns that describe the run rather than measure it.
+DESCRIPTIVE_NUMERIC = {"seq_len", "d_model", "l_over_6d", "train_steps", "budget_mismatch", "seed",
+                       "mem_approx"}
+#: cost columns where higher is better (everything else in COST_COLUMNS is lower-is-better).
+HIGHER_IS_BETTER_COSTS = {"throughput"}
+
+#: metric names the report knows even when suite.json does not list them.
+KNOWN_METRICS: dict[str, dict[str, Any]] = {
+    "accuracy": {"higher_is_better": True, "unit": "fraction"},
+    "top1": {"higher_is_better": True, "unit": "%"},
+    "top5": {"higher_is_better": True, "unit": "%"},
+    "psnr": {"higher_is_better": True, "unit": "dB"},
+    "ssim": {"higher_is_better": True, "unit": ""},
+    "rel_l2": {"higher_is_better": False, "unit": ""},
+    "nrmse": {"higher_is_better": False, "unit": ""},
+    "nll_bits_per_token": {"higher_is_better": False, "unit": "bits/token"},
+    "test_acc": {"higher_is_better": True, "unit": "fraction"},
+    "train_acc": {"higher_is_better": True, "unit": "fraction"},
+    "gen_gap": {"higher_is_better": False, "unit": "fraction"},
+    "final_loss": {"higher_is_better": False, "unit": ""},
+}
+
+
+@dataclass
+class MetricInfo:
+    name: str
+    higher_is_better: bool = True
+    unit: str = ""
+    primary: bool = False
+
+
+@dataclass
+class TaskInfo:
+    """One task's entry of ``suite.json`` with defaults filled."""
+
+    name: str
+    family: str = ""
+    causal: bool | None = None
+    primary_metric: str | None = None
+    metrics: dict[str, MetricInfo] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    relative: dict[str, bool] = field(default_factory=dict)
+    sweep_keys: list[str] = field(default_factory=list)
+
+    @property
+    def size_keys(self) -> list[str]:
+        return [k for k in self.sweep_keys if is_size_key(k)]
+
+    @property
+    def hp_keys(self) -> list[str]:
+        return [k for k in self.sweep_keys if not is_size_key(k)]
+
+    def metric(self, name: str) -> MetricInfo:
+        if name in self.metrics:
+            return self.metrics[name]
+        if name in KNOWN_METRICS:
+            return MetricInfo(name, **KNOWN_METRICS[name])
+        if name in COST_COLUMNS:
+            return MetricInfo(name, higher_is_better=name in HIGHER_IS_BETTER_COSTS,
+                              unit=COST_COLUMNS[name][1])
+        return MetricInfo(name)
+
+    def threshold(self, metric: str, reference: float | None = None) -> float:
+        """Practical-significance threshold in the metric's units (relative ones scaled by |reference|)."""
+        thr = float(self.thresholds.get(metric, 0.0) or 0.0)
+        if self.relative.get(metric, False) and reference is not None and np.isfinite(reference):
+            thr = thr * abs(reference)
+        return thr
+
+
+@dataclass
+class Suite:
+    name: str
+    tasks: dict[str, TaskInfo]
+
+    def task(self, name: str) -> TaskInfo:
+        if name not in self.tasks:
+            self.tasks[name] = TaskInfo(name=name)
+        return self.tasks[name]
+
+
+def is_size_key(key: str) -> bool:
+    return key.split(".")[-1] in SIZE_KEY_NAMES
+
+
+def _parse_sweep(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return {}
+    try:
+        out = json.loads(value)
+        return out if isinstance(out, dict) else {}
+    except (TypeError, ValueError):
+        return {}
+
+
+def _canon(d: dict[str, Any]) -> str:
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def parse_suite(data: dict[str, Any]) -> Suite:
+    tasks: dict[str, TaskInfo] = {}
+    for tname, t in (data.get("tasks") or {}).items():
+        metrics = {
+            m: MetricInfo(m, bool(v.get("higher_is_better", True)), str(v.get("unit", "") or ""),
+                          bool(v.get("primary", False)))
+            for m, v in (t.get("metrics") or {}).items()
+        }
+        primary = t.get("primary_metric") or next((m for m, v in metrics.items() if v.primary), None)
+        verdict = t.get("verdict") or {}
+        tasks[tname] = TaskInfo(
+            name=tname, family=t.get("family", ""), causal=t.get("causal"), primary_metric=primary,
+            metrics=metrics, thresholds={k: float(v) for k, v in (verdict.get("thresholds") or {}).items()},
+            relative={k: bool(v) for k, v in (verdict.get("relative") or {}).items()},
+            sweep_keys=list(t.get("sweep_keys") or []),
+        )
+    return Suite(name=str(data.get("suite", "")), tasks=tasks)
+
+
+def load_suite(results_dir: str | Path) -> Suite:
+    p = Path(results_dir) / "suite.json"
+    if not p.exists():
+        return Suite(name="", tasks={})
+    return parse_suite(json.loads(p.read_text()))
+
+
+def read_table(results_dir: str | Path) -> pd.DataFrame:
+    d = Path(results_dir)
+    if not d.is_dir():
+        raise HarnessError(f"{d}: results folder not found")
+    if (d / "results.parquet").exists():
+        return pd.read_parquet(d / "results.parquet")
+    if (d / "results.csv").exists():
+        return pd.read_csv(d / "results.csv")
+    raise HarnessError(f"{d}: no results.parquet or results.csv in this folder")
+
+
+def _to_bool(s: pd.Series) -> pd.Series:
+    def conv(v: Any) -> Any:
+        if isinstance(v, str):
+            return v.strip().lower() in ("true", "1", "yes")
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return False
+        return bool(v)
+    return s.map(conv).astype(bool)
+
+
+def normalize(df: pd.DataFrame, suite: Suite) -> pd.DataFrame:
+    """Fill missing columns, parse ``sweep`` and add the helper columns the report uses.
+
+    Added columns: ``sweep_dict`` (dict), ``size_point`` (canonical JSON of the size keys),
+    ``hp_point`` (canonical JSON of the hyper-parameter keys), ``size`` (float: the first size key's
+    value, NaN if none), ``size_key`` (its name), ``label`` (variant label).
+    """
+    df = df.copy()
+    for col, default in (("suite", suite.name), ("family", ""), ("mixer", ""), ("is_ssm", False),
+                         ("seed", 0), ("sweep", "{}"), ("status", "ok"), ("error", ""), ("ablation", ""),
+                         ("config_hash", None), ("causal", None)):
+        if col not in df.columns:
+            df[col] = default
+    if "variant" not in df.columns:
+        df["variant"] = df["mixer"]
+    df["variant"] = df["variant"].astype(str)
+    df["mixer"] = df["mixer"].astype(object).fillna("").astype(str)
+    df["is_ssm"] = _to_bool(df["is_ssm"])
+    df["status"] = df["status"].astype(object).fillna("ok").astype(str)
+    df["ablation"] = df["ablation"].astype(object).fillna("").astype(str)
+    df["sweep"] = df["sweep"].astype(object).fillna("{}").astype(str)
+    dicts = [_parse_sweep(v) for v in df["sweep"]]
+    size_pts, hp_pts, sizes, size_keys = [], [], [], []
+    for (_, row), sd in zip(df.iterrows(), dicts):
+        t = suite.task(str(row["task"]))
+        skeys = sorted(k for k in sd if is_size_key(k))
+        hkeys = sorted(k for k in sd if k not in skeys)
+        size_pts.append(_canon({k: sd[k] for k in skeys}))
+        hp_pts.append(_canon({k: sd[k] for k in hkeys}))
+        if skeys:
+            k0 = next((k for k in t.size_keys if k in skeys), skeys[0])
+            try:
+                sizes.append(float(sd[k0]))
+            except (TypeError, ValueError):
+                sizes.append(np.nan)
+            size_keys.append(k0)
+        else:
+            sizes.append(np.nan)
+            size_keys.append("")
+    df["sweep_dict"] = dicts
+    df["size_point"] = size_pts
+    df["hp_point"] = hp_pts
+    df["size"] = sizes
+    df["size_key"] = size_keys
+    for c in list(COST_COLUMNS) + ["l_over_6d", "seq_len", "d_model", "budget_mismatch"]:
+        if c in df.columns:
+            df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df
+
+
+def load_results(results_dir: str | Path) -> tuple[pd.DataFrame, Suite]:
+    """Read and normalise a results folder. Raises :class:`HarnessError` when it is not one."""
+    suite = load_suite(results_dir)
+    df = normalize(read_table(results_dir), suite)
+    for task in df["task"].astype(str).unique():
+        suite.task(task)  # every task gets an entry, even when suite.json lacks it
+    for tname, t in suite.tasks.items():
+        if not t.primary_metric:  # no suite.json entry: first known quality metric, final_loss last
+            cands = sorted(metric_columns(df[df["task"] == tname], t), key=lambda m: m == "final_loss")
+            t.primary_metric = cands[0] if cands else None
+        if not t.family:
+            fam = df.loc[df["task"] == tname, "family"]
+            t.family = str(fam.iloc[0]) if len(fam) else ""
+    return df, suite
+
+
+def metric_columns(df: pd.DataFrame, task: TaskInfo) -> list[str]:
+    """Quality metric columns present (suite-declared first, then known names, then other numerics)."""
+    out = [m for m in task.metrics if m in df.columns]
+    skip = set(ID_COLUMNS) | set(COST_COLUMNS) | DESCRIPTIVE_NUMERIC | {
+        "size", "sweep_dict", "size_point", "hp_point", "size_key"}
+    for c in df.columns:
+        if c in out or c in skip:
+            continue
+        if c in KNOWN_METRICS and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any():
+            out.append(c)
+    return out
+
+
+def cost_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in COST_COLUMNS if c in df.columns and df[c].notna().any()]
+
+
+def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"] == "ok"]

@@ -1,0 +1,597 @@
+"""Build the comparison report: one self-contained HTML file, or Markdown with PNG figures beside it.
+
+``build_report(results_dir, fmt="html" | "md", baseline=None, out=None) -> Path``
+
+The report is first assembled as a list of blocks (headings, paragraphs, lists, tables, figures) and
+then written by one of two small renderers, so HTML and Markdown always carry the same content.
+The HTML embeds figures as base64 PNG and its CSS inline: it loads no external asset.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.report import figures as F
+from harness.report.compare import compare_dirs
+from harness.report.crossover import DEFAULT_COSTS, N_BOOT, ScalingResult, analyze_scaling
+from harness.report.load import COST_COLUMNS, Suite, load_results, metric_columns
+from harness.report.paired import compare_variants, equal_budget, select_configs, size_label
+from harness.report.papers import load_paper_refs, refs_for_task
+from harness.report.stats import summarize
+from harness.report.verdict import (INCONCLUSIVE, NEEDED, NOT_NEEDED, TaskVerdict, task_verdicts,
+                                    verdict_rule_markdown, verdict_table)
+
+TABLE_COSTS = ["params", "flops_fwd", "latency_ms_p50", "train_step_ms_p50", "peak_mem_mb_infer",
+               "peak_mem_mb_train"]
+
+
+# --------------------------------------------------------------------------------------------- blocks
+@dataclass
+class Block:
+    kind: str                    # h1 h2 h3 p ul table fig md verdict
+    text: str = ""
+    items: list = field(default_factory=list)
+    table: pd.DataFrame | None = None
+    png: bytes | None = None
+    name: str = ""
+
+
+def _fmt(x, digits: int = 4) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return F._si(float(x)) if abs(x) >= 1e4 else str(int(x))
+    if isinstance(x, (float, np.floating)):
+        if not np.isfinite(x):
+            return ""
+        if abs(x) >= 1e4:
+            return F._si(float(x))
+        if x != 0 and abs(x) < 1e-3:
+            return f"{x:.2e}"
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def _pm(mean, lo, hi) -> str:
+    if not np.isfinite(mean):
+        return ""
+    if np.isfinite(lo) and np.isfinite(hi):
+        return f"{_fmt(mean)} ± {_fmt((hi - lo) / 2, 2)}"
+    return _fmt(mean)
+
+
+# ------------------------------------------------------------------------------------------- analysis
+@dataclass
+class Analysis:
+    results_dir: Path
+    df: pd.DataFrame
+    suite: Suite
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
+    budget: pd.DataFrame
+    verdicts: list[TaskVerdict]
+    scaling: ScalingResult
+    refs: pd.DataFrame
+    baseline: pd.DataFrame | None = None
+    baseline_dir: Path | None = None
+
+
+def analyze(results_dir: str | Path, baseline: str | Path | None = None, papers_dir=None,
+            n_boot: int = N_BOOT) -> Analysis:
+    """Load a results folder and compute everything the report shows."""
+    df, suite = load_results(results_dir)
+    sel = select_configs(df, suite)
+    comps = compare_variants(df, suite, selected=sel)
+    verdicts = task_verdicts(df, suite, comparisons=comps)
+    scaling = analyze_scaling(df, suite, n_boot=n_boot)
+    summary = summarize(df, suite)
+    base = compare_dirs(baseline, results_dir) if baseline is not None else None
+    return Analysis(Path(results_dir), df, suite, summary, comps, equal_budget(df, suite), verdicts, scaling,
+                    load_paper_refs(papers_dir), base, Path(baseline) if baseline is not None else None)
+
+
+# --------------------------------------------------------------------------------------------- tables
+def _results_table(an: Analysis, task: str) -> pd.DataFrame:
+    """Mean ± CI half-width per variant x size point (selected hyper-parameters, no ablations)."""
+    t = an.suite.task(task)
+    s = an.summary[(an.summary["task"] == task) & (an.summary["ablation"] == "")]
+    sel = select_configs(an.df[an.df["task"] == task], an.suite)
+    chosen = set(zip(sel["variant"], sel["size_point"], sel["hp_point"]))
+    s = s[[k in chosen for k in zip(s["variant"], s["size_point"], s["hp_point"])]]
+    if s.empty:
+        return pd.DataFrame()
+    mcols = [m for m in metric_columns(an.df[an.df["task"] == task], t) if m in set(s["column"])]
+    ccols = [c for c in TABLE_COSTS if c in set(s["column"])]
+    rows = []
+    for (var, sp, hp), g in s.groupby(["variant", "size_point", "hp_point"], sort=False):
+        gi = g.set_index("column")
+        row = {"variant": var, "SSM": "yes" if bool(g["is_ssm"].iloc[0]) else "no"}
+        if (s["size_point"] != "{}").any():
+            row["size"] = size_label(sp)
+        if (s["hp_point"] != "{}").any():
+            row["hyper-parameters (best)"] = size_label(hp)
+        row["n seeds"] = int(gi["n"].max())
+        for c in mcols + ccols:
+            if c in gi.index:
+                r = gi.loc[c]
+                unit = t.metric(c).unit if c in mcols else COST_COLUMNS[c][1]
+                name = (c + (" ↑" if t.metric(c).higher_is_better else " ↓")) if c in mcols else COST_COLUMNS[c][0]
+                row[f"{name} ({unit})" if unit else name] = _pm(r["mean"], r["ci_low"], r["ci_high"])
+        row["CI"] = ",".join(sorted(set(g["ci_method"])))
+        rows.append((g["size"].iloc[0], var, row))
+    rows.sort(key=lambda x: (np.nan_to_num(x[0], nan=-1), x[1]))
+    return pd.DataFrame([r for _, _, r in rows]).fillna("")
+
+
+def _comparison_table(an: Analysis, task: str) -> pd.DataFrame:
+    c = an.comparisons[an.comparisons["task"] == task]
+    c = c.sort_values(["size", "variant_a", "variant_b"], kind="mergesort")
+    if c.empty:
+        return pd.DataFrame()
+    out = pd.DataFrame({
+        "size": [size_label(s) for s in c["size_point"]],
+        "A": c["variant_a"], "B": c["variant_b"], "metric": c["metric"], "n pairs": c["n"],
+        "A − B (mean)": [_fmt(x) for x in c["diff"]],
+        "95% CI": [f"[{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite(lo) else "" for lo, hi in
+                   zip(c["diff_ci_low"], c["diff_ci_high"])],
+        "A better by": [_fmt(x) for x in c["adv"]],
+        "threshold": [_fmt(x) for x in c["threshold"]],
+        "test": c["test"], "p": [_fmt(x) for x in c["p"]], "p (Holm)": [_fmt(x) for x in c["p_holm"]],
+        "significant": ["yes" if s else "no" for s in c["significant"]],
+    })
+    if (out["size"] == "").all():
+        out = out.drop(columns="size")
+    return out
+
+
+def _budget_table(an: Analysis, task: str) -> pd.DataFrame:
+    b = an.budget[an.budget["task"] == task]
+    if b.empty:
+        return pd.DataFrame()
+    out = pd.DataFrame({
+        "size": [size_label(s) for s in b["size_point"]], "variant": b["variant"], "metric": b["metric"],
+        "grid points": b["grid_points"], "trials": b["trials"], "best of grid": [_fmt(x) for x in b["best"]],
+        "best at": [size_label(h) for h in b["best_hp"]], "median of grid": [_fmt(x) for x in b["median"]],
+        "unequal trials": ["YES" if u else "no" for u in b["unequal_trials"]],
+    })
+    return out.drop(columns="size") if (out["size"] == "").all() else out
+
+
+def _crossover_table(an: Analysis, task: str) -> pd.DataFrame:
+    c = an.scaling.crossovers
+    c = c[c["task"] == task] if len(c) else c
+    if c.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "cost": [F.axis_label(m) for m in c["metric"]], "A": c["variant_a"], "B": c["variant_b"],
+        "result": c["status"], "crossover": [_fmt(x) for x in c["crossover"]],
+        "95% CI": [f"{_fmt(lo)} – {_fmt(hi)}" if np.isfinite(lo) else "" for lo, hi in zip(c["ci_low"], c["ci_high"])],
+        "summary": c["summary"], "fit A": c["fit_a"], "fit B": c["fit_b"],
+    })
+
+
+def _papers_table(an: Analysis, task: str) -> pd.DataFrame:
+    t = an.suite.task(task)
+    refs = refs_for_task(an.refs, task, t.family)
+    if refs.empty:
+        return pd.DataFrame()
+    sel = select_configs(an.df[an.df["task"] == task], an.suite)
+    if len(sel) and sel["size"].notna().any():
+        sel = sel[sel["size"] == sel["size"].max()]
+    ours = []
+    for r in refs.itertuples():
+        if r.metric in sel.columns and sel[r.metric].notna().any():
+            means = sel.groupby("variant")[r.metric].mean().dropna()
+            hib = t.metric(r.metric).higher_is_better
+            best = means.idxmax() if hib else means.idxmin()
+            ours.append(f"{_fmt(means[best])} ({best})")
+        else:
+            ours.append("not measured")
+    return pd.DataFrame({"paper": refs["paper"], "arXiv": refs["arxiv"], "table": refs["table"],
+                         "model": refs["model"], "metric": refs["metric"],
+                         "paper value": [f"{_fmt(v)} {u}".strip() for v, u in zip(refs["value"], refs["unit"])],
+                         "ours (best variant)": ours, "hardware": refs["hardware"], "note": refs["note"]})
+
+
+def _status_table(df: pd.DataFrame) -> pd.DataFrame:
+    bad = df[df["status"] != "ok"]
+    if bad.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({"task": bad["task"], "variant": bad["variant"], "seed": bad["seed"],
+                         "sweep": [size_label(s) if s != "{}" else "" for s in bad["sweep"]],
+                         "ablation": bad["ablation"], "status": bad["status"].str.upper(),
+                         "error": [str(e)[:160] if isinstance(e, str) else "" for e in bad.get("error", "")]})
+
+
+def _status_counts(df: pd.DataFrame) -> pd.DataFrame:
+    c = df.groupby(["task", "variant", "status"]).size().unstack("status", fill_value=0)
+    return c.reset_index()
+
+
+def _provenance(df: pd.DataFrame) -> pd.DataFrame:
+    cols = ["git_commit", "harness_version", "torch_version", "cuda_version", "gpu_name", "device", "backend"]
+    rows = []
+    for c in cols:
+        if c in df.columns:
+            vals = sorted({str(v) for v in df[c].dropna().unique() if str(v) not in ("", "nan")})
+            if vals:
+                rows.append({"field": c, "values": ", ".join(vals[:8]) + (" ..." if len(vals) > 8 else "")})
+    if "started_at" in df.columns and df["started_at"].notna().any():
+        s = df["started_at"].dropna().astype(str)
+        rows.append({"field": "started_at", "values": f"{s.min()} … {s.max()}"})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------- figures
+def _pareto_points(an: Analysis, task: str) -> pd.DataFrame:
+    t = an.suite.task(task)
+    pm = t.primary_metric
+    sel = select_configs(an.df[an.df["task"] == task], an.suite)
+    if sel.empty or pm not in sel.columns:
+        return pd.DataFrame()
+    if sel["size"].notna().any():
+        sel = sel[sel["size"] == sel["size"].max()]
+    from harness.report.stats import mean_ci
+    rows = []
+    for var, g in sel.groupby("variant"):
+        m, _, lo, hi, _ = mean_ci(g[pm])
+        row = dict(variant=var, is_ssm=bool(g["is_ssm"].iloc[0]), y=m, y_lo=lo, y_hi=hi)
+        for c in ("flops_fwd", "latency_ms_p50"):
+            row[c] = g[c].mean() if c in g.columns else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _task_blocks(an: Analysis, v: TaskVerdict, colors: dict, fig_idx: list) -> list[Block]:
+    task = v.task
+    t = an.suite.task(task)
+    tdf = an.df[an.df["task"] == task]
+    blocks = [Block("h2", f"Task: {task}" + (f" ({t.family})" if t.family else ""), name=f"task-{task}"),
+              Block("verdict", v.verdict, items=[v.recommended or ""]), Block("ul", items=list(v.reasons))]
+
+    def fig(figure, stem, alt):
+        if figure is None:
+            return
+        fig_idx[0] += 1
+        blocks.append(Block("fig", alt, png=F.to_png(figure), name=f"fig{fig_idx[0]:02d}_{_slug(task)}_{stem}.png"))
+
+    rt = _results_table(an, task)
+    if len(rt):
+        blocks.append(Block("h3", "Results (mean ± 95% CI half-width over seeds)"))
+        blocks.append(Block("table", table=rt))
+        blocks.append(Block("p", "CI: t = Student-t interval (n < 10 seeds), bootstrap = percentile bootstrap "
+                                 "(n ≥ 10), none = single run. ↑/↓: higher/lower is better."))
+    ct = _comparison_table(an, task)
+    if len(ct):
+        blocks.append(Block("h3", "Paired comparisons (same seeds; Holm-corrected across the report)"))
+        blocks.append(Block("table", table=ct))
+    bt = _budget_table(an, task)
+    if len(bt):
+        blocks.append(Block("h3", "Equal tuning budget (hyper-parameter grid)"))
+        blocks.append(Block("table", table=bt))
+    pts = _pareto_points(an, task)
+    if len(pts) and t.primary_metric:
+        mi = t.metric(t.primary_metric)
+        size = tdf.loc[tdf["status"] == "ok", "size"]
+        at = f" at {tdf['size_key'].iloc[0].split('.')[-1]}={_fmt(size.max())}" if size.notna().any() else ""
+        blocks.append(Block("h3", "Quality vs cost"))
+        fig(F.pareto_figure(pts, t.primary_metric, mi.unit, mi.higher_is_better, colors,
+                            f"{task}: {t.primary_metric} vs cost{at} (error bars: 95% CI; dashed: Pareto front)"),
+            "pareto", f"{task}: quality vs cost")
+    ok = select_configs(tdf, an.suite)
+    if ok["size"].nunique() >= 2:
+        size_key = ok["size_key"].iloc[0].split(".")[-1]
+        blocks.append(Block("h3", f"Scaling with {size_key}"))
+        fig(F.scaling_figure(ok, an.scaling.fits, an.scaling.crossovers, task, size_key, DEFAULT_COSTS, colors),
+            "scaling", f"{task}: cost vs {size_key}")
+        xt = _crossover_table(an, task)
+        if len(xt):
+            blocks.append(Block("table", table=xt))
+        mets = []
+        for m in [t.primary_metric, "gen_gap"] + [x for x in t.metrics if x != t.primary_metric]:
+            if m and m in ok.columns and ok[m].notna().any() and m not in [x[0] for x in mets]:
+                mets.append((m, t.metric(m).unit, t.metric(m).higher_is_better))
+        fig(F.sweep_line_figure(ok, task, size_key, mets[:3], colors), "sweep", f"{task}: metrics vs {size_key}")
+    pt = _papers_table(an, task)
+    if len(pt):
+        blocks.append(Block("h3", "Paper reference numbers"))
+        blocks.append(Block("table", table=pt))
+    return blocks
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", s)
+
+
+def report_blocks(an: Analysis) -> list[Block]:
+    df = an.df
+    colors = F.palette(df["variant"].unique())
+    n_ok = int((df["status"] == "ok").sum())
+    title = f"Does this task need an SSM? — suite {an.suite.name}" if an.suite.name else "Does this task need an SSM?"
+    blocks = [Block("h1", title),
+              Block("p", f"Results: {an.results_dir} — {len(df)} runs ({n_ok} ok, {len(df) - n_ok} failed), "
+                         f"{df['task'].nunique()} tasks, {df['variant'].nunique()} variants. Generated "
+                         f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}.")]
+    blocks.append(Block("h2", "Verdicts", name="verdicts"))
+    vt = verdict_table(an.verdicts)
+    blocks.append(Block("table", table=vt.rename(columns={"primary_metric": "primary metric"}), name="verdicts"))
+    blocks.append(Block("h2", "How the verdict is decided", name="rule"))
+    rule = verdict_rule_markdown().strip().splitlines()
+    blocks.append(Block("md", "\n".join(rule[1:] if rule and rule[0].startswith("#") else rule)))
+    fig_idx = [0]
+    for v in an.verdicts:
+        blocks.extend(_task_blocks(an, v, colors, fig_idx))
+    abl = df[(df["ablation"] != "") & (df["status"] == "ok")]
+    if len(abl):
+        blocks.append(Block("h2", "Ablations", name="ablations"))
+        for task, g in abl.groupby("task"):
+            t = an.suite.task(task)
+            pm = t.primary_metric
+            if not pm or pm not in g.columns:
+                continue
+            base = select_configs(df[df["task"] == task], an.suite)
+            if g["size"].notna().any():
+                g = g[g["size"] == g["size"].max()]
+                base = base[base["size"] == g["size"].max()]
+            base = base[base["variant"].isin(g["variant"].unique())]
+            same_hp = df[(df["task"] == task) & (df["ablation"] == "") & (df["status"] == "ok")
+                         & df["hp_point"].isin(g["hp_point"].unique()) & df["variant"].isin(g["variant"].unique())]
+            if g["size"].notna().any():
+                same_hp = same_hp[same_hp["size"] == g["size"].max()]
+            if len(same_hp):  # the un-ablated runs at the ablations' own hyper-parameters
+                base = same_hp
+            base = base.assign(ablation="(none)")
+            data = pd.concat([base, g])
+            mi = t.metric(pm)
+            blocks.append(Block("h3", f"{task}"))
+            f = F.ablation_figure(data, task, pm, mi.unit, mi.higher_is_better, colors)
+            if f is not None:
+                fig_idx[0] += 1
+                blocks.append(Block("fig", f"{task}: ablations", png=F.to_png(f),
+                                    name=f"fig{fig_idx[0]:02d}_{_slug(task)}_ablation.png"))
+            s = summarize(data.assign(ablation=data["ablation"]), an.suite, columns=[pm])
+            tab = pd.DataFrame({"ablation": s["ablation"], "variant": s["variant"], "n": s["n"],
+                                f"{pm} ({mi.unit})" if mi.unit else pm:
+                                    [_pm(m, lo, hi) for m, lo, hi in zip(s["mean"], s["ci_low"], s["ci_high"])]})
+            blocks.append(Block("table", table=tab))
+    blocks.append(Block("h2", "Run status", name="status"))
+    st = _status_table(df)
+    if st.empty:
+        blocks.append(Block("p", f"All {len(df)} runs finished with status ok."))
+    else:
+        blocks.append(Block("p", "Errors, out-of-memory and diverged runs are results: they are listed here "
+                                 "and excluded from the statistics."))
+        blocks.append(Block("table", table=_status_counts(df)))
+        blocks.append(Block("table", table=st))
+    if an.baseline is not None:
+        blocks.append(Block("h2", f"Comparison with baseline {an.baseline_dir}", name="baseline"))
+        b = an.baseline
+        n_reg = int(b["regression"].sum())
+        blocks.append(Block("p", f"{n_reg} regressions, {int(b['improved'].sum())} improvements over "
+                                 f"{len(b[b['kind'] != 'missing'])} checks."))
+        shown = b[b["regression"] | b["improved"]]
+        if len(shown):
+            tab = shown[["task", "variant", "seed", "metric", "old", "new", "rel_delta", "limit", "regression",
+                         "note"]].copy()
+            tab["sweep"] = [size_label(s) for s in shown["sweep"]]
+            for c in ("old", "new", "limit"):
+                tab[c] = [_fmt(x) for x in tab[c]]
+            tab["rel_delta"] = [f"{x:+.1%}" if np.isfinite(x) else "" for x in tab["rel_delta"]]
+            tab["regression"] = ["REGRESSION" if r else "improved" for r in tab["regression"]]
+            blocks.append(Block("table", table=tab))
+    prov = _provenance(df)
+    if len(prov):
+        blocks.append(Block("h2", "Provenance", name="provenance"))
+        blocks.append(Block("table", table=prov))
+    return blocks
+
+
+# ------------------------------------------------------------------------------------------ renderers
+CSS = """
+body{font-family:-apple-system,'Segoe UI',Roboto,'DejaVu Sans',Arial,sans-serif;margin:24px auto;max-width:1280px;
+color:#1d1d1f;line-height:1.45;padding:0 16px}
+h1{font-size:26px;border-bottom:2px solid #333;padding-bottom:6px}
+h2{font-size:21px;margin-top:36px;border-bottom:1px solid #ccc;padding-bottom:4px}
+h3{font-size:16px;margin-top:22px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0 14px 0;display:block;overflow-x:auto;max-width:100%}
+th,td{border:1px solid #d0d0d0;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f2f2f4;position:sticky;top:0}
+tr:nth-child(even) td{background:#fafafa}
+td.reasons{min-width:420px;max-width:680px;font-size:12.5px}
+img{max-width:100%;height:auto;display:block;margin:10px 0 18px 0}
+.badge{display:inline-block;padding:2px 9px;border-radius:10px;font-weight:600;font-size:13px;white-space:nowrap}
+.needed{background:#d9f2e0;color:#0d5a26}.notneeded{background:#e3ecfb;color:#123f84}
+.inconclusive{background:#fdf1d6;color:#7a5200}
+.rule{background:#f7f7f9;border:1px solid #e2e2e6;border-radius:6px;padding:4px 16px}
+code{background:#eef;padding:0 3px;border-radius:3px;font-size:90%}
+ul{margin-top:4px} li{margin:2px 0}
+"""
+
+
+def _badge(verdict: str) -> str:
+    cls = {NEEDED: "needed", NOT_NEEDED: "notneeded", INCONCLUSIVE: "inconclusive"}.get(verdict, "inconclusive")
+    return f'<span class="badge {cls}">{html.escape(verdict)}</span>'
+
+
+def _inline_md(text: str) -> str:
+    s = html.escape(text)
+    s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
+    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+    s = re.sub(r"(?<![\w*])\*([^*]+)\*(?![\w*])", r"<i>\1</i>", s)
+    return s
+
+
+def md_to_html(md: str) -> str:
+    """Tiny Markdown subset (headings, paragraphs, '-' lists, pipe tables, bold/italic/code) to HTML."""
+    out, para, lst, tbl = [], [], [], []
+
+    def flush():
+        if para:
+            out.append("<p>" + _inline_md(" ".join(para)) + "</p>")
+            para.clear()
+        if lst:
+            out.append("<ul>" + "".join(f"<li>{_inline_md(i)}</li>" for i in lst) + "</ul>")
+            lst.clear()
+        if tbl:
+            rows = [[c.strip() for c in r.strip().strip("|").split("|")] for r in tbl
+                    if not re.match(r"^\|?\s*:?-{3,}", r.strip())]
+            h = "".join(f"<th>{_inline_md(c)}</th>" for c in rows[0])
+            body = "".join("<tr>" + "".join(f"<td>{_inline_md(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+            out.append(f"<table><tr>{h}</tr>{body}</table>")
+            tbl.clear()
+
+    for line in md.splitlines():
+        s = line.rstrip()
+        if not s.strip():
+            flush()
+        elif s.startswith("#"):
+            flush()
+            level = min(len(s) - len(s.lstrip("#")), 4)
+            out.append(f"<h{level}>{_inline_md(s.lstrip('#').strip())}</h{level}>")
+        elif s.lstrip().startswith("|"):
+            if para or lst:
+                flush()
+            tbl.append(s)
+        elif s.lstrip().startswith("- "):
+            if para or tbl:
+                flush()
+            lst.append(s.lstrip()[2:])
+        elif lst and line.startswith("  "):
+            lst[-1] += " " + s.strip()
+        else:
+            if lst or tbl:
+                flush()
+            para.append(s.strip())
+    flush()
+    return "\n".join(out)
+
+
+def _html_table(df: pd.DataFrame, verdicts: bool = False) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for _, r in df.iterrows():
+        cells = []
+        for c in df.columns:
+            v = r[c]
+            if verdicts and c == "verdict":
+                cells.append(f"<td>{_badge(str(v))}</td>")
+            elif verdicts and c == "task":
+                cells.append(f'<td><a href="#task-{html.escape(_slug(str(v)))}">{html.escape(str(v))}</a></td>')
+            elif verdicts and c == "reasons":
+                lines = "<br>".join(html.escape(x) for x in str(v).split("\n"))
+                cells.append(f'<td class="reasons">{lines}</td>')
+            else:
+                cells.append(f"<td>{html.escape(_fmt(v) if not isinstance(v, str) else v)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def render_html(blocks: list[Block]) -> str:
+    body = []
+    for b in blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            ident = f' id="{html.escape(_slug(b.name))}"' if b.name else ""
+            body.append(f"<{b.kind}{ident}>{html.escape(b.text)}</{b.kind}>")
+        elif b.kind == "p":
+            body.append(f"<p>{html.escape(b.text)}</p>")
+        elif b.kind == "verdict":
+            rec = f" — recommended: <b>{html.escape(b.items[0])}</b>" if b.items and b.items[0] else ""
+            body.append(f"<p>Verdict: {_badge(b.text)}{rec}</p>")
+        elif b.kind == "ul":
+            body.append("<ul>" + "".join(f"<li>{html.escape(str(i))}</li>" for i in b.items) + "</ul>")
+        elif b.kind == "table":
+            body.append(_html_table(b.table, verdicts=b.name == "verdicts"))
+        elif b.kind == "fig":
+            data = base64.b64encode(b.png).decode("ascii")
+            body.append(f'<img alt="{html.escape(b.text)}" src="data:image/png;base64,{data}">')
+        elif b.kind == "md":
+            body.append(f'<div class="rule">{md_to_html(b.text)}</div>')
+    title = next((b.text for b in blocks if b.kind == "h1"), "report")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def _md_cell(v) -> str:
+    s = v if isinstance(v, str) else _fmt(v)
+    return s.replace("|", "\\|").replace("\n", "<br>")
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    head = "| " + " | ".join(_md_cell(str(c)) for c in df.columns) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    rows = ["| " + " | ".join(_md_cell(r[c]) for c in df.columns) + " |" for _, r in df.iterrows()]
+    return "\n".join([head, sep, *rows])
+
+
+def render_markdown(blocks: list[Block], fig_dir: Path, rel: str) -> str:
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for b in blocks:
+        if b.kind == "h1":
+            out.append(f"# {b.text}")
+        elif b.kind == "h2":
+            out.append(f"## {b.text}")
+        elif b.kind == "h3":
+            out.append(f"### {b.text}")
+        elif b.kind == "p":
+            out.append(b.text)
+        elif b.kind == "verdict":
+            rec = f" — recommended: **{b.items[0]}**" if b.items and b.items[0] else ""
+            out.append(f"Verdict: **{b.text}**{rec}")
+        elif b.kind == "ul":
+            out.append("\n".join(f"- {i}" for i in b.items))
+        elif b.kind == "table":
+            out.append(_md_table(b.table))
+        elif b.kind == "fig":
+            (fig_dir / b.name).write_bytes(b.png)
+            out.append(f"![{b.text}]({rel}/{b.name})")
+        elif b.kind == "md":
+            out.append(b.text.strip())
+    return "\n\n".join(out) + "\n"
+
+
+def build_report(results_dir: str | Path, fmt: str = "html", baseline: str | Path | None = None,
+                 out: str | Path | None = None, papers_dir: str | Path | None = None,
+                 n_boot: int = N_BOOT) -> Path:
+    """Write the report and return its path.
+
+    ``fmt="html"``: one self-contained file (default ``RESULTS_DIR/report.html``). ``fmt="md"``:
+    Markdown (default ``RESULTS_DIR/report.md``) with its PNG figures in ``<name>_files/`` beside it.
+    ``baseline``: another results folder to compare against (adds a regression section).
+    ``papers_dir``: paper reference YAMLs (default ``baselines/papers``; skipped when absent).
+    """
+    return build_report_with_analysis(results_dir, fmt, baseline, out, papers_dir, n_boot)[0]
+
+
+def build_report_with_analysis(results_dir, fmt="html", baseline=None, out=None, papers_dir=None,
+                               n_boot: int = N_BOOT) -> tuple[Path, Analysis]:
+    """:func:`build_report` that also returns the :class:`Analysis` (verdicts etc.) it rendered."""
+    if fmt not in ("html", "md"):
+        from harness.errors import HarnessError
+        raise HarnessError(f"unknown report format {fmt!r} (use html or md)")
+    an = analyze(results_dir, baseline=baseline, papers_dir=papers_dir, n_boot=n_boot)
+    blocks = report_blocks(an)
+    path = Path(out) if out is not None else Path(results_dir) / f"report.{fmt}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "html":
+        path.write_text(render_html(blocks), encoding="utf-8")
+    else:
+        fig_dir = path.parent / f"{path.stem}_files"
+        path.write_text(render_markdown(blocks, fig_dir, fig_dir.name), encoding="utf-8")
+    return path, an
+
+
+__all__ = ["build_report", "build_report_with_analysis", "analyze", "report_blocks", "render_html", "render_markdown", "md_to_html",
+           "Analysis"]

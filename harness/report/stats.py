@@ -1,0 +1,84 @@
+"""Per task x variant x sweep-point summaries over seeds: mean, std and a 95 % confidence interval.
+
+CI method (stated in the ``ci_method`` column of every row):
+
+* ``t`` - Student-t interval ``mean +- t_{0.975, n-1} * s / sqrt(n)`` when 2 <= n < 10;
+* ``bootstrap`` - percentile bootstrap of the mean (``N_BOOT`` resamples, fixed RNG seed) when n >= 10;
+* ``none`` - a single value (n = 1): no interval.
+
+Only rows with ``status == "ok"`` enter the statistics; failures are reported by the status table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from harness.report.load import Suite, cost_columns, metric_columns, ok_rows
+
+ALPHA = 0.05
+N_BOOT = 2000
+BOOT_MIN_N = 10
+RNG_SEED = 20240531
+
+
+def mean_ci(values, alpha: float = ALPHA, n_boot: int = N_BOOT, seed: int = RNG_SEED
+            ) -> tuple[float, float, float, float, str]:
+    """``(mean, std, lo, hi, method)`` of finite ``values``; method is ``t``, ``bootstrap`` or ``none``."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n == 0:
+        return np.nan, np.nan, np.nan, np.nan, "none"
+    m = float(x.mean())
+    if n == 1:
+        return m, np.nan, np.nan, np.nan, "none"
+    s = float(x.std(ddof=1))
+    if n < BOOT_MIN_N:
+        h = float(sps.t.ppf(1 - alpha / 2, n - 1)) * s / np.sqrt(n)
+        return m, s, m - h, m + h, "t"
+    rng = np.random.default_rng(seed)
+    boots = x[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    return m, s, float(lo), float(hi), "bootstrap"
+
+
+GROUP_COLS = ["task", "variant", "mixer", "is_ssm", "size_point", "hp_point", "size", "ablation"]
+
+
+def summarize(df: pd.DataFrame, suite: Suite, columns: list[str] | None = None) -> pd.DataFrame:
+    """Long table: one row per task x variant x sweep point x column.
+
+    Columns: ``task, variant, mixer, is_ssm, size_point, hp_point, size, ablation, column, kind
+    (metric|cost), n, mean, std, ci_low, ci_high, ci_method``.
+    """
+    rows = []
+    ok = ok_rows(df)
+    for task, tdf in ok.groupby("task", sort=True):
+        tinfo = suite.task(str(task))
+        mcols = metric_columns(tdf, tinfo)
+        ccols = cost_columns(tdf)
+        cols = columns if columns is not None else mcols + ccols
+        for key, g in tdf.groupby(GROUP_COLS, sort=True, dropna=False):
+            for c in cols:
+                if c not in g.columns:
+                    continue
+                vals = pd.to_numeric(g[c], errors="coerce")
+                if not vals.notna().any():
+                    continue
+                m, s, lo, hi, how = mean_ci(vals)
+                rows.append(dict(zip(GROUP_COLS, key), column=c, kind="metric" if c in mcols else "cost",
+                                 n=int(vals.notna().sum()), mean=m, std=s, ci_low=lo, ci_high=hi,
+                                 ci_method=how))
+    cols_out = GROUP_COLS + ["column", "kind", "n", "mean", "std", "ci_low", "ci_high", "ci_method"]
+    return pd.DataFrame(rows, columns=cols_out)
+
+
+def wide(summary: pd.DataFrame, value: str = "mean") -> pd.DataFrame:
+    """Pivot a :func:`summarize` table to one row per group and one column per measured column."""
+    if summary.empty:
+        return summary
+    idx = [c for c in GROUP_COLS if c in summary.columns]
+    return summary.pivot_table(index=idx, columns="column", values=value, aggfunc="first",
+                               dropna=False).reset_index()

@@ -1,0 +1,192 @@
+"""Execute one planned run and return its result row; every failure becomes a row with a status.
+
+Status values: ``ok``; ``oom`` (CUDA or CPU allocation failure); ``diverged`` (non-finite or exploding
+loss); ``error`` (anything else, with its message; the traceback goes to the run's log).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness import __version__
+from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
+from harness.errors import Diverged
+from harness.families import FAMILIES, Family, RunContext
+from harness.modules.registry import MIXERS, backends_of, is_ssm
+from harness.run.train import seed_everything, train
+
+OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
+
+
+def classify_failure(exc: BaseException) -> str:
+    if isinstance(exc, Diverged):
+        return "diverged"
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return "oom"
+    if isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in OOM_MARKERS):
+        return "oom"
+    return "error"
+
+
+def variant_is_ssm(family: type[Family], use: str) -> bool:
+    if use in family.ssm_variants:
+        return True
+    return use in MIXERS and is_ssm(use)
+
+
+def make_context(config: dict[str, Any], family: Family, device: torch.device, cache_dir: Path) -> RunContext:
+    fam = type(family)
+    data = fam.datasets[config["dataset"]].params.model_validate(config["data"])
+    model = fam.ModelParams.model_validate(config["model"])
+    train_cfg = TrainConfig.model_validate(config["train"])
+    return RunContext(
+        task=config["task"],
+        variant=config["variant"],
+        use=config["use"],
+        dataset=config["dataset"],
+        data=data,
+        model=model,
+        seed=config["seed"],
+        device=device,
+        cache_dir=cache_dir,
+        train_batch_size=train_cfg.batch_size,
+        eval_batch_size=train_cfg.eval_batch_size,
+    )
+
+
+def solve_budget(config: dict[str, Any], family: Family, ctx: RunContext) -> tuple[RunContext, dict[str, Any]]:
+    """Solve this variant's width so its params/FLOPs match the reference variant's (MatchConfig)."""
+    from harness.measure.budget import count_params, match_budget
+    from harness.measure.flops import count_fwd_flops
+
+    match = MatchConfig.model_validate(config["match"])
+    ref = config.get("match_reference")
+    if match.by == "none" or ref is None:
+        return ctx, {}
+    field = match.field or type(family).width_field
+    measure = MeasureConfig.model_validate(config["measure"])
+    cpu = torch.device("cpu")
+
+    def count(c: RunContext) -> float:
+        model = family.build_model(c)
+        if match.by == "params":
+            return float(count_params(model))
+        return float(count_fwd_flops(model, family.example_inputs(c, measure.batch_size)))
+
+    ref_ctx = RunContext(**{**ctx.__dict__, "use": ref["use"], "device": cpu})
+    ref_ctx = ref_ctx.with_model(**type(family).ModelParams.model_validate(ref["model"]).model_dump())
+    target = count(ref_ctx)
+    start = int(getattr(ctx.model, field))
+    result = match_budget(
+        lambda v: ctx.with_model(**{field: v}),
+        count,
+        target,
+        lo=max(1, start // 8),
+        hi=start * 8,
+        multiple_of=type(family).width_multiple,
+        tolerance=match.tolerance,
+    )
+    ctx = ctx.with_model(**{field: result.value})
+    return ctx, {
+        "budget_by": match.by,
+        "budget_reference": match.reference,
+        "budget_field": field,
+        "budget_value": result.value,
+        "budget_target": result.target,
+        "budget_achieved": result.achieved,
+        "budget_mismatch": result.mismatch,
+    }
+
+
+def execute_run(config: dict[str, Any], run_id: str, cache_dir: Path) -> dict[str, Any]:
+    """Build, train, evaluate and measure one run. Never raises for run failures: returns a row."""
+    from harness.measure.env import environment
+
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    device = torch.device(config["device"])
+    family_cls = FAMILIES.get(config["family"])
+    row: dict[str, Any] = {
+        "suite": config["suite"],
+        "task": config["task"],
+        "family": family_cls.name,
+        "dataset": config["dataset"],
+        "variant": config["variant"],
+        "mixer": config["use"],
+        "is_ssm": variant_is_ssm(family_cls, config["use"]),
+        "ablation": config.get("ablation", ""),
+        "causal": bool(family_cls.causal),
+        "seed": config["seed"],
+        "sweep": json.dumps(config["sweep"], sort_keys=True),
+        "status": "ok",
+        "error": "",
+        "config_hash": run_id,
+        "started_at": started.isoformat(timespec="seconds"),
+        "harness_version": __version__,
+        **environment(device),
+    }
+    for key, value in config["sweep"].items():
+        row[f"sweep.{key}"] = value
+    threads = MeasureConfig.model_validate(config["measure"]).cpu_threads
+    if threads is not None:
+        torch.set_num_threads(threads)
+    row["cpu_threads"] = torch.get_num_threads()
+    try:
+        seed_everything(config["seed"])
+        family = family_cls()
+        ctx = make_context(config, family, device, cache_dir)
+        ctx, budget = solve_budget(config, family, ctx)
+        row.update(budget)
+        row.update(_train_and_measure(family, ctx, config, device))
+    except BaseException as exc:  # noqa: BLE001 - every failure is a result row; Ctrl-C still propagates
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        row["status"] = classify_failure(exc)
+        row["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        traceback.print_exc()
+    row["duration_s"] = round(time.perf_counter() - t0, 3)
+    return row
+
+
+def _train_and_measure(family: Family, ctx: RunContext, config: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    from harness.measure import Measurer, measure_model
+
+    train_cfg = TrainConfig.model_validate(config["train"])
+    measure_cfg = MeasureConfig.model_validate(config["measure"])
+    exp = family.build(ctx)
+    exp.model.to(device)
+    out: dict[str, Any] = dict(exp.row_extras())
+    result = train(exp, train_cfg, device, on_step=_log_step(train_cfg.steps))
+    out.update(train_steps=result.steps, train_time_s=round(result.train_time_s, 3), final_loss=result.final_loss)
+    out.update(result.tracked)
+    exp.model.eval()
+    with torch.no_grad():
+        metrics = exp.evaluate()
+    unknown = set(metrics) - set(type(family).metrics)
+    if unknown:
+        raise RuntimeError(f"family {family.name!r} returned undeclared metrics {sorted(unknown)}")
+    out.update({k: v for k, v in metrics.items() if k in config["metrics"]})
+    out["backend"] = backends_of(exp.model)
+    inputs = exp.example_inputs(measure_cfg.batch_size)
+    sample = exp.train_batch(0)
+    out.update(measure_model(exp.model, inputs, lambda: exp.loss(sample), measure_cfg, device))
+    out.update(exp.extra_measurements(Measurer(measure_cfg, device)))
+    out["backend"] = backends_of(exp.model) or out["backend"]
+    return out
+
+
+def _log_step(total: int):
+    every = max(1, total // 10)
+
+    def log(step: int, loss: float) -> None:
+        if step % every == 0 or step == total - 1:
+            print(f"step {step + 1}/{total} loss {loss:.4f}", flush=True)
+
+    return log

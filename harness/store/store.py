@@ -1,0 +1,117 @@
+"""A local, resumable result store keyed by run id (the config hash).
+
+Layout of ``results/<suite>/``:
+    runs/<run_id>.json    one finished run: {"row": {...}, "config": {...}}; written atomically
+    logs/<run_id>.log     the run's subprocess output
+    results.parquet/.csv  the merged table, rebuilt from runs/ under a file lock after every run
+    suite.json            task metadata for reports (family, metrics, thresholds, causal)
+
+Why this shape: a run file is the unit of truth, written by temp file + rename, so a kill -9 at any
+moment leaves either the whole run or nothing. The merged tables are derived, rebuilt under an exclusive
+``flock`` from the run files, so two ``harness run`` processes on one folder can neither lose nor
+duplicate rows (the same run id written twice is one file, one row).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+SORT_KEYS = ["task", "sweep", "seed", "variant"]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder + fsync + rename: readers see all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ResultStore:
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+        self.logs_dir = self.root / "logs"
+
+    def create(self) -> "ResultStore":
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        return self
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def log_path(self, run_id: str) -> Path:
+        return self.logs_dir / f"{run_id}.log"
+
+    def finished(self) -> dict[str, str]:
+        """run_id -> status of every stored run."""
+        out = {}
+        for path in sorted(self.runs_dir.glob("*.json")):
+            try:
+                out[path.stem] = json.loads(path.read_text())["row"]["status"]
+            except (json.JSONDecodeError, KeyError, OSError):
+                continue  # unreadable leftovers never count as done
+        return out
+
+    def write_run(self, row: dict[str, Any], config: dict[str, Any]) -> None:
+        """Store one finished run and refresh the merged tables."""
+        payload = json.dumps({"row": row, "config": config}, indent=1, sort_keys=True, default=str)
+        atomic_write_text(self.runs_dir / f"{row['config_hash']}.json", payload)
+        self.rebuild()
+
+    def rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for path in sorted(self.runs_dir.glob("*.json")):
+            try:
+                rows.append(json.loads(path.read_text())["row"])
+            except (json.JSONDecodeError, KeyError, OSError):
+                continue
+        return rows
+
+    def table(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.rows())
+        if df.empty:
+            return df
+        keys = [k for k in SORT_KEYS if k in df.columns]
+        return df.sort_values(keys, kind="stable").reset_index(drop=True)
+
+    def rebuild(self) -> pd.DataFrame:
+        """Re-derive results.parquet and results.csv from runs/ (under the lock, each file atomically)."""
+        with self.locked():
+            df = self.table()
+            if df.empty:
+                return df
+            for column in df.columns:  # parquet needs one type per column: mixed objects become strings
+                if df[column].dtype == object and df[column].map(type).nunique() > 1:
+                    df[column] = df[column].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
+            tmp = self.root / ".results.parquet.tmp"
+            df.to_parquet(tmp, index=False)
+            os.replace(tmp, self.root / "results.parquet")
+            atomic_write_text(self.root / "results.csv", df.to_csv(index=False))
+            return df
+
+    def write_meta(self, name: str, meta: dict[str, Any]) -> None:
+        atomic_write_text(self.root / name, json.dumps(meta, indent=1, sort_keys=True, default=str))

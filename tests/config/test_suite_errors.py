@@ -1,0 +1,101 @@
+"""Bad suites: exit 2, a FILE:LINE: message, no traceback, and no results folder created."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.config.load import load_suite
+from harness.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD_TASK = """name: recall
+family: sequence
+dataset: mqar
+data: {seq_len: 32, num_kv: 4}
+model: {d_model: 32, n_layers: 1}
+"""
+
+CASES = {
+    # name: (suite text, expected line, expected fragment)
+    "typo_key": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    trian: {steps: 3}\n", 5, "unknown key 'trian' in tasks (did you mean 'train'?)"),
+    "wrong_type": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    train: {steps: many}\n", 5, "recall.train.steps: Input should be a valid integer"),
+    "bad_range": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    data: {seq_len: -3}\n", 5, "recall.data.seq_len: Input should be greater than or equal to 8"),
+    "missing_include": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/nope.yaml\n", 4, "included file 'tasks/nope.yaml' not found"),
+    "yaml_syntax": ("suite: s\nvariants: [mamba\ntasks:\n  - include: tasks/recall.yaml\n", 3, "YAML error"),
+    "python_tag": ("suite: !!python/object/apply:os.system ['touch PWNED']\ntasks: []\n", 1, "python tags are not allowed"),
+    "unknown_family": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    family: sequense\n", 5, "unknown family 'sequense' (did you mean 'sequence'"),
+    "unknown_variant": ("suite: s\nvariants: [mamba, atention]\ntasks:\n  - include: tasks/recall.yaml\n", 2, "unknown variant 'atention' for family 'sequence' (did you mean 'attention'?)"),
+    "unknown_dataset": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    dataset: mqr\n", 5, "unknown dataset 'mqr'"),
+    "model_key": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    model: {d_modle: 3}\n", 5, "unknown key 'd_modle' in recall.model (did you mean 'd_model'?)"),
+    "sweep_value": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    sweep: {model.d_state: [4, -1]}\n", 5, "recall.model.d_state: Input should be greater than or equal to 1"),
+    "sweep_key": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    sweep: {modl.d_state: [4]}\n", 5, "sweep key 'modl.d_state'"),
+    "duplicate_key": ("suite: s\nsuite: t\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n", 2, "duplicate key 'suite'"),
+    "no_variants": ("suite: s\ntasks:\n  - include: tasks/recall.yaml\n", 3, "has no variants"),
+    "bad_reference": ("suite: s\nvariants: [mamba]\nmatch: {by: params, reference: attention}\ntasks:\n  - include: tasks/recall.yaml\n", None, "match.reference 'attention' is not one of the task's variants"),
+}
+
+
+@pytest.fixture
+def suite_dir(tmp_path: Path) -> Path:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "recall.yaml").write_text(GOOD_TASK)
+    return tmp_path
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_suite_is_located(case: str, suite_dir: Path) -> None:
+    text, line, fragment = CASES[case]
+    path = suite_dir / "suite.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    assert fragment in info.value.message
+    if line is not None:
+        assert info.value.line == line, str(info.value)
+    assert not (suite_dir / "PWNED").exists()
+
+
+def test_include_cycle(suite_dir: Path) -> None:
+    (suite_dir / "tasks" / "a.yaml").write_text("include: b.yaml\n")
+    (suite_dir / "tasks" / "b.yaml").write_text("include: a.yaml\n")
+    path = suite_dir / "suite.yaml"
+    path.write_text("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/a.yaml\n")
+    with pytest.raises(ConfigError, match="include cycle"):
+        load_suite(path)
+
+
+def test_error_in_included_file_names_that_file(suite_dir: Path) -> None:
+    (suite_dir / "tasks" / "bad.yaml").write_text(GOOD_TASK.replace("model: {d_model: 32, n_layers: 1}", "model: {d_model: 32, n_layer: 1}"))
+    path = suite_dir / "suite.yaml"
+    path.write_text("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/bad.yaml\n")
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    assert info.value.file.endswith("bad.yaml") and info.value.line == 5
+
+
+def test_local_keys_win_over_included(suite_dir: Path) -> None:
+    path = suite_dir / "suite.yaml"
+    path.write_text("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    data: {seq_len: 48}\n")
+    task = load_suite(path).tasks[0]
+    assert task.entry.data == {"seq_len": 48, "num_kv": 4}
+
+
+@pytest.mark.parametrize("case", ["typo_key", "python_tag", "missing_include", "yaml_syntax"])
+def test_cli_exit_code_2_no_traceback_no_results(case: str, suite_dir: Path) -> None:
+    text, line, fragment = CASES[case]
+    (suite_dir / "suite.yaml").write_text(text)
+    env = {**os.environ, "HARNESS_CACHE": str(suite_dir / "cache")}
+    proc = subprocess.run(
+        [shutil.which("harness") or "harness", "run", "suite.yaml"],
+        cwd=suite_dir, capture_output=True, text=True, env=env,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert f"suite.yaml:{line}:" in " ".join((proc.stderr + proc.stdout).split())
+    assert not (suite_dir / "results").exists()

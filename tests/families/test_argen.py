@@ -1,0 +1,175 @@
+"""AR-generation family: incremental decoding = full forward, tokenizer cache, adaLN-group size, CFG, training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.config.sections import MeasureConfig, TrainConfig
+from harness.errors import HarnessError
+from harness.families import FAMILIES, RunContext
+from harness.families.argen.config import ARModelParams, DigitsParams, VQParams
+from harness.families.argen.data import load_images
+from harness.families.argen.model import ARModel
+from harness.families.argen.tokenizer import get_tokenizer, load_llamagen_vq
+from harness.measure import Measurer
+from harness.run.train import train
+
+VARIANTS = ("aim", "transformer", "gated_cnn")
+TINY_MODEL = dict(d_model=32, depth=2, headdim=8, d_state=8, n_heads=2, samples_per_class=2, decode_batch_sizes=(1, 2))
+TINY_DATA = dict(resolution=8, tokenizer=dict(steps=12, batch_size=32, channels=8, z_channels=8, codebook_size=16),
+                 classifier=dict(steps=12, width=8))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny convs on a shared 2-core box run far faster on one intra-op thread (no OpenMP spinning)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One cache for the end-to-end tests, as in a suite: the tokenizer and classifier are trained once."""
+    return tmp_path_factory.mktemp("argen_cache")
+
+
+def model_params(use: str, **over) -> ARModelParams:
+    family = FAMILIES.get("argen")()
+    return ARModelParams(**{**TINY_MODEL, **family.variant_defaults(use), **over})
+
+
+def context(use: str, tmp_path, seed: int = 0, data: dict | None = None, **model) -> RunContext:
+    return RunContext(
+        task="argen_test", variant=use, use=use, dataset="digits",
+        data=DigitsParams.model_validate(data or TINY_DATA), model=model_params(use, **model), seed=seed,
+        device=torch.device("cpu"), cache_dir=tmp_path, train_batch_size=16, eval_batch_size=64,
+    )
+
+
+def randomized(model: torch.nn.Module) -> torch.nn.Module:
+    """Random weights everywhere (zero-initialised adaLN would otherwise hide the conditioning path)."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("use", VARIANTS)
+def test_incremental_decoding_matches_full_forward(use):
+    torch.manual_seed(0)
+    model = randomized(ARModel(use, model_params(use, adaln_groups=2 if use == "aim" else 0), vocab=16,
+                               num_classes=3, seq_len=12))
+    tokens = torch.randint(16, (3, 12))
+    labels = torch.tensor([0, 2, model.null_label])
+    with torch.no_grad():
+        full = model(tokens, labels)
+        state = model.init_state(3, 12, torch.device("cpu"), torch.float32)
+        mods = model._modulations(labels)
+        steps = []
+        for t in range(12):
+            logits, state = model.step(t, None if t == 0 else tokens[:, t - 1], labels, mods, state)
+            steps.append(logits)
+    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-4, rtol=1e-4)
+
+
+def test_adaln_group_count_changes_parameters_as_expected():
+    d, depth = 32, 4
+
+    def count(groups: int) -> int:
+        return sum(p.numel() for p in ARModel("aim", model_params("aim", depth=depth, adaln_groups=groups),
+                                              vocab=16, num_classes=10, seq_len=16).parameters())
+
+    per_group = 3 * d * d + 3 * d  # one SiLU -> Linear(d, 3d) predictor
+    for groups in (2, depth):
+        assert count(groups) - count(1) == (groups - 1) * per_group
+    assert count(1) - count(0) == per_group + depth * 3 * d  # + the per-layer offset tables
+    with pytest.raises(ValueError, match="exceeds depth"):
+        model_params("aim", depth=depth, adaln_groups=depth + 1)
+
+
+@pytest.mark.parametrize("use", VARIANTS)
+def test_cfg_scale_one_equals_conditional_logits(use):
+    torch.manual_seed(0)
+    model = randomized(ARModel(use, model_params(use), vocab=16, num_classes=3, seq_len=8))
+    tokens, labels = torch.randint(16, (2, 8)), torch.tensor([0, 1])
+    with torch.no_grad():
+        cond = model(tokens, labels)
+        torch.testing.assert_close(model.cfg_logits(tokens, labels, 1.0), cond)
+        assert not torch.allclose(model.cfg_logits(tokens, labels, 3.0), cond)
+        # guided generation at scale 1 (batch doubled with the null label) samples exactly what plain does
+        gen = lambda scale: model.generate(labels, cfg_scale=scale, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(gen(1.0), model.generate(labels, generator=torch.Generator().manual_seed(1)))
+
+
+def test_tokenizer_is_cached_and_shared(tmp_path):
+    data = DigitsParams.model_validate(TINY_DATA)
+    images = load_images("digits", data)
+    first, info1 = get_tokenizer("digits", data, images, tmp_path, torch.device("cpu"))
+    second, info2 = get_tokenizer("digits", data, images, tmp_path, torch.device("cpu"))
+    assert (info1["vq_cached"], info2["vq_cached"]) == (False, True)
+    assert info1["vq_recon_mse"] == info2["vq_recon_mse"]
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+    assert torch.equal(first.encode(images.test_images[:4]), second.encode(images.test_images[:4]))
+    other = data.model_copy(update={"tokenizer": data.tokenizer.model_copy(update={"codebook_size": 8})})
+    assert not get_tokenizer("digits", other, images, tmp_path, torch.device("cpu"))[1]["vq_cached"]
+    assert len(list((tmp_path / "argen").glob("vq-*.pt"))) == 2  # and no temporary files left behind
+    assert not list((tmp_path / "argen").glob("*.tmp"))
+
+
+def test_pretrained_tokenizer_errors_name_the_path_and_layout(tmp_path):
+    p = VQParams(checkpoint=str(tmp_path / "missing.pt"))
+    with pytest.raises(HarnessError, match="missing.pt.*LlamaGen VQ-16"):
+        load_llamagen_vq(p.checkpoint, p)
+    bad = tmp_path / "bad.pt"
+    torch.save({"model": {"encoder.wrong.weight": torch.zeros(1)}}, bad)
+    with pytest.raises(HarnessError, match="missing keys.*unexpected keys.*encoder.wrong.weight"):
+        load_llamagen_vq(str(bad), VQParams(checkpoint=str(bad)))
+
+
+@pytest.mark.parametrize("use", VARIANTS)
+def test_training_reduces_loss_then_evaluates_and_measures(use, shared_cache):
+    family = FAMILIES.get("argen")()
+    ctx = context(use, shared_cache)
+    cfg = TrainConfig(steps=20, lr=3e-3, warmup_steps=2)
+    exp = family.build(ctx)
+    with torch.no_grad():
+        before = float(exp.loss(exp.train_batch(0)))
+    result = train(exp, cfg, torch.device("cpu"))
+    exp.model.eval()
+    with torch.no_grad():
+        after = float(exp.loss(exp.train_batch(0)))
+        metrics = exp.evaluate()
+    assert after < before
+    assert set(metrics) == {"nll_bits_per_token", "fid_classifier", "sample_acc"}
+    assert 0 < metrics["nll_bits_per_token"] < 4  # log2(16 codes) = 4 bits is the uniform baseline
+    assert 0 <= metrics["sample_acc"] <= 1 and metrics["fid_classifier"] >= 0
+    extras = exp.row_extras()
+    assert (extras["seq_len"], extras["d_model"]) == (4, 32) and extras["vq_source"] == "trained"
+
+    measurer = Measurer(MeasureConfig(warmup_iters=0, warmup_s=0, min_iters=1, min_time_s=0), "cpu")
+    costs = exp.extra_measurements(measurer)
+    assert costs["decode_len"] == 4
+    for b in (1, 2):
+        assert costs[f"decode_status_b{b}"] == "ok"
+        assert costs[f"decode_tokens_per_s_b{b}"] > 0 and costs[f"prefill_ms_b{b}"] > 0
+        assert costs[f"decode_ms_per_token_b{b}"] * costs[f"decode_tokens_per_s_b{b}"] == pytest.approx(b * 1e3)
+
+    # the same seed gives the same result (tokenizer and classifier now come from the cache)
+    again = family.build(ctx)
+    train(again, cfg, torch.device("cpu"))
+    again.model.eval()
+    with torch.no_grad():
+        assert again.evaluate()["nll_bits_per_token"] == metrics["nll_bits_per_token"]
+
+
+def test_decode_longer_than_the_task_uses_an_untrained_copy(shared_cache):
+    exp = FAMILIES.get("argen")().build(context("aim", shared_cache, decode_len=9, decode_batch_sizes=(2,)))
+    measurer = Measurer(MeasureConfig(warmup_iters=0, warmup_s=0, min_iters=1, min_time_s=0), "cpu")
+    costs = exp.extra_measurements(measurer)
+    assert costs["decode_len"] == 9 and costs["decode_status_b2"] == "ok"
+    assert exp.model.pos_emb.shape[0] == 4  # the trained model is untouched

@@ -1,0 +1,74 @@
+import numpy as np
+
+from harness.report import cli_compare
+from harness.report.compare import compare_dirs
+
+import synthetic
+
+
+def _dirs(tmp_path, slow=1.0, mem=1.0, quality=0.0, jitter=0.02, fail=False):
+    rng = np.random.default_rng(0)
+    tasks = {"cls": synthetic.task_entry("classification", "top1", True, "%", 0.5)}
+    old, new = [], []
+    for v in ("mamba", "attention"):
+        for s in range(3):
+            lat = 1.0 + 0.1 * s
+            old.append(synthetic.base_row("cls", "classification", v, s, top1=75.0, latency_ms_p50=lat,
+                                          latency_ms_p10=lat * 0.9, latency_ms_p90=lat * 1.1))
+            f = slow if v == "mamba" else 1.0
+            nl = lat * f * (1 + rng.normal(0, jitter))
+            new.append(synthetic.base_row("cls", "classification", v, s,
+                                          top1=75.0 + (quality if v == "attention" else 0.0) + rng.normal(0, 0.05),
+                                          latency_ms_p50=nl, latency_ms_p10=nl * 0.9, latency_ms_p90=nl * 1.1,
+                                          peak_mem_mb_infer=100.0 * (mem if v == "attention" else 1.0),
+                                          status="oom" if (fail and v == "attention" and s == 0) else "ok"))
+    return synthetic.write(tmp_path / "a", old, tasks), synthetic.write(tmp_path / "b", new, tasks)
+
+
+def test_null_change_flags_nothing(tmp_path):
+    a, b = _dirs(tmp_path)
+    res = compare_dirs(a, b)
+    assert not res["regression"].any()
+    assert set(res["matched_on"]) == {"config_hash"}
+    assert cli_compare(a, b, fail_on_regression=True) == 0
+
+
+def test_planted_regressions_flagged(tmp_path):
+    a, b = _dirs(tmp_path, slow=1.5, mem=1.2, quality=-1.0, fail=True)
+    res = compare_dirs(a, b)
+    reg = res[res["regression"]]
+    lat = reg[reg["metric"] == "latency_ms_p50"]
+    assert set(lat["variant"]) == {"mamba"} and len(lat) == 3
+    assert set(reg.loc[reg["metric"] == "peak_mem_mb_infer", "variant"]) == {"attention"}
+    assert set(reg.loc[reg["metric"] == "top1", "variant"]) == {"attention"}
+    assert len(reg[reg["kind"] == "status"]) == 1
+    assert cli_compare(a, b, fail_on_regression=True) == 1
+    assert cli_compare(a, b) == 0
+    only = compare_dirs(a, b, metrics=["latency_ms_p50"])
+    assert set(only["metric"]) == {"latency_ms_p50"}
+
+
+def test_fallback_key_when_hash_differs(tmp_path):
+    a, b = _dirs(tmp_path)
+    import pandas as pd
+    df = pd.read_parquet(b / "results.parquet")
+    df["config_hash"] = None
+    df.iloc[:1].to_csv(b / "dummy.csv")
+    df.drop(index=0).to_parquet(b / "results.parquet")
+    res = compare_dirs(a, b)
+    assert set(res.loc[res["kind"] != "missing", "matched_on"]) == {"task+variant+seed+sweep"}
+    assert (res["note"] == "only in A (baseline)").sum() == 1
+
+
+def test_register_adds_typer_commands(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from harness.report.cli import register
+
+    a, b = _dirs(tmp_path, slow=1.5)
+    app = typer.Typer()
+    register(app)
+    r = CliRunner().invoke(app, ["compare", str(a), str(b), "--fail-on-regression"])
+    assert r.exit_code == 1, r.output
+    assert "3 regressions" in r.output

@@ -1,0 +1,95 @@
+import re
+
+import numpy as np
+import pytest
+
+from harness.report import build_report, cli_report
+from harness.report.render import md_to_html
+
+import synthetic
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    d = tmp_path_factory.mktemp("demo")
+    papers = d / "papers"
+    papers.mkdir()
+    (papers / "mambaout.yaml").write_text(
+        "- paper: 'MambaOut: Do We Really Need Mamba for Vision?'\n  arxiv: '2405.07992'\n  table: Table 1\n"
+        "  family: classification\n  model: MambaOut-Tiny\n  metric: top1\n  value: 82.7\n  unit: '%'\n"
+        "- {paper: broken entry}\n")
+    res = synthetic.demo_results(d / "results")
+    with pytest.warns(UserWarning, match="entry 1 skipped"):
+        html_path = build_report(res, fmt="html", papers_dir=papers, n_boot=40)
+    return res, html_path
+
+
+def test_html_is_self_contained_with_sections(demo):
+    _res, path = demo
+    text = path.read_text()
+    assert path.name == "report.html"
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
+    assert "<link" not in text and "<script" not in text and "@import" not in text
+    assert text.count('src="data:image/png;base64,') >= 5
+    for section in ("Verdicts", "How the verdict is decided", "Task: imagenet_tiny", "Task: lm_long",
+                    "Task: sr_x2", "Paired comparisons", "Equal tuning budget", "Scaling with seq_len",
+                    "Quality vs cost", "Ablations", "Run status", "Provenance", "Paper reference numbers"):
+        assert section in text, section
+    for verdict in ("SSM needed", "SSM not needed", "inconclusive"):
+        assert verdict in text
+    assert "OOM" in text and "DIVERGED" in text
+    assert "MambaOut-Tiny" in text and "82.7" in text
+    assert "becomes cheaper than" in text
+
+
+def test_markdown_with_png_files_and_baseline_via_cli(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    tasks = {"cls": synthetic.task_entry("classification", "top1", True, "%", 0.5)}
+    old_rows = synthetic.classification_rows(np.random.default_rng(0), seeds=3)
+    base = synthetic.write(tmp_path / "base", old_rows, tasks)
+    new_rows = [dict(r, latency_ms_p50=r["latency_ms_p50"] * 2) for r in old_rows]
+    res = synthetic.write(tmp_path / "r", new_rows, tasks, csv=True)
+    out = tmp_path / "out" / "rep.md"
+    buf = io.StringIO()
+    code = cli_report(res, format="md", out=out, baseline=base, papers_dir=tmp_path / "none",
+                      console=Console(file=buf, width=200))
+    assert code == 0
+    printed = buf.getvalue()
+    assert "Does this task need an SSM?" in printed and "regressions" in printed and str(out) in printed
+    text = out.read_text()
+    assert "## Verdicts" in text and "| task |" in text and "## Comparison with baseline" in text
+    assert "REGRESSION" in text
+    imgs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert imgs and all((out.parent / i).is_file() for i in imgs)
+    assert "Paper reference numbers" not in text  # no papers folder: skipped silently
+
+
+def test_minimal_folder_without_suite_json(tmp_path):
+    import pandas as pd
+
+    rows = synthetic.classification_rows(np.random.default_rng(1), seeds=3)
+    df = pd.DataFrame(rows)
+    df["is_ssm"] = df["is_ssm"].map({True: "True", False: "False"})
+    (tmp_path / "r").mkdir()
+    df.drop(columns=["ablation", "config_hash"]).to_csv(tmp_path / "r" / "results.csv", index=False)
+    from harness.report.load import load_results
+    from harness.report.verdict import task_verdicts
+
+    d, suite = load_results(tmp_path / "r")
+    assert suite.task("cls").primary_metric == "top1" and d["is_ssm"].sum() == 3
+    assert task_verdicts(d, suite)[0].verdict in ("SSM needed", "SSM not needed", "inconclusive")
+
+
+def test_cli_report_exit_codes(tmp_path, demo):
+    res, _ = demo
+    assert cli_report(tmp_path / "missing") == 2
+    assert cli_report(res, format="pdf") == 2
+
+
+def test_md_to_html_subset():
+    h = md_to_html("### T\n\nsome **bold** and `code`\n\n- a\n- b\n\n| x | y |\n|---|---|\n| 1 | 2 |\n")
+    assert "<h3>T</h3>" in h and "<b>bold</b>" in h and "<code>code</code>" in h
+    assert "<li>a</li>" in h and "<td>1</td>" in h
