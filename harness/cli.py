@@ -6,8 +6,8 @@ with code 2, with no traceback and nothing written.
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -18,7 +18,8 @@ from rich.console import Console
 from harness.errors import HarnessError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Does this task need a state-space model? Paired Mamba / attention / Gated-CNN runs, honest measurement, verdicts.")
-console = Console()
+# Tables are wide: never narrower than 160 columns, even when stdout is a file or a pipe.
+console = Console(width=max(160, shutil.get_terminal_size((160, 24)).columns))
 err_console = Console(stderr=True)
 
 

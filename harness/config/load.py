@@ -236,6 +236,12 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
             validate_section(fam.ModelParams, config["model"], roots["model"], (entry.name, "model"), where["model"])
             for section, model in SECTION_MODELS.items():
                 validate_section(model, config[section], None, (entry.name, section), where[section])
+            if entry.distributed is not None:
+                ranks = entry.distributed.nproc_per_node * entry.distributed.nnodes
+                batch = TrainConfig.model_validate(config["train"]).batch_size
+                if batch % ranks:
+                    file, line = line_of(raw_task, ("distributed",))
+                    raise ConfigError(file, line, f"{entry.name}.distributed: train.batch_size {batch} must be divisible by nproc_per_node x nnodes = {ranks} (each rank trains on an equal shard of the global batch)")
 
 
 def _variant_model_node(raw_variants: LineList, name: str) -> Any:

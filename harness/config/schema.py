@@ -49,6 +49,16 @@ class Verdict(Strict):
     relative: dict[str, bool] = Field(default_factory=dict)  # threshold is a fraction of the reference
 
 
+class Distributed(Strict):
+    """Run each of the task's runs as one DDP job under torchrun: ``nproc_per_node`` x ``nnodes`` ranks.
+
+    ``train.batch_size`` stays the global batch: each rank trains on 1/(nproc_per_node*nnodes) of it.
+    """
+
+    nproc_per_node: int = Field(ge=1)
+    nnodes: int = Field(1, ge=1)
+
+
 def _check_sweep(value: dict[str, list[Any]]) -> dict[str, list[Any]]:
     for key, values in value.items():
         section = key.split(".", 1)[0]
@@ -74,6 +84,7 @@ class TaskEntry(Strict):
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     metrics: list[str] | None = None
     verdict: Verdict = Field(default_factory=Verdict)
+    distributed: Distributed | None = None  # torchrun/DDP for every run of this task (harness.run.distributed)
 
     _sweep = field_validator("sweep")(_check_sweep)
 

@@ -3,17 +3,15 @@
 Resume: runs whose id is already in the store are skipped (``resume=False`` reruns them; ``retry``
 reruns stored runs whose status is in the given set). Interrupts: Ctrl-C stops the current run's
 process and returns; what finished is already stored. A kill -9 of this process takes its child with it
-(``PR_SET_PDEATHSIG``), and the half-done run leaves nothing behind.
+(``PR_SET_PDEATHSIG``, set in the run process), and the half-done run leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import json
-import os
+import multiprocessing
 import signal
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any, Iterable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from harness.execute import worker
 from harness.plan.planner import RunSpec
 from harness.store.store import ResultStore, atomic_write_text
 
@@ -34,12 +33,12 @@ class ExecutionSummary:
     interrupted: bool = False
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+@functools.lru_cache(maxsize=1)
+def _process_context() -> multiprocessing.context.ForkServerContext:
+    """A forkserver that imports torch/timm/harness once; each run is a fresh process forked from it."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(worker.PRELOAD)
+    return ctx
 
 
 def _failure_row(spec: RunSpec, message: str) -> dict[str, Any]:
@@ -57,31 +56,31 @@ def _failure_row(spec: RunSpec, message: str) -> dict[str, Any]:
 
 
 def run_one(spec: RunSpec, store: ResultStore, cache_dir: Path, timeout: float | None = None) -> dict[str, Any]:
-    """Run one spec in a subprocess; always returns a row (a failure row if the process died)."""
+    """Run one spec in its own process; always returns a row (a failure row if the process died)."""
     log = store.log_path(spec.run_id)
     with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
-        spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
-        atomic_write_text(spec_path, json.dumps({"run_id": spec.run_id, "config": spec.config}))
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(log, "w") as log_fh:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.execute.worker", str(spec_path), str(result_path), str(cache_dir)],
-                stdout=log_fh, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent,
-            )
-            try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
+        result_path = Path(tmp) / "result.json"
+        proc = _process_context().Process(
+            target=worker.run_child,
+            args=({"run_id": spec.run_id, "config": spec.config}, str(result_path), str(cache_dir), str(log)),
+            name=f"harness-run-{spec.run_id}",
+        )
+        proc.start()
+        try:
+            proc.join(timeout)
+            if proc.is_alive():
                 proc.kill()
-                proc.wait()
+                proc.join()
                 return _failure_row(spec, f"timed out after {timeout:.0f} s (log: {log})")
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
+        except BaseException:
+            proc.kill()
+            proc.join()
+            raise
         if result_path.exists():
             return json.loads(result_path.read_text())
+        code = proc.exitcode
         tail = log.read_text()[-1500:] if log.exists() else ""
-        if code < 0:
+        if code is not None and code < 0:
             why = f"killed by signal {signal.Signals(-code).name}"
             if code == -signal.SIGKILL:
                 why += " (possibly the out-of-memory killer)"

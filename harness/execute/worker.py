@@ -1,25 +1,59 @@
-"""The per-run subprocess: ``python -m harness.execute.worker SPEC.json RESULT.json CACHE_DIR``.
+"""The per-run process: one model per process (timm's lesson: allocator state and cuDNN algorithm
+choices must not leak from one run into the next).
 
-One model per process (timm's lesson: allocator state and cuDNN algorithm choices must not leak from
-one run into the next). The result is written atomically; a crash leaves no result and the parent
-records the run as ``error`` with the tail of its log.
+Two entry points run the same thing:
+- ``run_child``, the target the local executor starts from a forkserver that has already imported torch,
+  timm and the harness (a fresh process per run without paying seconds of imports per run);
+- ``python -m harness.execute.worker SPEC.json RESULT.json CACHE_DIR`` for launchers that need a command
+  line (torchrun, remote workers).
+The result is written atomically; a crash leaves no result and the parent records the run as ``error``
+with the tail of its log.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
+# imported by the forkserver once, before any run is forked (no CUDA initialisation happens on import)
+PRELOAD = ["torch", "timm", "harness.run.runner", "harness.measure"]
 
-def main(argv: list[str]) -> int:
-    spec_path, result_path, cache_dir = map(Path, argv)
-    spec = json.loads(spec_path.read_text())
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (a kill -9 of the suite takes its run)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run(spec: dict, result_path: Path, cache_dir: Path) -> None:
     from harness.run.runner import execute_run
     from harness.store.store import atomic_write_text
 
     row = execute_run(spec["config"], spec["run_id"], cache_dir)
     atomic_write_text(result_path, json.dumps(row, default=str))
+
+
+def run_child(spec: dict, result_path: str, cache_dir: str, log_path: str) -> None:
+    """Forkserver target: stdout/stderr go to the run's log file."""
+    _die_with_parent()
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    run(spec, Path(result_path), Path(cache_dir))
+
+
+def main(argv: list[str]) -> int:
+    spec_path, result_path, cache_dir = map(Path, argv)
+    run(json.loads(spec_path.read_text()), result_path, cache_dir)
     return 0
 
 

@@ -84,6 +84,8 @@ def plan(suite: Suite, *, seeds: list[int] | None = None, only: str | None = Non
                         "sweep": point,
                         "device": device,
                     }
+                    if task.entry.distributed is not None:  # only then, so other runs keep their ids
+                        config["distributed"] = task.entry.distributed.model_dump(mode="json")
                     if patterns and not _matches(patterns, config):
                         continue
                     specs.append(RunSpec(run_id=config_hash(config), config=config))

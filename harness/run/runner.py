@@ -20,6 +20,7 @@ from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.errors import Diverged
 from harness.families import FAMILIES, Family, RunContext
 from harness.modules.registry import MIXERS, backends_of, is_ssm
+from harness.run import distributed
 from harness.run.train import seed_everything, train
 
 OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
@@ -131,6 +132,7 @@ def execute_run(config: dict[str, Any], run_id: str, cache_dir: Path) -> dict[st
         "started_at": started.isoformat(timespec="seconds"),
         "harness_version": __version__,
         **environment(device),
+        "distributed": distributed.label(config.get("distributed")),
     }
     for key, value in config["sweep"].items():
         row[f"sweep.{key}"] = value
@@ -168,17 +170,21 @@ def _train_and_measure(family: Family, ctx: RunContext, config: dict[str, Any], 
     out.update(result.tracked)
     exp.model.eval()
     with torch.no_grad():
-        metrics = exp.evaluate()
+        metrics = distributed.all_reduce_mean(exp.evaluate(), device)  # identical on every rank
     unknown = set(metrics) - set(type(family).metrics)
     if unknown:
         raise RuntimeError(f"family {family.name!r} returned undeclared metrics {sorted(unknown)}")
     out.update({k: v for k, v in metrics.items() if k in config["metrics"]})
     out["backend"] = backends_of(exp.model)
+    if not distributed.is_main():
+        return out  # DDP: only rank 0 measures (single device, unwrapped model) and writes the row
     inputs = exp.example_inputs(measure_cfg.batch_size)
     sample = exp.train_batch(0)
     out.update(measure_model(exp.model, inputs, lambda: exp.loss(sample), measure_cfg, device))
     out.update(exp.extra_measurements(Measurer(measure_cfg, device)))
     out["backend"] = backends_of(exp.model) or out["backend"]
+    if distributed.active():
+        out["latency_protocol"] = f"{out.get('latency_protocol') or ''}; single-device: rank 0 of {distributed.label(config.get('distributed'))}, unwrapped model".lstrip("; ")
     return out
 
 

@@ -17,6 +17,7 @@ import torch
 from harness.config.sections import TrainConfig
 from harness.errors import Diverged
 from harness.families.base import Experiment
+from harness.run import distributed
 from harness.measure.measurer import autocast_dtype
 
 
@@ -78,6 +79,7 @@ def train(
     """Train ``exp.model`` for ``cfg.steps`` steps; raises ``Diverged`` on a non-finite/exploding loss."""
     model = exp.model
     model.train()
+    ddp = distributed.wrap(model, device) if distributed.active() else None  # torchrun runs only
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     result = TrainResult(steps=0, final_loss=float("nan"), train_time_s=0.0)
@@ -87,9 +89,11 @@ def train(
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         batch = exp.train_batch(step)
-        with autocast(cfg.precision, device):
+        if ddp is not None:  # this rank's shard of the global batch; the loss goes through DDP
+            batch = distributed.shard_batch(batch, cfg.batch_size)
+        with autocast(cfg.precision, device), distributed.swapped(exp, ddp):
             loss = exp.loss(batch)
-        value = float(loss.detach())
+        value = float(loss.detach()) if ddp is None else distributed.mean_scalar(float(loss.detach()), device)
         if first_loss is None:
             first_loss = value
         if not math.isfinite(value) or value > cfg.divergence_factor * max(abs(first_loss), 1e-3):

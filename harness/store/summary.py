@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-# (column, header, scale, format)
-COST_COLUMNS = [
-    ("params", "params", 1.0, "{:,.0f}"),
-    ("flops_fwd", "GFLOP fwd", 1e-9, "{:.3g}"),
-    ("latency_ms_p50", "latency ms p50", 1.0, "{:.3g}"),
-    ("peak_mem_mb_train", "train MB", 1.0, "{:.3g}"),
-]
+QUALITY = ["accuracy", "top1", "map", "miou", "psnr", "ssim", "rel_l2", "rel_l2_2x", "nll_bits_per_token", "test_acc", "gen_gap"]
+# (column, header) — shown as the mean over the finished runs
+COSTS = [("params", "params"), ("flops_fwd", "FLOPs fwd"), ("latency_ms_p50", "fwd ms p50"), ("peak_mem_mb_train", "train MB")]
+
+
+def si(value: float) -> str:
+    """Compact engineering notation: 2.83k, 1.2M, 4.5G."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
 
 
 def _metric_columns(df: pd.DataFrame) -> list[str]:
-    """Family metric columns present in the table (known quality names first)."""
-    known = ["accuracy", "top1", "top5", "map", "miou", "psnr", "ssim", "rel_l2", "rel_l2_2x", "nll_bits_per_token", "test_acc", "gen_gap"]
-    return [c for c in known if c in df.columns and df[c].notna().any()]
+    return [c for c in QUALITY if c in df.columns and df[c].notna().any()]
 
 
-def _mean(frame: pd.DataFrame, column: str, scale: float, pattern: str) -> str:
-    vals = frame[column].dropna() if column in frame else pd.Series(dtype=float)
-    return "-" if vals.empty else pattern.format(float(vals.mean()) * scale)
+def _sweep_label(sweep: str) -> str:
+    point = json.loads(sweep) if isinstance(sweep, str) and sweep else {}
+    return ",".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
 
 
 def print_summary(console: Console, df: pd.DataFrame) -> None:
@@ -31,18 +38,22 @@ def print_summary(console: Console, df: pd.DataFrame) -> None:
         console.print("no results")
         return
     metrics = _metric_columns(df)
-    keys = ["task", "sweep", "variant"]
-    table = Table(title=f"{df['suite'].iloc[0]}: mean over seeds", header_style="bold")
-    for col in ["task", "sweep", "variant", "backend", "runs", "status", *metrics, *(header for _, header, _, _ in COST_COLUMNS)]:
-        table.add_column(col, overflow="fold")
-    for (task, sweep, variant), g in df.groupby(keys, sort=False):
+    has_sweep = "sweep" in df and (df["sweep"] != "{}").any()
+    table = Table(title=f"{df['suite'].iloc[0]}: mean ± std over seeds (finished runs)", header_style="bold")
+    headers = ["task", *(["sweep"] if has_sweep else []), "variant", "status", *metrics, *(h for _, h in COSTS), "backend"]
+    for header in headers:
+        table.add_column(header, no_wrap=header in ("task", "variant"))
+    for (task, sweep, variant), g in df.groupby(["task", "sweep", "variant"], sort=False):
         ok = g[g["status"] == "ok"]
-        statuses = ", ".join(f"{s}:{n}" for s, n in g["status"].value_counts().items())
-        cells = [task, "" if sweep == "{}" else sweep, variant, str(ok["backend"].iloc[0]) if len(ok) and "backend" in ok else "-", str(len(g)), statuses]
+        cells = [task, *([_sweep_label(sweep)] if has_sweep else []), variant]
+        cells.append(" ".join(f"{s}×{n}" for s, n in g["status"].value_counts().items()))
         for m in metrics:
             vals = ok[m].dropna()
             cells.append("-" if vals.empty else f"{vals.mean():.4g}" + (f" ± {vals.std():.2g}" if len(vals) > 1 else ""))
-        cells.extend(_mean(ok, col, scale, pattern) for col, _, scale, pattern in COST_COLUMNS)
+        for column, _ in COSTS:
+            vals = ok[column].dropna() if column in ok else pd.Series(dtype=float)
+            cells.append(si(float(vals.mean())) if len(vals) else "-")
+        cells.append(str(ok["backend"].iloc[0]) if len(ok) and "backend" in ok else "-")
         table.add_row(*cells)
     console.print(table)
 

@@ -15,7 +15,7 @@ import pytest
 SUITE = """suite: tiny
 seeds: [0]
 train: {steps: %(steps)d, batch_size: 8, eval_batch_size: 32, warmup_steps: 1}
-measure: {batch_size: 2, warmup_iters: 1, warmup_s: 0.0, min_iters: 2, min_time_s: 0.0, max_iters: 3}
+measure: {batch_size: 2, warmup_iters: 1, warmup_s: 0.0, min_iters: 2, min_time_s: 0.0, max_iters: 3, cpu_threads: 1}
 variants:
   - mamba
   - attention

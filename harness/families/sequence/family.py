@@ -42,6 +42,14 @@ class SequenceModelParams(Params):
     pos: Literal["none", "rope"] | None = "rope"
 
 
+def _rank_world() -> tuple[int, int]:
+    """(rank, world size) under torchrun/DDP, else (0, 1)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 class SequenceExperiment(Experiment):
     def __init__(self, ctx: RunContext, model: torch.nn.Module):
         self.ctx, self.model = ctx, model.to(ctx.device)
@@ -60,14 +68,20 @@ class SequenceExperiment(Experiment):
     def evaluate(self) -> dict[str, float]:
         correct = total = 0
         loss_sum = 0.0
-        for start in range(0, len(self.eval_tokens), self.ctx.eval_batch_size):
-            tokens = self.eval_tokens[start : start + self.ctx.eval_batch_size].to(self.ctx.device)
-            targets = self.eval_targets[start : start + self.ctx.eval_batch_size].to(self.ctx.device)
+        rank, world = _rank_world()
+        eval_tokens, eval_targets = self.eval_tokens[rank::world], self.eval_targets[rank::world]  # DDP shard
+        for start in range(0, len(eval_tokens), self.ctx.eval_batch_size):
+            tokens = eval_tokens[start : start + self.ctx.eval_batch_size].to(self.ctx.device)
+            targets = eval_targets[start : start + self.ctx.eval_batch_size].to(self.ctx.device)
             logits = self.model(tokens).float()
             mask = targets != D.IGNORE
             loss_sum += float(F.cross_entropy(logits[mask], targets[mask], reduction="sum"))
             correct += int((logits.argmax(-1)[mask] == targets[mask]).sum())
             total += int(mask.sum())
+        if world > 1:  # sum the shards' counts over the ranks: the metrics of the whole eval set
+            sums = torch.tensor([correct, total, loss_sum], dtype=torch.float64, device=self.ctx.device)
+            torch.distributed.all_reduce(sums)
+            correct, total, loss_sum = int(sums[0]), int(sums[1]), float(sums[2])
         return {"accuracy": correct / total, "eval_loss": loss_sum / total}
 
     def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
