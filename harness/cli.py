@@ -31,6 +31,7 @@ class DeviceChoice(str, Enum):
 
 class ExecutorChoice(str, Enum):
     local = "local"
+    ray = "ray"
 
 
 class ListWhat(str, Enum):
@@ -93,6 +94,11 @@ def run(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="rerun stored runs whose status is error or oom"),
     executor: ExecutorChoice = typer.Option(ExecutorChoice.local, help="where runs execute (one subprocess per run)"),
     timeout: Optional[float] = typer.Option(None, help="seconds after which a run is stopped and recorded as error"),
+    address: Optional[str] = typer.Option(None, "--address", help="ray: cluster to join (auto or HOST:PORT); default: start a local Ray instance"),
+    gpus_per_run: Optional[float] = typer.Option(None, "--gpus-per-run", min=0, help="ray: GPUs per run process (default 1 with --device cuda, else 0)"),
+    cpus_per_run: Optional[float] = typer.Option(None, "--cpus-per-run", min=0, help="ray: CPUs per run process (default measure.cpu_threads or 1)"),
+    memory_per_run: Optional[float] = typer.Option(None, "--memory-per-run", min=0, help="ray: memory (GiB) per run process"),
+    max_retries: int = typer.Option(2, "--max-retries", min=0, help="ray: resubmissions of a run whose worker or node died"),
 ) -> None:
     """Plan and execute a suite: task x variant x seed x sweep point, one row per run."""
     from harness.execute.local import execute
@@ -105,6 +111,18 @@ def run(
     specs = plan(loaded, seeds=_parse_seeds(seeds), only=only, device=_resolve_device(device))
     if not specs:
         fail(f"--only {only!r} matches no run of suite {loaded.name!r}")
+    if executor is ExecutorChoice.ray and not dry_run:
+        from harness.execute.ray_executor import INSTALL_HINT, available
+
+        if not available():
+            from rich.markup import escape
+
+            fail(escape(INSTALL_HINT))  # escaped: rich would take [ray] for markup
+    if executor is not ExecutorChoice.ray and (address or gpus_per_run is not None or cpus_per_run is not None or memory_per_run is not None):
+        fail("--address, --gpus-per-run, --cpus-per-run and --memory-per-run apply to --executor ray only")
+    multinode = sorted({s.config["task"] for s in specs if (s.config.get("distributed") or {}).get("nnodes", 1) > 1})
+    if multinode:
+        fail(f"task(s) {', '.join(multinode)}: distributed.nnodes > 1 is not launched by the harness yet; use nnodes: 1, or start torchrun on each node yourself (python -m harness.execute.torchrun)")
     if dry_run:
         for spec in specs:
             console.print(f"{spec.run_id}  {spec.label}", highlight=False)
@@ -112,7 +130,13 @@ def run(
         return
     store = ResultStore(out or Path("results") / loaded.name).create()
     store.write_meta("suite.json", suite_meta(loaded))
-    summary = execute(specs, store, cache_dir(), resume=resume, retry=frozenset({"error", "oom"}) if retry_failed else frozenset(), console=err_console, timeout=timeout)
+    common = dict(resume=resume, retry=frozenset({"error", "oom"}) if retry_failed else frozenset(), console=err_console, timeout=timeout)
+    if executor is ExecutorChoice.ray:
+        from harness.execute import ray_executor
+
+        summary = ray_executor.execute(specs, store, cache_dir(), **common, address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, memory_per_run_gb=memory_per_run, max_retries=max_retries)
+    else:
+        summary = execute(specs, store, cache_dir(), **common)
     table = store.table()
     ids = {s.run_id for s in specs}
     print_summary(console, table[table["config_hash"].isin(ids)] if not table.empty else table)

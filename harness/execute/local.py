@@ -58,6 +58,10 @@ def _failure_row(spec: RunSpec, message: str) -> dict[str, Any]:
 def run_one(spec: RunSpec, store: ResultStore, cache_dir: Path, timeout: float | None = None) -> dict[str, Any]:
     """Run one spec in its own process; always returns a row (a failure row if the process died)."""
     log = store.log_path(spec.run_id)
+    if spec.config.get("distributed"):  # a DDP run: torchrun launches its ranks instead of one process
+        from harness.execute.torchrun import run_torchrun
+
+        return run_torchrun(spec, log, cache_dir, timeout)
     with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
         result_path = Path(tmp) / "result.json"
         proc = _process_context().Process(
@@ -99,27 +103,58 @@ def execute(
     console: Console | None = None,
     timeout: float | None = None,
 ) -> ExecutionSummary:
-    specs = list(specs)
-    store.create()
-    done = store.finished() if resume else {}
-    todo = [s for s in specs if s.run_id not in done or done[s.run_id] in retry]
-    summary = ExecutionSummary(skipped=[s.run_id for s in specs if s not in todo])
+    todo, summary = pending(specs, store, resume=resume, retry=retry)
     console = console or Console(stderr=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False, disable=not todo) as progress:
-        bar = progress.add_task("runs", total=len(todo))
+    with Recorder(store, summary, console, total=len(todo)) as recorder:
         for spec in todo:
-            progress.update(bar, description=f"[bold]{spec.label}")
+            recorder.describe(f"[bold]{spec.label}")
             try:
                 row = run_one(spec, store, cache_dir, timeout)
             except KeyboardInterrupt:
                 summary.interrupted = True
                 console.print(f"[yellow]interrupted during {spec.label}; finished runs are stored, rerun to resume")
                 break
-            store.write_run(row, spec.config)
-            summary.ran.append(spec.run_id)
-            summary.statuses[spec.run_id] = row["status"]
-            if row["status"] != "ok":
-                console.print(f"[red]{spec.label}: {row['status']}[/red] {row.get('error', '')[:200]}")
-            progress.advance(bar)
+            recorder.record(spec, row)
     return summary
+
+
+# Shared by every executor (local, ray): which runs to do, and the progress bar + store writes + summary.
+
+
+def pending(specs: Iterable[RunSpec], store: ResultStore, *, resume: bool, retry: frozenset[str]) -> tuple[list[RunSpec], ExecutionSummary]:
+    """The specs still to run (resume: not stored yet, or stored with a status in ``retry``), and a
+    summary that lists the others as skipped."""
+    specs = list(specs)
+    store.create()
+    done = store.finished() if resume else {}
+    todo = [s for s in specs if s.run_id not in done or done[s.run_id] in retry]
+    return todo, ExecutionSummary(skipped=[s.run_id for s in specs if s not in todo])
+
+
+class Recorder:
+    """The progress bar; ``record`` stores a finished run's row (the driver is the only writer), notes
+    it in the summary, prints failures and advances the bar."""
+
+    def __init__(self, store: ResultStore, summary: ExecutionSummary, console: Console, total: int):
+        self.store, self.summary, self.console = store, summary, console
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+        self.progress = Progress(*columns, console=console, transient=False, disable=not total)
+        self.bar = self.progress.add_task("runs", total=total)
+
+    def __enter__(self) -> "Recorder":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def describe(self, text: str) -> None:
+        self.progress.update(self.bar, description=text)
+
+    def record(self, spec: RunSpec, row: dict[str, Any]) -> None:
+        self.store.write_run(row, spec.config)
+        self.summary.ran.append(spec.run_id)
+        self.summary.statuses[spec.run_id] = row["status"]
+        if row["status"] != "ok":
+            self.console.print(f"[red]{spec.label}: {row['status']}[/red] {row.get('error', '')[:200]}")
+        self.progress.advance(self.bar)

@@ -96,6 +96,11 @@ class Experiment(ABC):
     def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
         """Inputs for ``self.model(*inputs)`` at the task's size, for FLOPs/latency/memory measurement."""
 
+    def reference_loss(self) -> float | None:
+        """The loss scale divergence is judged against (e.g. chance level, ln #classes); None: the first
+        step's loss. Needed where the loss can blow up from step 0 (an unstable SSM)."""
+        return None
+
     def after_step(self, step: int) -> dict[str, float]:
         """Called by the training loop after each optimizer step (e.g. clip A, track s_A); may return
         values to record: the loop keeps, per key, the last value and the maximum over training."""

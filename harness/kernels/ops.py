@@ -7,8 +7,9 @@ mamba issues 110, 303, 559). As ``harness::selective_scan`` / ``harness::ssd_sca
 ops, so the backward is visible too) the scans are single nodes that both counters see, with the closed
 forms of ``harness.kernels.flop_formulas`` registered for them.
 
-The backward recomputes the forward through the reference under ``torch.enable_grad`` and returns
-``torch.autograd.grad`` (the reference's own linear scan has an analytic reverse-scan backward).
+The selective-scan backward is the reference's analytic reverse scan (``selective_scan_ref_bwd``, states
+recomputed); the SSD backward recomputes the forward through ``ssd_ref`` under ``torch.enable_grad`` and
+returns ``torch.autograd.grad``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from harness.kernels.selective_scan import selective_scan_fn, selective_scan_ref
+from harness.kernels.selective_scan import selective_scan_fn, selective_scan_ref, selective_scan_ref_bwd
 from harness.kernels.ssd import ssd_fn, ssd_ref
 
 IMPLS = ("auto", "fused", "ref")
@@ -73,7 +74,7 @@ def selective_scan_op(
     delta_bias: Optional[Tensor], delta_softplus: bool, euler: bool, chunk_size: int,
 ) -> tuple[Tensor, Tensor]:
     out, last = selective_scan_ref(
-        u, delta, A, B, C, D, z, delta_bias, delta_softplus, True, chunk_size, "euler" if euler else "zoh"
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, True, chunk_size or None, "euler" if euler else "zoh"
     )
     return out, last.contiguous()
 
@@ -89,10 +90,11 @@ def selective_scan_bwd_op(
     D: Optional[Tensor], z: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool, euler: bool,
     chunk_size: int,
 ) -> list[Tensor]:
-    with _autograd_reenabled():
-        ins = _leaves(u, delta, A, B, C, D, z, delta_bias)
-        out, last = selective_scan_ref(*ins, delta_softplus, True, chunk_size, "euler" if euler else "zoh")
-        return _grads((out, last), ins, (dout, dlast))
+    grads = selective_scan_ref_bwd(
+        dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size or None,
+        "euler" if euler else "zoh",
+    )
+    return [u.new_empty(0) if g is None else g for g in grads]
 
 
 @selective_scan_bwd_op.register_fake
@@ -188,7 +190,7 @@ def resolve_impl(impl: str, device: torch.device, fused_available: bool, fused_s
 
 def selective_scan(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False, *,
-    backend: str = REF_BACKEND, chunk_size: int = 64, discretization: str = "zoh",
+    backend: str = REF_BACKEND, chunk_size: int = 0, discretization: str = "zoh",
 ):
     """``selective_scan_fn`` semantics on the chosen backend (see ``resolve_impl``); shapes as the ref."""
     if backend == FUSED_BACKEND:

@@ -109,7 +109,7 @@ class Mamba(nn.Module):
         dt_min: float = 0.001, dt_max: float = 0.1, dt_init: str = "random", dt_scale: float = 1.0,
         dt_init_floor: float = 1e-4, conv_bias: bool = True, bias: bool = False, scan: str = "raster",
         impl: str = "auto", causal: bool = True, selective: bool = True, A_init: str = "s4d_real",
-        discretization: str = "zoh", chunk_size: int = 64,
+        discretization: str = "zoh", chunk_size: int = 0,
     ):
         super().__init__()
         if discretization not in DISCRETIZATIONS:

@@ -84,6 +84,7 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     result = TrainResult(steps=0, final_loss=float("nan"), train_time_s=0.0)
     first_loss: float | None = None
+    reference = exp.reference_loss()
     start = time.perf_counter()
     for step in range(cfg.steps):
         for group in opt.param_groups:
@@ -96,8 +97,10 @@ def train(
         value = float(loss.detach()) if ddp is None else distributed.mean_scalar(float(loss.detach()), device)
         if first_loss is None:
             first_loss = value
-        if not math.isfinite(value) or value > cfg.divergence_factor * max(abs(first_loss), 1e-3):
-            raise Diverged(f"loss {value:.4g} at step {step} (first loss {first_loss:.4g})")
+        scale = reference if reference is not None else first_loss
+        if not math.isfinite(value) or value > cfg.divergence_factor * max(abs(scale), 1e-3):
+            what = "reference loss" if reference is not None else "first loss"
+            raise Diverged(f"loss {value:.4g} at step {step} ({what} {scale:.4g}, factor {cfg.divergence_factor:g})")
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg.grad_clip > 0:

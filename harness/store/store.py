@@ -31,6 +31,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file in the same folder + fsync + rename: readers see all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o644)  # mkstemp creates 0600; results are meant to be shared
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)

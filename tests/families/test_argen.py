@@ -11,7 +11,7 @@ from harness.families import FAMILIES, RunContext
 from harness.families.argen.config import ARModelParams, DigitsParams, VQParams
 from harness.families.argen.data import load_images
 from harness.families.argen.model import ARModel
-from harness.families.argen.tokenizer import get_tokenizer, load_llamagen_vq
+from harness.families.argen.tokenizer import build_vq, get_tokenizer, load_llamagen_vq
 from harness.measure import Measurer
 from harness.run.train import train
 
@@ -125,6 +125,13 @@ def test_pretrained_tokenizer_errors_name_the_path_and_layout(tmp_path):
     p = VQParams(checkpoint=str(tmp_path / "missing.pt"))
     with pytest.raises(HarnessError, match="missing.pt.*LlamaGen VQ-16"):
         load_llamagen_vq(p.checkpoint, p)
+    # a state dict in LlamaGen's layout (wrapped under 'model', with its usage buffer) loads as is
+    good = tmp_path / "vq_ds16_c2i.pt"
+    reference = build_vq(VQParams(checkpoint=str(good)))
+    torch.save({"model": {**reference.state_dict(), "quantize.codebook_used": torch.zeros(65536)}}, good)
+    loaded = load_llamagen_vq(str(good), VQParams(checkpoint=str(good)))
+    assert torch.equal(loaded.quantize.embedding.weight, reference.quantize.embedding.weight)
+    assert (loaded.downsample, loaded.codebook_size) == (16, 16384)
     bad = tmp_path / "bad.pt"
     torch.save({"model": {"encoder.wrong.weight": torch.zeros(1)}}, bad)
     with pytest.raises(HarnessError, match="missing keys.*unexpected keys.*encoder.wrong.weight"):

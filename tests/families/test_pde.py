@@ -4,12 +4,14 @@ loader, PDEBench's metrics, every operator at two resolutions, and training that
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
 
+from harness.config.load import load_suite
 from harness.config.sections import TrainConfig
 from harness.errors import HarnessError
 from harness.families import FAMILIES, RunContext
@@ -18,8 +20,11 @@ from harness.families.pde import metrics as M
 from harness.families.pde import solvers as S
 from harness.families.pde.family import PDEModelParams
 from harness.families.pde.pdebench import PDEBenchParams, load_pdebench
+from harness.modules.registry import backends_of
+from harness.plan.planner import plan
 from harness.run.train import train
 
+ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = dict(width=8, n_layers=1, n_heads=2, d_state=4, n_modes=4, kernel_size=3)
 TINY_BURGERS = D.BurgersParams(resolution=16, n_train=24, n_test=8)
 TINY_DARCY = D.DarcyParams(resolution=5, n_train=4, n_test=4, refine=1)
@@ -103,7 +108,9 @@ def test_navier_stokes_taylor_green_mode_decays_exactly():
 
 
 def test_gaussian_random_field_is_deterministic_per_seed_and_zero_mean():
-    draw = lambda seed: S.gaussian_random_field(3, 32, 2, 2.0, 3.0, 1.0, torch.Generator().manual_seed(seed))  # noqa: E731
+    def draw(seed: int) -> torch.Tensor:
+        return S.gaussian_random_field(3, 32, 2, 2.0, 3.0, 1.0, torch.Generator().manual_seed(seed))
+
     torch.testing.assert_close(draw(0), draw(0), rtol=0, atol=0)
     assert not torch.allclose(draw(0), draw(1))
     assert draw(0).mean((-2, -1)).abs().max() < 1e-12
@@ -228,6 +235,7 @@ def test_training_lowers_the_loss_and_evaluates_both_resolutions(shared_cache, u
         assert float(exp.loss(exp.train_batch(0))) < before and result.final_loss < result.losses[0]
     metrics = exp.evaluate()
     assert set(metrics) == set(family.metrics)
+    assert backends_of(exp.model) == {"mno": "reference", "galerkin": "torch-matmul", "fno": "neuralop-fno"}[use]
     assert all(math.isfinite(metrics[k]) for k in ("rel_l2", "rel_l2_2x", "nrmse", "max_error", "fourier_low"))
     extras = exp.row_extras()
     assert extras["seq_len"] == 16 and extras["d_model"] == 16 and extras["resolution_2x"] == 32
@@ -243,3 +251,25 @@ def test_runs_are_deterministic_per_seed(shared_cache):
         train(exp, TrainConfig(steps=3, warmup_steps=0), torch.device("cpu"))
         runs.append(exp.evaluate()["rel_l2"])
     assert runs[0] == runs[1]
+
+
+def test_without_the_2x_set_rel_l2_2x_is_nan_with_a_reason(tmp_path):
+    family = FAMILIES.get("pde")()
+    exp = family.build(context(tmp_path, "fno", data=TINY_BURGERS.model_copy(update={"test_2x": False})))
+    assert exp.data.train_x.shape == (24, 1, 16)
+    assert math.isnan(exp.evaluate()["rel_l2_2x"])
+    assert exp.row_extras()["rel_l2_2x_note"] == "data.test_2x is off" and exp.row_extras()["resolution_2x"] is None
+
+
+def test_suites_validate_and_a_resolution_sweep_plans(tmp_path):
+    suite = load_suite(ROOT / "suites" / "pde.yaml")
+    assert {v.name for t in suite.tasks for v in t.variants} == set(FAMILIES.get("pde").variants)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        "suite: pde_gpu\nseeds: [0]\nvariants: [mno, softmax, galerkin, fno]\ntasks:\n"
+        "  - name: darcy_scaling\n    family: pde\n    dataset: darcy\n    train: {steps: 0}\n"
+        "    data: {n_train: 8, n_test: 8, test_2x: false, refine: 1}\n"
+        "    sweep: {data.resolution: [64, 128, 256]}\n"
+    )
+    specs = plan(load_suite(sweep))
+    assert sorted({s.config["data"]["resolution"] for s in specs}) == [64, 128, 256] and len(specs) == 12

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from harness.kernels.ops import selective_scan
-from harness.kernels.selective_scan import selective_scan_loop, selective_scan_ref
+from harness.kernels.selective_scan import selective_scan_loop, selective_scan_ref, selective_scan_ref_bwd
 
 B_, D_, N_ = 2, 6, 4
 
@@ -85,3 +85,60 @@ def test_strong_decay_is_stable():
     out = selective_scan_ref(**ins, chunk_size=16)
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, selective_scan_loop(**ins), atol=1e-4, rtol=1e-5)
+
+
+# ---- the hand-written (analytic, reverse-scan) backward --------------------------------------------------
+
+
+@pytest.mark.parametrize("discretization", ["zoh", "euler"])
+@pytest.mark.parametrize("bc", ["bnl", "bgnl", "dn"])
+@pytest.mark.parametrize("l,chunk", [(37, 8), (40, None), (16, 16)])
+def test_analytic_backward_matches_loop_autograd(discretization, bc, l, chunk):
+    """Every input's gradient (u, delta, A, B, C, D, z, delta_bias), through out and last_state."""
+    shape = {"bnl": (B_, N_, l), "bgnl": (B_, 2, N_, l), "dn": (D_, N_)}[bc]
+    ins = _inputs(l, shape, seed=3)
+    if discretization == "euler":
+        ins["delta"] = (ins["delta"].detach() * 0.2).requires_grad_()  # keep 1 + delta A a contraction
+    _check(
+        partial(selective_scan_ref, chunk_size=chunk, delta_softplus=True, discretization=discretization),
+        partial(selective_scan_loop, delta_softplus=True, discretization=discretization),
+        ins,
+    )
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64])
+def test_gradient_of_last_state_alone(chunk):
+    ins = _inputs(23, (B_, N_, 23), seed=4)
+    _, last_a = selective_scan_ref(**ins, delta_softplus=True, return_last_state=True, chunk_size=chunk)
+    _, last_b = selective_scan_loop(**ins, delta_softplus=True, return_last_state=True)
+    w = torch.randn_like(last_b)
+    ga = torch.autograd.grad((last_a * w).sum(), list(ins.values()), allow_unused=True)
+    gb = torch.autograd.grad((last_b * w).sum(), list(ins.values()), allow_unused=True)
+    for name, x, y in zip(ins, ga, gb):
+        y = torch.zeros_like(ins[name]) if y is None else y
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5, msg=f"grad of {name}")
+
+
+def test_bwd_function_returns_none_for_absent_inputs_and_input_dtypes():
+    ins = {k: v.detach() for k, v in _inputs(12, (B_, N_, 12), with_opts=False).items()}
+    ins["u"] = ins["u"].bfloat16()
+    grads = selective_scan_ref_bwd(torch.randn(B_, D_, 12), None, **ins, chunk_size=4)
+    assert grads[5:] == [None, None, None]
+    assert grads[0].dtype == torch.bfloat16 and all(g.dtype == torch.float32 for g in grads[1:5])
+    assert [tuple(g.shape) for g in grads[:5]] == [tuple(v.shape) for v in ins.values()]
+
+
+def test_strong_decay_backward_is_finite_and_exact():
+    ins = _inputs(64, (B_, N_, 64), seed=5)
+    ins["delta"] = (ins["delta"].detach().abs() * 50).requires_grad_()
+    _check(partial(selective_scan_ref, chunk_size=16), selective_scan_loop, ins)
+
+
+@pytest.mark.parametrize("b,d,n,l", [(1, 8, 4, 300), (4, 64, 16, 24)])
+def test_automatic_chunking_matches_loop(b, d, n, l):
+    g = torch.Generator().manual_seed(6)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    ins = dict(u=r(b, d, l), delta=r(b, d, l), A=-torch.rand(d, n, generator=g) - 0.5, B=r(b, n, l),
+               C=r(b, n, l), D=r(d), z=r(b, d, l), delta_bias=r(d))
+    ins = {k: v.requires_grad_() for k, v in ins.items()}
+    _check(partial(selective_scan_ref, delta_softplus=True), partial(selective_scan_loop, delta_softplus=True), ins)

@@ -25,6 +25,12 @@ from harness.families.argen.config import DigitsParams, ImageDataParams, Texture
 TEXTURE_SOURCES = ("brick", "grass", "gravel", "camera", "astronaut", "coffee", "chelsea", "immunohistochemistry")
 
 
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The CPU generator for one training step's batch: a function of (seed, step) only, so a run's
+    batches do not depend on what else consumed random numbers (model init, a cache miss)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)  # a prime stride keeps (seed, step) pairs apart
+
+
 @dataclass
 class ImageSet:
     train_images: torch.Tensor  # (N, 3, R, R) in [-1, 1]

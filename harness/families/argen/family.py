@@ -8,7 +8,8 @@ argues on — NLL, sample quality, and decode speed/memory with each model's nat
 Decode costs (``extra_measurements``, through the spine's measurer) per batch ``b`` in
 ``model.decode_batch_sizes``: ``prefill_ms_b{b}`` (one parallel pass over a ``decode_len``-token prompt),
 ``decode_ms_per_token_b{b}`` and ``decode_tokens_per_s_b{b}`` (token-by-token generation of ``decode_len``
-codes, no CFG, so the batch is exactly ``b``), ``peak_mem_mb_decode_b{b}``. ``model.decode_len`` larger than
+codes, no CFG, so the batch is exactly ``b``), ``peak_mem_mb_decode_b{b}`` and ``decode_status_b{b}``
+(``oom`` is recorded, not raised). All run under the measurer's protocol and precision (bf16 on CUDA). ``model.decode_len`` larger than
 the task's token count is timed on an untrained model of the same architecture (speed does not depend on
 the weights), which is how a GPU sweep over 256/1024/4096 tokens is written.
 """
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 
 from harness.families.argen.classifier import Classifier, get_classifier
 from harness.families.argen.config import ARModelParams, DigitsParams, ImageDataParams, TexturesParams
-from harness.families.argen.data import NUM_CLASSES, ImageSet, load_images
+from harness.families.argen.data import NUM_CLASSES, ImageSet, load_images, step_generator
 from harness.families.argen.metrics import (
     frechet_distance,
     generate_per_class,
@@ -51,7 +52,7 @@ class ARGenExperiment(Experiment):
 
     def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Random codes + labels; each label is replaced by the null label with prob ``label_drop`` (CFG)."""
-        g = torch.Generator().manual_seed(self.ctx.seed * 1_000_003 + step)
+        g = step_generator(self.ctx.seed, step)
         idx = torch.randint(len(self.train_codes), (self.ctx.train_batch_size,), generator=g)
         drop = torch.rand(len(idx), generator=g) < self.p.label_drop
         labels = self.train_labels[idx.to(self.ctx.device)]

@@ -26,7 +26,7 @@ from harness.config.sections import TrainConfig
 from harness.errors import HarnessError
 from harness.families.argen.cache import config_key, isolated_rng, load_or_build
 from harness.families.argen.config import ImageDataParams, VQParams
-from harness.families.argen.data import ImageSet
+from harness.families.argen.data import ImageSet, step_generator
 from harness.families.base import Experiment
 
 # LlamaGen's VQ-16 (``VQ_16``: ds16, codebook 16384 x 8, the checkpoint AiM and LlamaGen generate with).
@@ -280,7 +280,7 @@ class VQTraining(Experiment):
         self.usage = share if self.usage is None else USAGE_DECAY * self.usage + (1 - USAGE_DECAY) * share
         dead = (self.usage < DEAD_USAGE / k).nonzero().flatten()
         if len(dead):
-            g = torch.Generator().manual_seed(self.p.seed * 1_000_003 + step)
+            g = step_generator(self.p.seed, step)
             pick = torch.randint(len(z), (len(dead),), generator=g).to(z.device)
             with torch.no_grad():
                 self.model.quantize.embedding.weight[dead] = z[pick].to(self.model.quantize.embedding.weight.dtype)
@@ -288,7 +288,7 @@ class VQTraining(Experiment):
         return {"vq_restarted_codes": float(len(dead))}
 
     def train_batch(self, step: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.p.seed * 1_000_003 + step)
+        g = step_generator(self.p.seed, step)
         idx = torch.randint(len(self.images.train_images), (self.p.batch_size,), generator=g)
         return self.images.train_images[idx].to(self.device)
 

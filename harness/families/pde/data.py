@@ -10,6 +10,7 @@ concurrent runs may race to create it safely.
 Grids: ``periodic`` problems use x_i = i/n (i < n), so the 2x grid has 2n points; ``nodes`` problems
 (Darcy, Dirichlet boundary) use x_i = i/(n-1) including both walls, so the 2x grid has 2n-1 points. The
 models append these coordinates as input channels, so a model trained at n evaluates at 2x unchanged.
+``test_2x: false`` solves on the training grid only (for large resolution sweeps that measure cost).
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ class BurgersParams(Params):
     n_test: int = Field(32, ge=1)
     refine: int = Field(2, ge=1, description="solver grid points = refine x the 2x grid")
     cfl: float = Field(0.5, gt=0, le=1, description="advective CFL number of the IF-RK4 time step")
-    grf_sigma: float = Field(25.0, gt=0, description="u0 ~ N(0, sigma^2 (-Laplace + tau^2)^-alpha); FNO: 625 (-L+25)^-2")
+    grf_sigma: float = Field(
+        25.0, gt=0, description="u0 ~ N(0, sigma^2 (-Laplace + tau^2)^-alpha); FNO: 625 (-Laplace + 25)^-2"
+    )
     grf_tau: float = Field(5.0, gt=0)
     grf_alpha: float = Field(2.0, gt=0)
     data_seed: int = Field(0, description="fixes the samples; the run seed only changes init and batches")
+    test_2x: bool = Field(True, description="also solve on the 2x grid for rel_l2_2x (off: cheaper big sweeps)")
 
 
 class DarcyParams(Params):
@@ -62,6 +66,7 @@ class DarcyParams(Params):
     grf_tau: float = Field(3.0, gt=0, description="GRF (-Laplace + tau^2)^-alpha; FNO: (-L+9)^-2")
     grf_alpha: float = Field(2.0, gt=0)
     data_seed: int = 0
+    test_2x: bool = True
 
 
 class NavierStokesParams(Params):
@@ -81,6 +86,7 @@ class NavierStokesParams(Params):
     grf_tau: float = Field(7.0, gt=0)
     grf_alpha: float = Field(2.5, gt=0)
     data_seed: int = 0
+    test_2x: bool = True
 
 
 @dataclass(frozen=True)
@@ -132,10 +138,14 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _scale(p: Params) -> int:
+    """The generated grid is this multiple of the training grid's spacing: 2 with the 2x test set, else 1."""
+    return 2 if p.test_2x else 1
+
+
 def generate_burgers(p: BurgersParams, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(a, u)`` on the 2x grid, ``(N, 1, 2n)`` each."""
-    n2 = 2 * p.resolution
-    n_fine = n2 * p.refine
+    """``(a, u)`` on the 2x grid (the training grid when ``test_2x`` is off), ``(N, 1, 2n)`` each."""
+    n_fine = _scale(p) * p.resolution * p.refine
     u0 = solvers.gaussian_random_field(
         p.n_train + p.n_test, n_fine, 1, p.grf_alpha, p.grf_tau, p.grf_sigma, _generator(p.data_seed), device
     )
@@ -145,7 +155,7 @@ def generate_burgers(p: BurgersParams, device: torch.device) -> tuple[torch.Tens
 
 def generate_darcy(p: DarcyParams, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """``(a, u)`` on the 2x node grid, ``(N, 1, 2n-1, 2n-1)`` each (scipy solve on the CPU, one per sample)."""
-    cells = 2 * (p.resolution - 1) * p.refine  # solver cells per side; nodes = cells + 1
+    cells = _scale(p) * (p.resolution - 1) * p.refine  # solver cells per side; nodes = cells + 1
     field = solvers.gaussian_random_field(
         p.n_train + p.n_test, cells, 2, p.grf_alpha, p.grf_tau, 1.0, _generator(p.data_seed), torch.device("cpu")
     ).numpy()
@@ -165,7 +175,7 @@ def ns_forcing(n: int, amplitude: float, device: torch.device | None = None) -> 
 
 def generate_navier_stokes(p: NavierStokesParams, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """``(a, u)`` on the 2x grid: ``(N, input_steps, 2n, 2n)`` and ``(N, output_steps, 2n, 2n)``."""
-    n_fine = 2 * p.resolution * p.refine
+    n_fine = _scale(p) * p.resolution * p.refine
     w0 = solvers.gaussian_random_field(
         p.n_train + p.n_test, n_fine, 2, p.grf_alpha, p.grf_tau, p.grf_sigma, _generator(p.data_seed), device
     )
@@ -205,9 +215,14 @@ def load_generated(dataset: str, p: Params, cache_dir: Path, device: torch.devic
         x2, y2 = torch.load(path)
     else:
         _, make, _, _ = GENERATORS[dataset]
-        x2, y2 = (t.float().cpu().contiguous() for t in make(p, device if device.type == "cuda" else torch.device("cpu")))
+        solve_on = device if device.type == "cuda" else torch.device("cpu")
+        x2, y2 = (t.float().cpu().contiguous() for t in make(p, solve_on))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         torch.save((x2, y2), tmp)
         os.replace(tmp, path)
-    return split_two_resolutions(generated_layout(dataset, p), x2, y2, p.n_train)
+    layout = generated_layout(dataset, p)
+    if not p.test_2x:
+        n = p.n_train
+        return PDEData(layout, x2[:n], y2[:n], x2[n:], y2[n:], None, None, "data.test_2x is off")
+    return split_two_resolutions(layout, x2, y2, p.n_train)

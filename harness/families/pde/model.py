@@ -19,6 +19,7 @@ stays grid-independent and evaluates at 2x resolution unchanged.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -43,7 +44,7 @@ def _channel_normalizer(channels: int, dim: int) -> UnitGaussianNormalizer:
     return UnitGaussianNormalizer(mean=torch.zeros(stat), std=torch.ones(stat), dim=[0, *range(2, 2 + dim)])
 
 
-class Operator(nn.Module):
+class Operator(nn.Module, ABC):
     """Shared by every operator: normalisation, coordinate channels, and the (B, C, *grid) interface."""
 
     def __init__(self, layout: Layout):
@@ -62,8 +63,9 @@ class Operator(nn.Module):
         x = torch.cat([self.in_norm.transform(a), coords.expand(a.shape[0], *coords.shape)], dim=1)
         return self.out_norm.inverse_transform(self.operator(x, shape))
 
+    @abstractmethod
     def operator(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-        raise NotImplementedError
+        """``(B, C_in + dim, *grid)`` normalised input with coordinates -> ``(B, C_out, *grid)``."""
 
 
 class MixerOperator(Operator):
@@ -105,6 +107,8 @@ class FNOOperator(Operator):
             projection_channel_ratio=projection_ratio,
             positional_embedding=None,
         )
+        self.last_backend: str | None = None  # the row's backend column (mixers set theirs)
 
     def operator(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        self.last_backend = "neuralop-fno"
         return self.fno(x)

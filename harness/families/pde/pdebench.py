@@ -99,7 +99,10 @@ def load_pdebench(p: PDEBenchParams) -> PDEData:
     if size % p.resolution:
         raise HarnessError(f"{p.path}: grid of {size} points is not a multiple of data.resolution={p.resolution}")
     stride = size // p.resolution
-    sub = lambda a, s: torch.from_numpy(np.ascontiguousarray(a[(Ellipsis,) + (slice(None, None, s),) * layout.dim]))  # noqa: E731
+
+    def sub(a: np.ndarray, s: int) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a[(Ellipsis,) + (slice(None, None, s),) * layout.dim]))
+
     tr, te = slice(None, p.n_train), slice(p.n_train, None)
     xs, ys = sub(x, stride), sub(y, stride)
     if stride % 2:

@@ -159,6 +159,7 @@ def navier_stokes_2d(
     cutoff = DEALIAS_FRACTION * (n // 2)
     dealias = ((kx.abs() <= cutoff) & (ky.abs() <= cutoff)).to(w0.dtype)
     dx, dy = 2j * math.pi * kx, 2j * math.pi * ky
+    half_diffusion = 0.5 * dt * viscosity * lap
     f_hat = torch.fft.rfft2(forcing.to(w0.dtype))
     w_hat = torch.fft.rfft2(w0)
     out = []
@@ -170,6 +171,6 @@ def navier_stokes_2d(
             wx = torch.fft.irfft2(dx * w_hat, s=(n, n))
             wy = torch.fft.irfft2(dy * w_hat, s=(n, n))
             adv_hat = dealias * torch.fft.rfft2(ux * wx + uy * wy)
-            w_hat = (dt * (f_hat - adv_hat) + (1 - 0.5 * dt * viscosity * lap) * w_hat) / (1 + 0.5 * dt * viscosity * lap)
+            w_hat = (dt * (f_hat - adv_hat) + (1 - half_diffusion) * w_hat) / (1 + half_diffusion)
         out.append(torch.fft.irfft2(w_hat, s=(n, n)))
     return torch.stack(out, dim=1)

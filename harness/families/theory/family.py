@@ -18,6 +18,8 @@ clipping, so at long T the loss blows up; the spine records ``diverged`` when it
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -149,9 +151,13 @@ class TheoryExperiment(Experiment):
         idx = torch.arange(batch_size) % len(self.test)
         return (self.test.tokens[idx].to(self.ctx.device),)
 
+    def reference_loss(self) -> float:
+        """Chance level, ln(#classes): an unstable SSM (s_A > 0, long T) can blow up from the first step,
+        so divergence is judged against chance rather than against the first loss."""
+        return math.log(self.model.head.out_features)
+
     def after_step(self, step: int) -> dict[str, float]:
-        """Track the batch loss (its maximum shows a blow-up the loop's first-loss-relative check misses when
-        the very first loss is already huge, as for s_A > 0 at long T) and, for the SSM, s_A after the
+        """Track the batch loss (its maximum shows how far the loss rose) and, for the SSM, s_A after the
         optional clipping of A."""
         tracked = {"batch_loss": float(self._last_loss)}
         if self.is_ssm:
