@@ -88,9 +88,31 @@ _SDPA_OPS = {
 }
 
 
+def _fft_formula(packet: Any, complex_input: bool) -> Callable[..., int]:
+    """FFT FLOPs by the Cooley-Tukey estimate, 5 N log2 N per complex transform of N points (half that for
+    a real-input/real-output transform). FlopCounterMode has no FFT formulas (FNO's spectral layers)."""
+
+    def formula(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
+        a = _bind(packet, args, kwargs)
+        signal = a["self"] if packet is not aten._fft_c2r else out_val
+        dims = [d % signal.dim() for d in a["dim"]]
+        n = math.prod(signal.shape[d] for d in dims)
+        transforms = signal.numel() // max(n, 1)
+        per = 5 * n * math.log2(n) if n > 1 else 0
+        return int(transforms * per * (1.0 if complex_input and packet is aten._fft_c2c else 0.5))
+
+    formula._get_raw = True
+    return formula
+
+
 def sdpa_formulas() -> dict[Any, Callable[..., int]]:
-    """``custom_mapping`` for FlopCounterMode: every SDPA kernel of this torch build, causal-aware."""
-    mapping = {}
+    """``custom_mapping`` for FlopCounterMode: every SDPA kernel of this torch build (causal-aware), and
+    the FFTs."""
+    mapping = {
+        aten._fft_r2c: _fft_formula(aten._fft_r2c, complex_input=False),
+        aten._fft_c2r: _fft_formula(aten._fft_c2r, complex_input=True),
+        aten._fft_c2c: _fft_formula(aten._fft_c2c, complex_input=True),
+    }
     for backward, names in _SDPA_OPS.items():
         for name in names:
             if hasattr(aten, name):

@@ -11,6 +11,7 @@ parameters and buffers are restored afterwards, so measuring never changes a tra
 
 from __future__ import annotations
 
+import copy
 from contextlib import nullcontext
 from typing import Any, Callable
 
@@ -111,7 +112,8 @@ def measure_model(model: nn.Module, inputs: tuple, loss_fn: Callable[[], torch.T
     loss = loss_fn if loss_fn is not None else (lambda: _surrogate_loss(model(*inputs)))
     status: list[str] = []
     was_training = model.training
-    saved = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    # some libraries keep non-tensor entries in their state dicts (neuraloperator's ``_metadata``)
+    saved = {k: v.detach().to("cpu", copy=True) if torch.is_tensor(v) else copy.deepcopy(v) for k, v in model.state_dict().items()}
 
     def forward() -> Any:
         return model(*inputs)

@@ -273,3 +273,18 @@ def test_suites_validate_and_a_resolution_sweep_plans(tmp_path):
     )
     specs = plan(load_suite(sweep))
     assert sorted({s.config["data"]["resolution"] for s in specs}) == [64, 128, 256] and len(specs) == 12
+
+
+@pytest.mark.gpu
+def test_gpu_generation_matches_cpu_and_operators_run_under_bf16_autocast(tmp_path):
+    cpu = D.load_generated("burgers", TINY_BURGERS, tmp_path / "cpu", torch.device("cpu"))
+    gpu = D.load_generated("burgers", TINY_BURGERS, tmp_path / "gpu", torch.device("cuda"))
+    torch.testing.assert_close(gpu.test_y_2x, cpu.test_y_2x, rtol=1e-5, atol=1e-6)
+    family = FAMILIES.get("pde")()
+    for use in family.variants:
+        model = family.build_model(context(tmp_path, use, "darcy", TINY_DARCY)).cuda()
+        x = torch.randn(2, 1, 64, 64, device="cuda")
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            y = model(x)
+        y.float().square().mean().backward()
+        assert y.shape == (2, 1, 64, 64) and torch.isfinite(y.float()).all()
