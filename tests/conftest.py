@@ -19,6 +19,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture
-def suites_dir() -> Path:
-    return ROOT / "suites"
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Every model in the tests is tiny: one intra-op thread is faster, and on a busy 2-core machine torch's
+    thread pool spinning on shared cores makes tiny ops 10-100x slower without changing any result."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -105,14 +105,18 @@ def _fft_formula(packet: Any, complex_input: bool) -> Callable[..., int]:
     return formula
 
 
-def sdpa_formulas() -> dict[Any, Callable[..., int]]:
-    """``custom_mapping`` for FlopCounterMode: every SDPA kernel of this torch build (causal-aware), and
-    the FFTs."""
-    mapping = {
+def fft_formulas() -> dict[Any, Callable[..., int]]:
+    """FlopCounterMode formulas for the FFT kernels (FNO's spectral convolutions)."""
+    return {
         aten._fft_r2c: _fft_formula(aten._fft_r2c, complex_input=False),
         aten._fft_c2r: _fft_formula(aten._fft_c2r, complex_input=True),
         aten._fft_c2c: _fft_formula(aten._fft_c2c, complex_input=True),
     }
+
+
+def sdpa_formulas() -> dict[Any, Callable[..., int]]:
+    """``custom_mapping`` for FlopCounterMode: every SDPA kernel of this torch build, causal-aware."""
+    mapping = {}
     for backward, names in _SDPA_OPS.items():
         for name in names:
             if hasattr(aten, name):
@@ -178,7 +182,7 @@ class _OpRecorder(TorchDispatchMode):
 def counted_flops(fn: Callable[[], Any]) -> tuple[int, list[str]]:
     """FLOPs (2 per multiply-add) of everything ``fn`` runs, forward and any backward it calls."""
     _kernel_fvcore_handles()  # registers the scan ops' FlopCounterMode formulas when present
-    counter = flop_counter.FlopCounterMode(display=False, custom_mapping=sdpa_formulas())
+    counter = flop_counter.FlopCounterMode(display=False, custom_mapping={**sdpa_formulas(), **fft_formulas()})
     recorder = _OpRecorder()
     with counter, recorder:
         fn()

@@ -21,14 +21,6 @@ TINY_DATA = dict(resolution=8, tokenizer=dict(steps=12, batch_size=32, channels=
                  classifier=dict(steps=12, width=8))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs on a shared 2-core box run far faster on one intra-op thread (no OpenMP spinning)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory):
@@ -180,3 +172,38 @@ def test_decode_longer_than_the_task_uses_an_untrained_copy(shared_cache):
     costs = exp.extra_measurements(measurer)
     assert costs["decode_len"] == 9 and costs["decode_status_b2"] == "ok"
     assert exp.model.pos_emb.shape[0] == 4  # the trained model is untouched
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("use", VARIANTS)
+def test_gpu_decoding_matches_forward_and_is_measured(use, shared_cache):
+    """On CUDA the mixers' own fast steps (mamba_ssm's Mamba2 step, SDPA with a KV cache) decode, and
+    the decode measurement runs at AiM-like lengths under the protocol's bf16 autocast."""
+    device = torch.device("cuda")
+    model = randomized(ARModel(use, model_params(use, adaln_groups=2 if use == "aim" else 0), vocab=16,
+                               num_classes=3, seq_len=64)).to(device)
+    tokens, labels = torch.randint(16, (2, 64), device=device), torch.tensor([0, 2], device=device)
+    with torch.no_grad():
+        full = model(tokens, labels)
+        state, mods = model.init_state(2, 64, device, torch.float32), model._modulations(labels)
+        steps = []
+        for t in range(64):
+            logits, state = model.step(t, None if t == 0 else tokens[:, t - 1], labels, mods, state)
+            steps.append(logits)
+    torch.testing.assert_close(torch.stack(steps, 1), full, atol=2e-3, rtol=2e-3)
+
+    exp = FAMILIES.get("argen")().build(
+        RunContext(**{**context(use, shared_cache, decode_len=256, decode_batch_sizes=(1, 16)).__dict__, "device": device}))
+    costs = exp.extra_measurements(Measurer(MeasureConfig(warmup_iters=1, warmup_s=0, min_iters=2, min_time_s=0), device))
+    assert costs["decode_status_b16"] == "ok" and costs["decode_tokens_per_s_b16"] > costs["decode_tokens_per_s_b1"]
+
+
+def test_textures_are_class_balanced_rgb_crops():
+    from harness.families.argen.config import TexturesParams
+    from harness.families.argen.data import TEXTURE_SOURCES
+
+    images = load_images("textures", TexturesParams(resolution=8, crop=16, per_class=10))
+    assert images.train_images.shape[1:] == (3, 8, 8) and images.num_classes == len(TEXTURE_SOURCES)
+    assert len(images.train_images) + len(images.test_images) == 10 * len(TEXTURE_SOURCES)
+    assert images.test_labels.bincount(minlength=len(TEXTURE_SOURCES)).min() == 2  # stratified 20% split
+    assert images.train_images.min() >= -1 and images.train_images.max() <= 1

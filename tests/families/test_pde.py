@@ -30,14 +30,6 @@ TINY_BURGERS = D.BurgersParams(resolution=16, n_train=24, n_test=8)
 TINY_DARCY = D.DarcyParams(resolution=5, n_train=4, n_test=4, refine=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: intra-op threads only add contention on a shared CPU (20x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory):

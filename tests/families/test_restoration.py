@@ -23,14 +23,6 @@ from harness.run.train import train
 CPU = torch.device("cpu")
 
 
-@pytest.fixture
-def one_thread():
-    """The CPU is shared: one intra-op thread is faster than oversubscribing it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make_ctx(tmp_path: Path, use: str, data: dict | None = None, model: dict | None = None, dataset: str = "skimage_photos", seed: int = 0, batch: int = 4) -> tuple:
     fam = FAMILIES.get("restoration")()
@@ -127,7 +119,7 @@ def test_variant_defaults_and_width(tmp_path):
     assert large > small
 
 
-def test_short_training_beats_bicubic_on_held_out_images(tmp_path, one_thread):
+def test_short_training_beats_bicubic_on_held_out_images(tmp_path):
     fam, ctx = make_ctx(tmp_path, "gated_cnn", data={"eval_crops": 4}, model={"embed_dim": 16}, batch=32)
     exp = fam.build(ctx)
     train(exp, TrainConfig(steps=60, lr=1e-3, warmup_steps=5), CPU)

@@ -28,14 +28,6 @@ from harness.run.train import seed_everything, train
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: extra intra-op threads only add contention on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make_ctx(tmp_path, use="ssm", dataset="majority", data=None, seed=0, **model) -> RunContext:
     fam = TheoryFamily

@@ -23,14 +23,6 @@ from harness.run.train import train
 TINY = dict(depths=[1, 1, 1, 1], dims=[16, 16, 32, 32], head_dim=16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine run far faster single-threaded."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make_ctx(family: str, use: str, dataset: str, data: dict, model: dict, tmp_path: Path, batch: int = 16) -> RunContext:
     fam = FAMILIES.get(family)()

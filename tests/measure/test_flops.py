@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.measure.flops import causal_pairs, count_flops, count_fwd_flops, sdpa_formulas
+from harness.measure.flops import causal_pairs, count_flops, count_fwd_flops, counted_flops, sdpa_formulas
 from harness.modules.attention import Attention
 from harness.modules.gated_cnn import GatedCNN
 
@@ -171,3 +171,14 @@ def test_every_sdpa_kernel_formula_is_causal_aware(packet):
     expected = 2 * B * H * Lq * Lk * 2 * d * (5 / 2 if backward else 1)
     assert counts[False] == expected
     assert counts[True] == expected * causal_pairs(Lq, Lk) / (Lq * Lk)
+
+
+def test_fft_flops_follow_the_cooley_tukey_count():
+    """5 N log2 N per complex N-point transform, half for real input (rfft) or real output (irfft)."""
+    x = torch.randn(4, 3, 64)
+    flops, skipped = counted_flops(lambda: torch.fft.irfft(torch.fft.rfft(x), n=64))
+    assert skipped == []
+    assert flops == 2 * (4 * 3) * 2.5 * 64 * 6
+    z = torch.randn(2, 8, 16, 16, dtype=torch.complex64)
+    flops, _ = counted_flops(lambda: torch.fft.fftn(z, dim=(-2, -1)))
+    assert flops == (2 * 8) * 5 * 256 * 8
