@@ -11,7 +11,7 @@ parameters and buffers are restored afterwards, so measuring never changes a tra
 
 from __future__ import annotations
 
-import copy
+import itertools
 from contextlib import nullcontext
 from typing import Any, Callable
 
@@ -112,8 +112,10 @@ def measure_model(model: nn.Module, inputs: tuple, loss_fn: Callable[[], torch.T
     loss = loss_fn if loss_fn is not None else (lambda: _surrogate_loss(model(*inputs)))
     status: list[str] = []
     was_training = model.training
-    # some libraries keep non-tensor entries in their state dicts (neuraloperator's ``_metadata``)
-    saved = {k: v.detach().to("cpu", copy=True) if torch.is_tensor(v) else copy.deepcopy(v) for k, v in model.state_dict().items()}
+    # parameters and buffers by name, restored in place afterwards (not through ``state_dict``: libraries
+    # keep extra entries there, e.g. neuraloperator's ``_metadata``, that ``load_state_dict`` rejects)
+    tensors = dict(itertools.chain(model.named_parameters(), model.named_buffers()))
+    saved = {name: t.detach().to("cpu", copy=True) for name, t in tensors.items()}
 
     def forward() -> Any:
         return model(*inputs)
@@ -167,7 +169,9 @@ def measure_model(model: nn.Module, inputs: tuple, loss_fn: Callable[[], torch.T
             del opt
     finally:
         model.zero_grad(set_to_none=True)
-        model.load_state_dict(saved)
+        with torch.no_grad():
+            for name, t in tensors.items():
+                t.copy_(saved[name])
         model.train(was_training)
     row["measure_status"] = ",".join(status) or "ok"
     return row

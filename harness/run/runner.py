@@ -7,6 +7,7 @@ loss); ``error`` (anything else, with its message; the traceback goes to the run
 from __future__ import annotations
 
 import json
+import math
 import time
 import traceback
 from datetime import datetime, timezone
@@ -40,6 +41,15 @@ def variant_is_ssm(family: type[Family], use: str) -> bool:
     if use in family.ssm_variants:
         return True
     return use in MIXERS and is_ssm(use)
+
+
+def primary_metric(family: type[Family], values: dict[str, Any]) -> str:
+    """The first metric flagged primary that this run filled (dense tasks fill map or miou, not both)."""
+    def is_filled(value: Any) -> bool:
+        return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+    names = [m for m, spec in family.metrics.items() if spec.primary and is_filled(values.get(m))]
+    return names[0] if names else ""
 
 
 def make_context(config: dict[str, Any], family: Family, device: torch.device, cache_dir: Path) -> RunContext:
@@ -175,6 +185,7 @@ def _train_and_measure(family: Family, ctx: RunContext, config: dict[str, Any], 
     if unknown:
         raise RuntimeError(f"family {family.name!r} returned undeclared metrics {sorted(unknown)}")
     out.update({k: v for k, v in metrics.items() if k in config["metrics"]})
+    out["primary_metric"] = primary_metric(type(family), out)
     out["backend"] = backends_of(exp.model)
     if not distributed.is_main():
         return out  # DDP: only rank 0 measures (single device, unwrapped model) and writes the row

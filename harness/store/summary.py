@@ -9,7 +9,6 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-QUALITY = ["accuracy", "top1", "map", "miou", "psnr", "ssim", "rel_l2", "rel_l2_2x", "nll_bits_per_token", "test_acc", "gen_gap"]
 # (column, header) — shown as the mean over the finished runs
 COSTS = [("params", "params"), ("flops_fwd", "FLOPs fwd"), ("latency_ms_p50", "fwd ms p50"), ("peak_mem_mb_train", "train MB")]
 
@@ -24,8 +23,15 @@ def si(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _metric_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in QUALITY if c in df.columns and df[c].notna().any()]
+def _quality(ok: pd.DataFrame) -> str:
+    """'metric mean ± std' of the group's primary metric (the family's, recorded per row)."""
+    names = ok["primary_metric"].dropna().unique() if "primary_metric" in ok else []
+    if len(names) == 0 or not names[0] or names[0] not in ok:
+        return "-"
+    vals = ok[names[0]].dropna()
+    if vals.empty:
+        return "-"
+    return f"{names[0]} {vals.mean():.4g}" + (f" ± {vals.std():.2g}" if len(vals) > 1 else "")
 
 
 def _sweep_label(sweep: str) -> str:
@@ -37,19 +43,16 @@ def print_summary(console: Console, df: pd.DataFrame) -> None:
     if df.empty:
         console.print("no results")
         return
-    metrics = _metric_columns(df)
     has_sweep = "sweep" in df and (df["sweep"] != "{}").any()
     table = Table(title=f"{df['suite'].iloc[0]}: mean ± std over seeds (finished runs)", header_style="bold")
-    headers = ["task", *(["sweep"] if has_sweep else []), "variant", "status", *metrics, *(h for _, h in COSTS), "backend"]
+    headers = ["task", *(["sweep"] if has_sweep else []), "variant", "status", "quality (primary metric)", *(h for _, h in COSTS), "backend"]
     for header in headers:
         table.add_column(header, no_wrap=header in ("task", "variant"))
     for (task, sweep, variant), g in df.groupby(["task", "sweep", "variant"], sort=False):
         ok = g[g["status"] == "ok"]
         cells = [task, *([_sweep_label(sweep)] if has_sweep else []), variant]
         cells.append(" ".join(f"{s}×{n}" for s, n in g["status"].value_counts().items()))
-        for m in metrics:
-            vals = ok[m].dropna()
-            cells.append("-" if vals.empty else f"{vals.mean():.4g}" + (f" ± {vals.std():.2g}" if len(vals) > 1 else ""))
+        cells.append(_quality(ok))
         for column, _ in COSTS:
             vals = ok[column].dropna() if column in ok else pd.Series(dtype=float)
             cells.append(si(float(vals.mean())) if len(vals) else "-")
@@ -59,5 +62,6 @@ def print_summary(console: Console, df: pd.DataFrame) -> None:
 
 
 def print_runs(console: Console, df: pd.DataFrame) -> None:
-    cols = [c for c in ["task", "variant", "seed", "sweep", "status", *_metric_columns(df), "params", "latency_ms_p50", "backend", "error"] if c in df.columns]
+    metrics = [m for m in df.get("primary_metric", pd.Series(dtype=str)).dropna().unique() if m in df.columns]
+    cols = [c for c in ["task", "variant", "seed", "sweep", "status", *metrics, "params", "latency_ms_p50", "backend", "error"] if c in df.columns]
     console.print(df[cols].to_string(index=False), highlight=False)
