@@ -291,6 +291,9 @@ def load_suite(path: str | Path) -> Suite:
             sweep={**suite.sweep, **entry.sweep},
             metrics=tuple(entry.metrics or family.metrics),
         )
+        for key in entry.factors:
+            if key not in resolved_task.sweep:
+                raise ConfigError(*line_of(raw_task, ("factors",)), f"factor {key!r} is not a sweep key of task {entry.name!r} ({', '.join(resolved_task.sweep) or 'no sweep'})")
         sweep_node = raw_task if "sweep" in raw_task else raw
         _check_task(resolved_task, raw_task, raw_variants, line_of(sweep_node, ("sweep",)))
         tasks.append(resolved_task)

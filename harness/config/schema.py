@@ -82,6 +82,7 @@ class TaskEntry(Strict):
     measure: dict[str, Any] = Field(default_factory=dict)
     match: dict[str, Any] = Field(default_factory=dict)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    factors: list[str] = Field(default_factory=list, description="sweep keys that are studied factors, not tuning")
     metrics: list[str] | None = None
     verdict: Verdict = Field(default_factory=Verdict)
     distributed: Distributed | None = None  # torchrun/DDP for every run of this task (harness.run.distributed)

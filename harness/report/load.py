@@ -101,6 +101,7 @@ class TaskInfo:
     thresholds: dict[str, float] = field(default_factory=dict)
     relative: dict[str, bool] = field(default_factory=dict)
     sweep_keys: list[str] = field(default_factory=list)
+    factor_keys: list[str] = field(default_factory=list)  # studied factors: part of the variant, never tuned
 
     @property
     def size_keys(self) -> list[str]:
@@ -108,7 +109,7 @@ class TaskInfo:
 
     @property
     def hp_keys(self) -> list[str]:
-        return [k for k in self.sweep_keys if not is_size_key(k)]
+        return [k for k in self.sweep_keys if not is_size_key(k) and k not in self.factor_keys]
 
     def metric(self, name: str) -> MetricInfo:
         if name in self.metrics:
@@ -174,6 +175,7 @@ def parse_suite(data: dict[str, Any]) -> Suite:
             metrics=metrics, thresholds={k: float(v) for k, v in (verdict.get("thresholds") or {}).items()},
             relative={k: bool(v) for k, v in (verdict.get("relative") or {}).items()},
             sweep_keys=list(t.get("sweep_keys") or []),
+            factor_keys=list(t.get("factor_keys") or []),
         )
     return Suite(name=str(data.get("suite", "")), tasks=tasks)
 
@@ -211,7 +213,9 @@ def normalize(df: pd.DataFrame, suite: Suite) -> pd.DataFrame:
 
     Added columns: ``sweep_dict`` (dict), ``size_point`` (canonical JSON of the size keys),
     ``hp_point`` (canonical JSON of the hyper-parameter keys), ``size`` (float: the first size key's
-    value, NaN if none), ``size_key`` (its name), ``label`` (variant label).
+    value, NaN if none), ``size_key`` (its name). A task's *factor* keys (``factors:`` in the suite, e.g.
+    the spectral abscissa s_A of the theory study) are studied, not tuned: their values become part of
+    the variant label (``ssm[s_A=0.1]``), so every table, paired test and line plot keeps them apart.
     """
     df = df.copy()
     for col, default in (("suite", suite.name), ("family", ""), ("mixer", ""), ("is_ssm", False),
@@ -228,11 +232,14 @@ def normalize(df: pd.DataFrame, suite: Suite) -> pd.DataFrame:
     df["ablation"] = df["ablation"].astype(object).fillna("").astype(str)
     df["sweep"] = df["sweep"].astype(object).fillna("{}").astype(str)
     dicts = [_parse_sweep(v) for v in df["sweep"]]
-    size_pts, hp_pts, sizes, size_keys = [], [], [], []
+    size_pts, hp_pts, sizes, size_keys, labels = [], [], [], [], []
     for (_, row), sd in zip(df.iterrows(), dicts):
         t = suite.task(str(row["task"]))
         skeys = sorted(k for k in sd if is_size_key(k))
-        hkeys = sorted(k for k in sd if k not in skeys)
+        fkeys = [k for k in t.factor_keys if k in sd and k not in skeys]
+        hkeys = sorted(k for k in sd if k not in skeys and k not in fkeys)
+        factors = ",".join(f"{k.split('.')[-1]}={sd[k]}" for k in fkeys)
+        labels.append(f"{row['variant']}[{factors}]" if factors else row["variant"])
         size_pts.append(_canon({k: sd[k] for k in skeys}))
         hp_pts.append(_canon({k: sd[k] for k in hkeys}))
         if skeys:
@@ -245,6 +252,7 @@ def normalize(df: pd.DataFrame, suite: Suite) -> pd.DataFrame:
         else:
             sizes.append(np.nan)
             size_keys.append("")
+    df["variant"] = labels
     df["sweep_dict"] = dicts
     df["size_point"] = size_pts
     df["hp_point"] = hp_pts

@@ -26,6 +26,7 @@ def suite_meta(suite: Suite) -> dict[str, Any]:
             "metrics": metrics,
             "verdict": task.entry.verdict.model_dump(),
             "sweep_keys": list(task.sweep),
+            "factor_keys": list(task.entry.factors),
             "variants": [v.name for v in task.variants],
         }
     return {"suite": suite.name, "description": suite.description, "seeds": list(suite.seeds), "tasks": tasks}

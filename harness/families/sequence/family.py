@@ -34,6 +34,7 @@ class SequenceModelParams(Params):
     chunk_size: int | None = Field(None, ge=1)
     n_heads: int | None = Field(4, ge=1)
     selective: bool | None = None
+    scan: Literal["raster", "bidirectional"] | None = Field(None, description="bidirectional sees the future: an ablation only")
     A_init: str | None = None
     discretization: Literal["zoh", "euler"] | None = None
     impl: Literal["auto", "fused", "ref"] | None = None
