@@ -152,7 +152,7 @@ def _kill_worker_mid_run(tmp_path: Path, cluster, *extra: str) -> tuple[subproce
 
 
 def test_killed_worker_is_retried(tmp_path: Path, cluster) -> None:
-    write_suite(tmp_path / "s.yaml", "retry", steps=300, variants="gated_cnn")
+    write_suite(tmp_path / "s.yaml", "retry", steps=1500, variants="gated_cnn")  # long enough to be caught mid-run
     done, victim = _kill_worker_mid_run(tmp_path, cluster)
     assert done.returncode == 0, done.stderr
     df = pd.read_parquet(tmp_path / "results" / "retry" / "results.parquet")
@@ -162,7 +162,7 @@ def test_killed_worker_is_retried(tmp_path: Path, cluster) -> None:
 
 
 def test_killed_worker_without_retries_is_an_error_row(tmp_path: Path, cluster) -> None:
-    write_suite(tmp_path / "s.yaml", "noretry", steps=300, variants="gated_cnn")
+    write_suite(tmp_path / "s.yaml", "noretry", steps=1500, variants="gated_cnn")
     done, _ = _kill_worker_mid_run(tmp_path, cluster, "--max-retries", "0")
     assert done.returncode == 0, done.stderr  # the sweep finishes
     df = pd.read_parquet(tmp_path / "results" / "noretry" / "results.parquet")
