@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from harness.execute import worker
 from harness.plan.planner import RunSpec
-from harness.store.store import ResultStore, atomic_write_text
+from harness.store.store import ResultStore
 
 
 @dataclass

@@ -138,7 +138,7 @@ def test_training_reduces_loss_then_evaluates_and_measures(use, shared_cache):
     exp = family.build(ctx)
     with torch.no_grad():
         before = float(exp.loss(exp.train_batch(0)))
-    result = train(exp, cfg, torch.device("cpu"))
+    train(exp, cfg, torch.device("cpu"))
     exp.model.eval()
     with torch.no_grad():
         after = float(exp.loss(exp.train_batch(0)))
