@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,7 +92,7 @@ def test_cli_exit_code_2_no_traceback_no_results(case: str, suite_dir: Path) -> 
     (suite_dir / "suite.yaml").write_text(text)
     env = {**os.environ, "HARNESS_CACHE": str(suite_dir / "cache")}
     proc = subprocess.run(
-        [shutil.which("harness") or "harness", "run", "suite.yaml"],
+        [str(Path(sys.executable).with_name("harness")), "run", "suite.yaml"],
         cwd=suite_dir, capture_output=True, text=True, env=env,
     )
     assert proc.returncode == 2

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ def env_for(cwd: Path) -> dict[str, str]:
 
 
 def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([shutil.which("harness") or "harness", *args], cwd=cwd, capture_output=True, text=True, env=env_for(cwd), timeout=600)
+    return subprocess.run([str(Path(sys.executable).with_name("harness")), *args], cwd=cwd, capture_output=True, text=True, env=env_for(cwd), timeout=600)
 
 
 def write_suite(path: Path, name: str, steps: int = 3, variants: str = "mamba, attention") -> Path:
@@ -86,7 +87,7 @@ def cluster():
     """``ray start --head`` with 2 CPUs on 127.0.0.1; stopped by signalling our own head process."""
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="rayt", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
-    cmd = [shutil.which("ray") or "ray", "start", "--head", "--block", "--num-cpus=2", f"--port={port}",
+    cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--num-cpus=2", f"--port={port}",
            "--node-ip-address=127.0.0.1", "--include-dashboard=false", f"--temp-dir={temp}",
            "--object-store-memory=100000000", "--disable-usage-stats"]
     head = subprocess.Popen(cmd, env={**os.environ, **RAY_ENV, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -134,7 +135,7 @@ def test_ray_rows_equal_local_rows_and_resume(tmp_path: Path, cluster) -> None:
 
 def _kill_worker_mid_run(tmp_path: Path, cluster, *extra: str) -> tuple[subprocess.CompletedProcess, int]:
     """Start a ray sweep, SIGKILL the Ray worker process executing the first run, let the sweep finish."""
-    proc = subprocess.Popen([shutil.which("harness") or "harness", "run", "s.yaml", "--executor", "ray", "--address", cluster["address"], *extra],
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("harness")), "run", "s.yaml", "--executor", "ray", "--address", cluster["address"], *extra],
                             cwd=tmp_path, env=env_for(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim, deadline = None, time.time() + 180
     while victim is None and time.time() < deadline and proc.poll() is None:

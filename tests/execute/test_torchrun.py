@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -35,7 +35,7 @@ tasks:
 
 def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HARNESS_CACHE": str(cwd / "cache"), "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([shutil.which("harness") or "harness", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run([str(Path(sys.executable).with_name("harness")), *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_shard_batch_is_distributed_sampler_order() -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,7 +38,7 @@ harness_version config_hash started_at""".split()
 
 def harness(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "HARNESS_CACHE": str(cwd / "cache"), "COLUMNS": "200"}
-    return subprocess.run([shutil.which("harness") or "harness", *args], cwd=cwd, capture_output=True, text=True, env=env, **kw)
+    return subprocess.run([str(Path(sys.executable).with_name("harness")), *args], cwd=cwd, capture_output=True, text=True, env=env, **kw)
 
 
 def write_suite(tmp_path: Path, steps: int = 3, extra: str = "") -> Path:
@@ -72,7 +72,7 @@ def test_run_resume_and_failure_rows(tmp_path: Path) -> None:
 def test_kill_9_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     write_suite(tmp_path, steps=40)
     env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.Popen([shutil.which("harness") or "harness", "run", "tiny.yaml"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("harness")), "run", "tiny.yaml"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = tmp_path / "results" / "tiny" / "runs"
     deadline = time.time() + 240
     while time.time() < deadline and len(list(runs.glob("*.json"))) < 1:
