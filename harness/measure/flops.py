@@ -227,8 +227,17 @@ def count_flops(model: nn.Module, inputs: tuple, loss_fn: Callable[[], torch.Ten
         except Exception as exc:  # jit tracing fails on some models (dict outputs, data-dependent control flow)
             skipped.append(f"fvcore: failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     flops_train = None
-    if loss_fn is not None:
-        flops_train, skip = counted_flops(lambda: loss_fn().backward())
-        model.zero_grad(set_to_none=True)
+    if loss_fn is not None:  # a train step runs in train mode (detection heads compute losses only there)
+        was_training = model.training
+        buffers = {name: b.detach().clone() for name, b in model.named_buffers()}  # BatchNorm statistics
+        model.train()
+        try:
+            flops_train, skip = counted_flops(lambda: loss_fn().backward())
+        finally:
+            model.zero_grad(set_to_none=True)
+            model.train(was_training)
+            with torch.no_grad():
+                for name, b in model.named_buffers():
+                    b.copy_(buffers[name])
         skipped += skip
     return FlopCounts(flops_fwd, macs, flops_train, sorted(set(skipped)))
