@@ -96,19 +96,15 @@ def test_rope_scores_depend_on_offsets_only():
 
 
 @pytest.mark.parametrize("pos", ["none", "rope", "relative"])
-def test_kv_cache_decoding_equals_causal_forward(pos):
+def test_kv_cache_decoding_equals_causal_forward(pos, decode):
     attn = Attention(32, n_heads=4, causal=True, pos=pos).eval()
     if attn.rel_bias is not None:
         with torch.no_grad():
             attn.rel_bias.table.normal_()
     x = torch.randn(2, 7, 32)
     full = attn(x)
-    state = attn.init_state(2, 7, x.device, x.dtype)
-    steps = []
-    for t in range(7):
-        y, state = attn.step(x[:, t], state)
-        steps.append(y)
-    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
+    steps, _ = decode(attn, x)
+    torch.testing.assert_close(steps, full, atol=1e-5, rtol=1e-5)
 
 
 def test_decoding_needs_causal():

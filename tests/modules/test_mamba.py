@@ -87,17 +87,13 @@ def test_lti_mode_makes_delta_B_C_input_independent():
 
 
 @pytest.mark.parametrize("kw", [{}, {"selective": False}, {"discretization": "euler"}, {"A_init": "random", "d_conv": 3, "expand": 1}])
-def test_step_equals_forward(kw):
+def test_step_equals_forward(kw, decode):
     torch.manual_seed(0)
     m = create_mixer("mamba", 16, d_state=4, **kw)
     x = torch.randn(2, 11, 16)
     full = m(x)
-    state = m.init_state(2, 11, x.device, x.dtype)
-    steps = []
-    for t in range(11):
-        y, state = m.step(x[:, t], state)
-        steps.append(y)
-    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
+    steps, state = decode(m, x)
+    torch.testing.assert_close(steps, full, atol=1e-5, rtol=1e-5)
     assert state["ssm"].shape == (2, m.d_inner, 4)  # constant memory
 
 
