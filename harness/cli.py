@@ -263,4 +263,6 @@ def bench(
     out.mkdir(parents=True, exist_ok=True)
     df.to_parquet(out / "bench.parquet", index=False)
     atomic_write_text(out / "bench.csv", df.to_csv(index=False))
-    console.print(df.to_string(index=False), highlight=False)
+    shown = ["mixer", "seq_len", "status", "params", "flops_fwd", "latency_ms_p50", "train_step_ms_p50", "peak_mem_mb_infer", "peak_mem_mb_train", "backend"]
+    console.print(df[[c for c in shown if c in df.columns]].to_string(index=False), highlight=False)
+    console.print(f"full table (protocol, environment): {out / 'bench.parquet'}", highlight=False)
