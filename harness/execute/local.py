@@ -55,6 +55,18 @@ def _failure_row(spec: RunSpec, message: str) -> dict[str, Any]:
     }
 
 
+def death_reason(code: int | None, log: Path) -> str:
+    """Why a process left no result: its exit code or signal, and the tail of its log."""
+    if code is not None and code < 0:
+        why = f"killed by signal {signal.Signals(-code).name}"
+        if code == -signal.SIGKILL:
+            why += " (possibly the out-of-memory killer)"
+    else:
+        why = f"exited with code {code}"
+    tail = log.read_text()[-1500:] if log.exists() else ""
+    return f"{why}; log tail: {tail.strip()[-800:]}"
+
+
 def run_one(spec: RunSpec, store: ResultStore, cache_dir: Path, timeout: float | None = None) -> dict[str, Any]:
     """Run one spec in its own process; always returns a row (a failure row if the process died)."""
     log = store.log_path(spec.run_id)
@@ -82,15 +94,7 @@ def run_one(spec: RunSpec, store: ResultStore, cache_dir: Path, timeout: float |
             raise
         if result_path.exists():
             return json.loads(result_path.read_text())
-        code = proc.exitcode
-        tail = log.read_text()[-1500:] if log.exists() else ""
-        if code is not None and code < 0:
-            why = f"killed by signal {signal.Signals(-code).name}"
-            if code == -signal.SIGKILL:
-                why += " (possibly the out-of-memory killer)"
-        else:
-            why = f"exited with code {code}"
-        return _failure_row(spec, f"run process {why}; log tail: {tail.strip()[-800:]}")
+        return _failure_row(spec, f"run process {death_reason(proc.exitcode, log)}")
 
 
 def execute(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -60,7 +59,7 @@ def run_torchrun(
 
     Like ``harness.execute.local.run_one``: a job that dies without a result gives a failure row.
     """
-    from harness.execute.local import _failure_row
+    from harness.execute.local import _failure_row, death_reason
     from harness.execute.worker import _die_with_parent
     from harness.store.store import atomic_write_text
 
@@ -91,9 +90,7 @@ def run_torchrun(
             return json.loads(result_path.read_text())
         if node_rank != 0 and code == 0:
             return None
-        tail = log.read_text()[-1500:] if log.exists() else ""
-        why = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-        return _failure_row(spec, f"torchrun ({_label(setting)}, node {node_rank}) {why}; log tail: {tail.strip()[-800:]}")
+        return _failure_row(spec, f"torchrun ({_label(setting)}, node {node_rank}) {death_reason(code, log)}")
 
 
 def _label(setting: dict[str, Any]) -> str:

@@ -118,15 +118,21 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
         for level in self.conv_blocks:
-            for j, res in enumerate(level.res):
-                h = res(h)
-                if len(level.attn):
-                    h = level.attn[j](h)
+            h = _run_level(level, h)
             if hasattr(level, "downsample"):
                 h = level.downsample(h)
         for m in self.mid:
             h = m(h)
         return self.conv_out(F.silu(self.norm_out(h)))
+
+
+def _run_level(level: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """One resolution level: its resnet blocks, each followed by its attention block when the level has them."""
+    for j, res in enumerate(level.res):
+        h = res(h)
+        if len(level.attn):
+            h = level.attn[j](h)
+    return h
 
 
 class Decoder(nn.Module):
@@ -152,10 +158,7 @@ class Decoder(nn.Module):
         for m in self.mid:
             h = m(h)
         for level in self.conv_blocks:
-            for j, res in enumerate(level.res):
-                h = res(h)
-                if len(level.attn):
-                    h = level.attn[j](h)
+            h = _run_level(level, h)
             if hasattr(level, "upsample"):
                 h = level.upsample(h)
         return self.conv_out(F.silu(self.norm_out(h)))
