@@ -1,9 +1,14 @@
-"""Fused-kernel conformance: ``python -m harness.kernels.conformance --out conformance.csv`` (CUDA + mamba_ssm).
+"""GPU conformance: ``python -m harness.kernels.conformance --out conformance.csv [--timer-out timer.csv]``.
 
-Prints and writes (CSV) the max relative error, max|a - b| / max|b|, of mamba_ssm's kernels against our
-references, forward and backward, for the selective scan and SSD, and of mamba_ssm's ``Mamba`` /
-``Mamba2`` modules against ours after loading their state dict into ours (the "special inits and layouts
-survive" check of the conformance rules). The GPU tests in ``tests/kernels`` assert on these numbers.
+Needs CUDA and mamba_ssm. Prints and writes (CSV) the max relative error, max|a - b| / max|b|, of
+mamba_ssm's kernels against our references, forward and backward, for the selective scan and SSD, and of
+mamba_ssm's ``Mamba`` / ``Mamba2`` modules against ours after loading their state dict into ours (the
+"special inits and layouts survive" check of the conformance rules). The GPU tests in ``tests/kernels``
+assert on these numbers.
+
+``--timer-out`` also checks the timer: every mixer's forward and forward+backward at d_model 768, L 4096,
+batch 8, bf16 autocast, timed by the harness protocol (``Measurer.time``) and by
+``triton.testing.do_bench`` on the very same callable; the medians should agree within 5%.
 """
 
 from __future__ import annotations
@@ -79,6 +84,41 @@ def module_errors(kind: str, device: str = "cuda", dim: int = 64, l: int = 256) 
     return max_rel_err(yo, yt), max(max_rel_err(a, b) for a, b in zip(go, gt))
 
 
+def timer_rows(d_model: int = 768, seq_len: int = 4096, batch: int = 8) -> list[dict[str, object]]:
+    """Harness p50 vs do_bench p50 for each mixer's forward and forward+backward (same callable for both)."""
+    from harness.config.sections import MeasureConfig
+    from harness.measure.bench import SEQUENCE_DEFAULTS
+    from harness.measure.latency import validate_against_do_bench
+    from harness.measure.measurer import Measurer
+    from harness.modules.registry import create_mixer
+
+    device = torch.device("cuda")
+    measurer = Measurer(MeasureConfig(), device)  # the suites' default protocol, bf16 autocast on CUDA
+    rows = []
+    for name in ("mamba", "mamba2", "attention", "gated_cnn"):
+        torch.manual_seed(0)
+        mixer = create_mixer(name, d_model, **SEQUENCE_DEFAULTS.get(name, {})).to(device)
+        x = torch.randn(batch, seq_len, d_model, device=device)
+        x_grad = x.clone().requires_grad_()
+        calls = {"forward": measurer.wrap(lambda: mixer(x), inference=True),
+                 "forward+backward": measurer.wrap(lambda: mixer(x_grad).float().square().mean().backward(), inference=False)}
+        for phase, call in calls.items():
+            r = validate_against_do_bench(call, measurer.cfg, device)
+            rows.append({"mixer": name, "phase": phase, "backend": mixer.last_backend, "seq_len": seq_len, "d_model": d_model,
+                         "batch": batch, **r, "within_5pct": r["rel_diff"] < 0.05})
+        del mixer
+        torch.cuda.empty_cache()
+    return rows
+
+
+def _write_csv(rows: list[dict[str, object]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def run() -> list[dict[str, object]]:
     rows = []
     for name, fn in (("selective_scan kernel vs ref", selective_scan_errors), ("ssd kernel vs ref", ssd_errors),
@@ -92,6 +132,7 @@ def run() -> list[dict[str, object]]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="CSV path to write")
+    ap.add_argument("--timer-out", type=Path, help="also compare the harness timer with do_bench; CSV path")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available() or selective_scan_fn is None or ssd_fn is None:
         raise SystemExit("conformance needs CUDA and mamba_ssm (pip install 'harness[gpu]')")
@@ -99,11 +140,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'check':32s} {'fwd max rel err':>16s} {'bwd max rel err':>16s}")
     for r in rows:
         print(f"{r['check']:32s} {r['fwd_max_rel_err']:16.2e} {r['bwd_max_rel_err']:16.2e}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_csv(rows, args.out)
+    if args.timer_out:
+        timer = timer_rows()
+        print(f"\n{'mixer':10s} {'phase':16s} {'backend':16s} {'harness p50':>12s} {'do_bench p50':>12s} {'diff':>7s}")
+        for r in timer:
+            print(f"{r['mixer']:10s} {r['phase']:16s} {str(r['backend']):16s} {r['ours_p50_ms']:10.3f}ms "
+                  f"{r['do_bench_p50_ms']:10.3f}ms {r['rel_diff']:7.1%}")
+        _write_csv(timer, args.timer_out)
 
 
 if __name__ == "__main__":

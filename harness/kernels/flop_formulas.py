@@ -11,6 +11,11 @@ Conventions (one MAC = one multiply-add = 2 FLOPs; ``FlopCounterMode`` reports F
   L*N*P, the recurrence over L/Q chunk states (L/Q)*N*P; plus L*P each for ``D`` and ``z``. All MACs.
 * Backward: twice the forward (the usual convention; our backward op is a single visible node).
 
+mamba_ssm's kernels (a pybind CUDA call, Triton launches) never reach the dispatcher, so FlopCounterMode
+cannot see them at all, not even as a skipped op. ``count_fused`` adds the same closed forms for them to
+the counter that ``harness.measure.flops.counted_flops`` has open (forward at once, backward when the
+output's gradient is computed), so a fused run and a reference run of one model report the same FLOPs.
+
 ``FVCORE_HANDLES`` maps the op names fvcore's JIT trace produces (our custom ops, and mamba_ssm's autograd
 Functions, which fvcore otherwise skips as ``prim::PythonOp``) to handles returning MACs:
 
@@ -20,10 +25,11 @@ Functions, which fvcore otherwise skips as ``prim::PythonOp``) to handles return
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
-from torch.utils.flop_counter import register_flop_formula
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
 import harness.kernels.ops  # noqa: F401  (defines torch.ops.harness.*)
 
@@ -76,6 +82,45 @@ def _(*args, out_shape=None, **kwargs) -> int:
 @register_flop_formula(torch.ops.harness.ssd_scan_bwd)
 def _(dy, dfinal, *args, out_shape=None, **kwargs) -> int:
     return BACKWARD_FACTOR * _ssd_fwd(*args)
+
+
+# ---- fused kernels, invisible to FlopCounterMode ----------------------------------------------------------
+
+_OPEN_COUNTERS: list[FlopCounterMode] = []
+
+
+@contextmanager
+def counting(counter: FlopCounterMode) -> Iterator[None]:
+    """Make ``counter`` the one ``count_fused`` adds to while the block runs."""
+    _OPEN_COUNTERS.append(counter)
+    try:
+        yield
+    finally:
+        _OPEN_COUNTERS.remove(counter)
+
+
+def count_fused(fwd_op: Any, bwd_op: Any, fwd_flops: int, out: torch.Tensor) -> None:
+    """Add a fused kernel's FLOPs under our ops' names: forward now, backward when ``out``'s gradient flows."""
+    if not _OPEN_COUNTERS:
+        return
+    counts = _OPEN_COUNTERS[-1].flop_counts["Global"]  # what FlopCounterMode.get_total_flops() sums
+    counts[fwd_op] += fwd_flops
+    if out.requires_grad:
+        def on_grad(grad: torch.Tensor) -> None:
+            counts[bwd_op] += BACKWARD_FACTOR * fwd_flops
+
+        out.register_hook(on_grad)
+
+
+def count_fused_selective_scan(out: torch.Tensor, u: torch.Tensor, A: torch.Tensor, D: Any, z: Any) -> None:
+    b, d, l = u.shape
+    flops = selective_scan_flops(b, d, l, A.shape[1], D is not None, z is not None)
+    count_fused(torch.ops.harness.selective_scan, torch.ops.harness.selective_scan_bwd, flops, out)
+
+
+def count_fused_ssd(out: torch.Tensor, x: torch.Tensor, B: torch.Tensor, chunk_size: int, D: Any, z: Any) -> None:
+    flops = 2 * ssd_macs(*x.shape, B.shape[-1], chunk_size, D is not None, z is not None)
+    count_fused(torch.ops.harness.ssd_scan, torch.ops.harness.ssd_scan_bwd, flops, out)
 
 
 # ---- fvcore (MACs) ------------------------------------------------------------------------------------

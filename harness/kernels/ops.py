@@ -194,7 +194,9 @@ def selective_scan(
 ):
     """``selective_scan_fn`` semantics on the chosen backend (see ``resolve_impl``); shapes as the ref."""
     if backend == FUSED_BACKEND:
-        return selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+        res = selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+        flop_formulas.count_fused_selective_scan(res[0] if return_last_state else res, u, A, D, z)
+        return res
     out, last = torch.ops.harness.selective_scan(
         u, delta, A, B.contiguous(), C.contiguous(), D, z, delta_bias, delta_softplus, discretization == "euler",
         chunk_size,
@@ -208,10 +210,12 @@ def ssd_scan(
 ):
     """``mamba_chunk_scan_combined`` semantics on the chosen backend; shapes as ``ssd_ref``."""
     if backend == FUSED_BACKEND:
-        return ssd_fn(
+        res = ssd_fn(
             x, dt, A, B, C, chunk_size, D=D, z=z, dt_bias=dt_bias, dt_softplus=dt_softplus,
             initial_states=initial_states, return_final_states=return_final_states,
         )
+        flop_formulas.count_fused_ssd(res[0] if return_final_states else res, x, B, chunk_size, D, z)
+        return res
     y, final = torch.ops.harness.ssd_scan(x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, initial_states)
     return (y, final) if return_final_states else y
 

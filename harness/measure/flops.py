@@ -27,7 +27,6 @@ dropped silently. Elementwise/normalisation ops are outside both conventions and
 
 from __future__ import annotations
 
-import importlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -37,6 +36,8 @@ import torch
 from torch import nn
 from torch.utils import flop_counter
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from harness.kernels import flop_formulas  # registers the scan ops' FlopCounterMode formulas
 
 aten = torch.ops.aten
 
@@ -125,17 +126,6 @@ def sdpa_formulas() -> dict[Any, Callable[..., int]]:
     return mapping
 
 
-def _kernel_fvcore_handles() -> dict[str, Any]:
-    """The harness scan ops' fvcore handles; importing the module also registers their FlopCounterMode formulas."""
-    try:
-        module = importlib.import_module("harness.kernels.flop_formulas")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("harness.kernels"):
-            return {}  # kernels not built in this checkout: their ops cannot appear either
-        raise
-    return dict(getattr(module, "FVCORE_HANDLES", {}))
-
-
 # -- fvcore handles -------------------------------------------------------------------------------
 def _fvcore_sdpa(inputs: list[Any], outputs: list[Any]) -> int:
     """MACs of ``aten::scaled_dot_product_attention``: ``B*H*pairs*(d_qk + d_v)``."""
@@ -157,7 +147,7 @@ def fvcore_macs(model: nn.Module, inputs: tuple) -> tuple[float, list[str]]:
     """Forward multiply-adds by fvcore (plus the handles above) and the compute ops it skipped."""
     from fvcore.nn import FlopCountAnalysis
 
-    handles = {"aten::scaled_dot_product_attention": _fvcore_sdpa, **_kernel_fvcore_handles()}
+    handles = {"aten::scaled_dot_product_attention": _fvcore_sdpa, **flop_formulas.FVCORE_HANDLES}
     analysis = FlopCountAnalysis(model, inputs).set_op_handle(**handles)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
@@ -181,10 +171,9 @@ class _OpRecorder(TorchDispatchMode):
 
 def counted_flops(fn: Callable[[], Any]) -> tuple[int, list[str]]:
     """FLOPs (2 per multiply-add) of everything ``fn`` runs, forward and any backward it calls."""
-    _kernel_fvcore_handles()  # registers the scan ops' FlopCounterMode formulas when present
     counter = flop_counter.FlopCounterMode(display=False, custom_mapping={**sdpa_formulas(), **fft_formulas()})
     recorder = _OpRecorder()
-    with counter, recorder:
+    with counter, recorder, flop_formulas.counting(counter):  # counting: fused kernels add their closed forms
         fn()
     skipped = {str(op) for op in recorder.seen if op not in counter.flop_registry}
     return counter.get_total_flops(), sorted(f"flop_counter:{op}" for op in skipped if _is_compute(str(op)))

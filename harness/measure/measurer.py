@@ -49,7 +49,9 @@ class Measurer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=dtype, cache_enabled=not cuda_graph)
 
-    def _wrapped(self, fn: Callable[[], Any], inference: bool, cuda_graph: bool = False) -> Callable[[], Any]:
+    def wrap(self, fn: Callable[[], Any], inference: bool, cuda_graph: bool = False) -> Callable[[], Any]:
+        """``fn`` inside the protocol's precision (and ``inference_mode``): what every timer calls."""
+
         def call() -> Any:
             with torch.inference_mode() if inference else nullcontext(), self.autocast(cuda_graph):
                 return fn()
@@ -58,11 +60,11 @@ class Measurer:
 
     def time(self, fn: Callable[[], Any], *, inference: bool = False, cuda_graph: bool = False) -> TimingStats:
         """Latency stats of ``fn`` under the protocol (``inference``: inside ``torch.inference_mode``)."""
-        return time_fn(self._wrapped(fn, inference, cuda_graph), self.cfg, self.device, cuda_graph=cuda_graph)
+        return time_fn(self.wrap(fn, inference, cuda_graph), self.cfg, self.device, cuda_graph=cuda_graph)
 
     def memory(self, fn: Callable[[], Any], *, inference: bool = False) -> MemoryResult:
         """Peak memory of one call with its status (``oom``) and whether it is approximate (CPU)."""
-        return peak_memory(self._wrapped(fn, inference), self.device)
+        return peak_memory(self.wrap(fn, inference), self.device)
 
     def peak_memory(self, fn: Callable[[], Any], *, inference: bool = False) -> float | None:
         """Peak memory in MB of one call of ``fn``; None when it ran out of memory."""

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Reproduce the H100 baselines: bash baselines/h100/run.sh STAGE... [-- extra `harness run` options]
+#
+# Stages (run in the order given, each writes under baselines/h100/):
+#   check      environment, kernel conformance (+ harness timer vs triton do_bench), the GPU-marked tests
+#   scaling    suites/scaling.yaml (mixers across L = 1K..64K, d_model 768, bf16) and its report
+#   standard   suites/standard.yaml (every family, 3 seeds) and its report; options after -- go to
+#              `harness run` (e.g. -- --seeds 0 to run one seed first; finished runs are resumed)
+# HARNESS_DEADLINE (seconds since the epoch) stops a long stage cleanly in time (SIGINT: finished runs
+# are kept, the one in flight is dropped and reruns next time). Set HARNESS_PY to the Python to use.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+py=${HARNESS_PY:-python3}
+stages=()
+while (($#)) && [[ $1 != -- ]]; do stages+=("$1"); shift; done
+[[ ${1:-} == -- ]] && shift
+extra=("$@")
+
+# Seconds left before HARNESS_DEADLINE (a day when unset).
+left() { echo $(( ${HARNESS_DEADLINE:-$(( $(date +%s) + 86400 ))} - $(date +%s) )); }
+
+# `harness run` of one suite into baselines/h100/<name>, stopped by SIGINT at the deadline, then its report.
+run_suite() {
+  local suite=$1 name=$2; shift 2
+  local budget; budget=$(left)
+  if ((budget < 30)); then echo "== $name: skipped, deadline reached"; return; fi
+  echo "== $name ($budget s left)"
+  timeout -s INT -k 30 "$budget" "$py" -m harness run "$suite" --device cuda --out "$here/$name" "$@"
+  echo "== $name: harness run exit $?"
+  "$py" -m harness report "$here/$name" --format html
+  "$py" -m harness report "$here/$name" --format md
+}
+
+for stage in "${stages[@]}"; do
+  case $stage in
+    check)
+      nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+      "$py" -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
+      "$py" -m harness.kernels.conformance --out "$here/conformance.csv" --timer-out "$here/timer.csv"
+      "$py" -m pytest -q -m gpu -p no:cacheprovider tests/kernels tests/modules tests/measure tests/families \
+        2>&1 | tail -n 15
+      ;;
+    scaling) run_suite suites/scaling.yaml scaling ;;
+    standard) run_suite suites/standard.yaml standard "${extra[@]}" ;;
+    *) echo "unknown stage $stage (check, scaling, standard)" >&2; exit 2 ;;
+  esac
+done

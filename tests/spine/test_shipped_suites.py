@@ -1,0 +1,28 @@
+"""Every suite we ship validates and plans; the standard GPU suite covers every family with three seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config.load import load_suite
+from harness.plan.planner import plan
+from harness.families import FAMILIES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "suites").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_suite_plans(path: Path) -> None:
+    specs = plan(load_suite(path))
+    assert specs and len({s.run_id for s in specs}) == len(specs)
+
+
+def test_standard_suite_covers_every_family_with_three_seeds() -> None:
+    specs = plan(load_suite(ROOT / "suites" / "standard.yaml"))
+    assert {s.config["family"] for s in specs} == set(FAMILIES.names())
+    for task in {s.config["task"] for s in specs}:
+        runs = [s for s in specs if s.config["task"] == task]
+        assert {s.config["seed"] for s in runs} == {0, 1, 2}
+        assert len({s.config["variant"] for s in runs}) >= 3, task  # a pairing, not a lone model
