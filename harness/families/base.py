@@ -129,6 +129,10 @@ class Family(ABC):
     width_multiple: ClassVar[int] = 1  # solved widths are multiples of this (head/group divisibility)
     ssm_variants: ClassVar[tuple[str, ...]] = ()  # the ``use`` names that contain an SSM (the verdict's split)
 
+    def width_step(self, model: Params) -> int:
+        """Solved widths are multiples of this for ``model`` (``width_multiple`` unless heads need more)."""
+        return self.width_multiple
+
     @abstractmethod
     def build_model(self, ctx: RunContext) -> nn.Module:
         """The model alone (cheap, on CPU): used by budget matching to count params/FLOPs."""

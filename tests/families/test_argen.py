@@ -207,3 +207,11 @@ def test_textures_are_class_balanced_rgb_crops():
     assert len(images.train_images) + len(images.test_images) == 10 * len(TEXTURE_SOURCES)
     assert images.test_labels.bincount(minlength=len(TEXTURE_SOURCES)).min() == 2  # stratified 20% split
     assert images.train_images.min() >= -1 and images.train_images.max() <= 1
+
+
+@pytest.mark.parametrize("headdim", [8, 16, 32, 64])
+def test_budget_width_step_keeps_mamba2_heads_whole(headdim):
+    family = FAMILIES.get("argen")()
+    step = family.width_step(family.ModelParams(headdim=headdim))
+    assert step % family.width_multiple == 0
+    assert all((2 * k * step) % headdim == 0 for k in range(1, 20))  # expand 2

@@ -280,3 +280,12 @@ def test_gpu_generation_matches_cpu_and_operators_run_under_bf16_autocast(tmp_pa
             y = model(x)
         y.float().square().mean().backward()
         assert y.shape == (2, 1, 64, 64) and torch.isfinite(y.float()).all()
+
+
+def test_fno_runs_in_fp32_under_bf16_autocast_and_says_so(tmp_path):
+    """No FFT library transforms bf16 (cuFFT, pocketfft): the FNO leaves autocast and records it."""
+    model = FAMILIES.get("pde")().build_model(context(tmp_path, "fno", "darcy", TINY_DARCY))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model(torch.randn(2, 1, 16, 16))
+    assert y.dtype == torch.float32 and torch.isfinite(y).all()
+    assert backends_of(model) == "neuralop-fno-fp32"

@@ -16,6 +16,8 @@ the weights), which is how a GPU sweep over 256/1024/4096 tokens is written.
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import torch
@@ -144,9 +146,13 @@ class ARGenFamily(Family):
     }
     causal = True
     width_field = "d_model"
-    # budget matching solves d_model in steps of 4: fine enough to land within a few % at d_model ~ 64, and
-    # mamba2's expand*d_model stays divisible by headdim when headdim <= 4*expand (the suites use 8)
+    # budget matching solves d_model in steps of 4 (fine enough to land within a few % at d_model ~ 64),
+    # or coarser where mamba2's expand * d_model must split into heads of headdim (width_step)
     width_multiple = 4
+
+    def width_step(self, model: ARModelParams) -> int:  # type: ignore[override]
+        heads = model.headdim // math.gcd(model.headdim, model.expand)  # expand * d % headdim == 0
+        return math.lcm(self.width_multiple, heads)
 
     def variant_defaults(self, use: str) -> dict[str, Any]:
         return {

@@ -110,5 +110,10 @@ class FNOOperator(Operator):
         self.last_backend: str | None = None  # the row's backend column (mixers set theirs)
 
     def operator(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """Under bf16 autocast the FNO runs in fp32 (cuFFT has no bf16 transform), and its backend says so."""
+        if torch.is_autocast_enabled(x.device.type) and torch.get_autocast_dtype(x.device.type) == torch.bfloat16:
+            self.last_backend = "neuralop-fno-fp32"
+            with torch.autocast(x.device.type, enabled=False):
+                return self.fno(x.float())
         self.last_backend = "neuralop-fno"
         return self.fno(x)
