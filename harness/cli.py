@@ -120,9 +120,10 @@ def run(
             fail(escape(INSTALL_HINT))  # escaped: rich would take [ray] for markup
     if executor is not ExecutorChoice.ray and (address or gpus_per_run is not None or cpus_per_run is not None or memory_per_run is not None):
         fail("--address, --gpus-per-run, --cpus-per-run and --memory-per-run apply to --executor ray only")
-    multinode = sorted({s.config["task"] for s in specs if (s.config.get("distributed") or {}).get("nnodes", 1) > 1})
-    if multinode:
-        fail(f"task(s) {', '.join(multinode)}: distributed.nnodes > 1 is not launched by the harness yet; use nnodes: 1, or start torchrun on each node yourself (python -m harness.execute.torchrun)")
+    multinode = {s.config["task"]: s.config["distributed"]["nnodes"] for s in specs if (s.config.get("distributed") or {}).get("nnodes", 1) > 1}
+    if multinode and executor is ExecutorChoice.local:  # one torchrun per node: only Ray places them
+        fail(f"task(s) {', '.join(sorted(multinode))}: distributed.nnodes > 1 runs on several machines, which the local executor cannot reach; "
+             f"use --executor ray --address HOST:PORT (a Ray cluster with at least {max(multinode.values())} nodes)")
     if dry_run:
         for spec in specs:
             console.print(f"{spec.run_id}  {spec.label}", highlight=False)
@@ -134,7 +135,10 @@ def run(
     if executor is ExecutorChoice.ray:
         from harness.execute import ray_executor
 
-        summary = ray_executor.execute(specs, store, cache_dir(), **common, address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, memory_per_run_gb=memory_per_run, max_retries=max_retries)
+        try:
+            summary = ray_executor.execute(specs, store, cache_dir(), **common, address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, memory_per_run_gb=memory_per_run, max_retries=max_retries)
+        except HarnessError as exc:  # the cluster cannot place a multi-node run: refused before any run
+            fail(str(exc))
     else:
         summary = execute(specs, store, cache_dir(), **common)
     table = store.table()

@@ -22,10 +22,18 @@
   to ``--max-retries`` times (default 2); after that the run is recorded as ``error`` with Ray's reason
   and the sweep goes on. A run that fails by itself (error, OOM, divergence, timeout) is a row, not an
   exception, and is not retried.
+- A multi-node DDP run (``distributed.nnodes: M > 1``) is one resource-free coordinator task
+  (``_run_nodes_remote``) that reserves M bundles of the per-node request in a ``STRICT_SPREAD``
+  placement group (M distinct nodes), learns node 0's address there (``_master_address``) and runs one
+  node task per bundle, each a torchrun with its ``node_rank``; node 0's row comes back. A node task
+  that dies makes the others pointless, so they are cancelled and the whole job is resubmitted within
+  the same ``--max-retries``. A cluster with fewer than M nodes that can hold a bundle is refused
+  before anything runs (``check_cluster``), since such a placement group would wait forever.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -33,6 +41,7 @@ from typing import Any, Iterable
 
 from rich.console import Console
 
+from harness.errors import HarnessError
 from harness.execute.local import ExecutionSummary, Recorder, _failure_row, pending
 from harness.plan.planner import RunSpec
 from harness.store.store import ResultStore, atomic_write_text
@@ -61,20 +70,161 @@ def resources(spec: RunSpec, *, cpus_per_run: float | None = None, gpus_per_run:
     return request
 
 
-def _run_remote(run_id: str, config: dict[str, Any], cache_dir: str, timeout: float | None, cwd: str) -> dict[str, Any]:
-    """The Ray task body: one run in its own process, through the local executor's ``run_one``."""
-    import socket
+def nnodes(spec: RunSpec) -> int:
+    return int((spec.config.get("distributed") or {}).get("nnodes", 1))
 
+
+def bundle(request: dict[str, Any]) -> dict[str, float]:
+    """A task's resource request (``resources``) as a placement-group bundle (the names Ray's nodes list)."""
+    names = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
+    return {names[key]: value for key, value in request.items() if value}
+
+
+class NodeLost(RuntimeError):
+    """A node task of a multi-node run died. The other nodes cannot go on without it, so the coordinator
+    raises this and Ray resubmits the whole job (``retry_exceptions=[NodeLost]``, up to ``max_retries``)."""
+
+
+def _run_remote(
+    run_id: str, config: dict[str, Any], cache_dir: str, timeout: float | None, cwd: str,
+    node_rank: int = 0, master: tuple[str, int] | None = None,
+) -> dict[str, Any]:
+    """The Ray task body: one run in its own process, through the local executor's ``run_one``; or, with
+    ``master`` (node 0's address), node ``node_rank``'s torchrun of a multi-node run (row None on nodes > 0)."""
     from harness.execute.local import run_one
+    from harness.execute.torchrun import run_torchrun
 
     if cwd and os.path.isdir(cwd):  # relative paths in a config resolve as they do for the driver
         os.chdir(cwd)
+    spec = RunSpec(run_id=run_id, config=config)
     with tempfile.TemporaryDirectory(prefix="harness-ray-") as tmp:
         scratch = ResultStore(tmp).create()  # the log lands here, on the worker, and travels back
-        row = run_one(RunSpec(run_id=run_id, config=config), scratch, Path(cache_dir), timeout)
         log_path = scratch.log_path(run_id)
+        if master is None:
+            row = run_one(spec, scratch, Path(cache_dir), timeout)
+        else:
+            row = run_torchrun(spec, log_path, Path(cache_dir), timeout, node_rank=node_rank, master_addr=master[0], master_port=master[1])
         log = log_path.read_text(errors="replace") if log_path.exists() else ""
-    return {"row": row, "log": log, "host": socket.gethostname(), "pid": os.getpid()}
+    return {"row": row, "log": log, **_where()}
+
+
+def _where() -> dict[str, Any]:
+    """Where a Ray task ran (host, Ray node id, worker pid), for the header of the log it sends back."""
+    import socket
+
+    import ray
+
+    return {"host": socket.gethostname(), "node": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+
+
+def _header(result: dict[str, Any]) -> str:
+    return f"ray task on {result['host']}, Ray node {result['node']} (worker pid {result['pid']})"
+
+
+def _master_address() -> tuple[str, int]:
+    """Node 0's IP and a free port there, for the torchrun rendezvous of a multi-node run.
+
+    Runs in bundle 0 of the run's placement group, so on the node where node rank 0 will run. The node
+    tasks take its result as an argument: Ray starts none of them before it is known (no polling), and if
+    it fails they all fail with it. The port is free when picked, not reserved (as for ``free_port`` on
+    one node): if another process takes it first, node 0's torchrun fails at once and the other nodes'
+    when torchrun's static rendezvous gives up waiting for it (600 s), and the run is an ``error`` row.
+    """
+    import ray
+
+    from harness.execute.torchrun import free_port
+
+    ip = ray.util.get_node_ip_address()
+    return ip, free_port(ip)
+
+
+def _run_nodes_remote(run_id: str, config: dict[str, Any], cache_dir: str, timeout: float | None, cwd: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The Ray task body of a multi-node run: one node task per bundle of a STRICT_SPREAD placement group.
+
+    This coordinator asks for no resources (it only waits); each bundle holds one node's share
+    (``request``, already times ``nproc_per_node``) and the node task in it asks for exactly that. The
+    placement group is removed however this ends (and shares the coordinator's fate if it is killed).
+    Returns node 0's row, with every node's log.
+    """
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    spec = RunSpec(run_id=run_id, config=config)
+    group = placement_group([bundle(request)] * nnodes(spec), strategy="STRICT_SPREAD")
+    try:
+        master = _task(_master_address, num_cpus=0).options(scheduling_strategy=_in_bundle(group, 0)).remote()
+        refs = [
+            _task(_run_remote, max_calls=1)
+            .options(**request, max_retries=0, scheduling_strategy=_in_bundle(group, i), name=f"harness:{spec.label}:node{i}")
+            .remote(run_id, config, cache_dir, timeout, cwd, i, master)
+            for i in range(nnodes(spec))
+        ]
+        results = _gather(refs)
+    finally:
+        remove_placement_group(group)
+    log = "\n".join(f"# node {i}: {_header(r)}\n{r['log']}" for i, r in enumerate(results))
+    return {"row": results[0]["row"], "log": log, **_where()}
+
+
+@functools.cache
+def _task(function: Any, **options: Any) -> Any:
+    """``ray.remote(**options)(function)``, made once per process (each would export the function again)."""
+    import ray
+
+    return ray.remote(**options)(function)
+
+
+def _in_bundle(group: Any, index: int) -> Any:
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    return PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index)
+
+
+def _gather(refs: list[Any]) -> list[dict[str, Any]]:
+    """Every node task's result, in node order; raises ``NodeLost`` as soon as one dies, after cancelling
+    the others (they would otherwise wait for it until the rendezvous or a collective times out)."""
+    import ray
+
+    results, waiting = {}, list(refs)
+    while waiting:
+        [ref], waiting = ray.wait(waiting, num_returns=1)
+        try:
+            results[ref] = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            for other in waiting:
+                ray.cancel(other, force=True)
+            raise NodeLost(f"node {refs.index(ref)} of {len(refs)} died: {type(exc).__name__}: {_reason(exc)}") from None
+    return [results[ref] for ref in refs]
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of what Ray says about a failed task (for a task that raised: its exception)."""
+    import ray
+
+    text = str(exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def check_cluster(specs: Iterable[RunSpec], requests: dict[str, dict[str, Any]]) -> None:
+    """Refuse multi-node runs the connected cluster cannot place, before anything runs.
+
+    A STRICT_SPREAD placement group needs ``nnodes`` distinct alive nodes that can each hold a bundle;
+    with fewer it would not fail but wait for nodes that never come.
+    """
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    problems = {}
+    for spec in specs:
+        need, share = nnodes(spec), bundle(requests[spec.run_id])
+        fit = sum(all(total.get(k, 0) >= v for k, v in share.items()) for total in nodes)
+        if need > fit:
+            each = ", ".join(f"{k}={v:g}" for k, v in share.items())
+            problems.setdefault(spec.config["task"], f"task {spec.config['task']!r} needs {need} Ray nodes with {each} each (distributed.nnodes: {need}), the cluster has {fit} (of {len(nodes)} alive)")
+    if problems:
+        raise HarnessError(
+            "; ".join(problems.values()) + "; join a cluster with enough nodes (--address HOST:PORT; the Ray instance "
+            "started without --address has one node), or lower nnodes or the per-run resources"
+        )
 
 
 def connect(address: str | None) -> bool:
@@ -112,17 +262,12 @@ def execute(
     console = console or Console(stderr=True)
     if not todo:
         return summary
+    requests = {s.run_id: resources(s, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, memory_per_run_gb=memory_per_run_gb) for s in todo}
     started_here = connect(address)
     try:
-        remote = ray.remote(max_calls=1)(_run_remote)
-        cwd = os.getcwd()
-        submitted: dict[Any, RunSpec] = {}
-        for spec in todo:
-            options = resources(spec, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, memory_per_run_gb=memory_per_run_gb)
-            ref = remote.options(
-                **options, max_retries=max_retries, retry_exceptions=False, name=f"harness:{spec.label}"
-            ).remote(spec.run_id, spec.config, str(Path(cache_dir).resolve()), timeout, cwd)
-            submitted[ref] = spec
+        check_cluster([s for s in todo if nnodes(s) > 1], requests)
+        args = (str(Path(cache_dir).resolve()), timeout, os.getcwd())
+        submitted = {_submit(spec, requests[spec.run_id], args, max_retries): spec for spec in todo}
         waiting = list(submitted)
         with Recorder(store, summary, console, total=len(todo)) as recorder:
             recorder.describe(f"[bold]{len(todo)} runs on ray")
@@ -144,6 +289,16 @@ def execute(
     return summary
 
 
+def _submit(spec: RunSpec, request: dict[str, Any], args: tuple[str, float | None, str], max_retries: int) -> Any:
+    """Start one run as a Ray task (a coordinator without resources for a multi-node run); its ref."""
+    name = f"harness:{spec.label}"
+    if nnodes(spec) > 1:
+        coordinator = _task(_run_nodes_remote, num_cpus=0)
+        return coordinator.options(max_retries=max_retries, retry_exceptions=[NodeLost], name=name).remote(spec.run_id, spec.config, *args, request)
+    remote = _task(_run_remote, max_calls=1)
+    return remote.options(**request, max_retries=max_retries, retry_exceptions=False, name=name).remote(spec.run_id, spec.config, *args)
+
+
 def _collect(ref: Any, spec: RunSpec, store: ResultStore, max_retries: int) -> dict[str, Any]:
     """The row of a finished task (its log written beside it), or an ``error`` row with Ray's reason."""
     import ray
@@ -151,10 +306,8 @@ def _collect(ref: Any, spec: RunSpec, store: ResultStore, max_retries: int) -> d
     try:
         result = ray.get(ref)
     except ray.exceptions.RayError as exc:  # the worker or node died on every attempt, or Ray gave up
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        message = f"ray: {type(exc).__name__} after {max_retries + 1} attempt(s) (max_retries={max_retries}): {reason}"
+        message = f"ray: {type(exc).__name__} after {max_retries + 1} attempt(s) (max_retries={max_retries}): {_reason(exc)}"
         atomic_write_text(store.log_path(spec.run_id), f"{message}\n\n{exc}\n")
         return _failure_row(spec, message[:2000])
-    header = f"# ray task on {result['host']} (worker pid {result['pid']})\n"
-    atomic_write_text(store.log_path(spec.run_id), header + result["log"])
+    atomic_write_text(store.log_path(spec.run_id), f"# {_header(result)}\n{result['log']}")
     return result["row"]

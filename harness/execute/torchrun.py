@@ -5,8 +5,8 @@ as ``torchrun --nproc-per-node N --nnodes M ... -m harness.execute.torchrun SPEC
 instead of the plain worker. Every rank runs ``harness.run.runner.execute_run`` inside a process group
 (gloo on CPU, nccl on CUDA; see ``harness.run.distributed`` for what DDP changes in the run); rank 0
 alone measures and writes the result row. One node (``nnodes: 1``) rendezvous on 127.0.0.1; several nodes
-need a launcher that starts one torchrun per node with its ``node_rank`` and the address of node 0 (the
-Ray executor does this with a placement group).
+need a launcher that starts one torchrun per node with its ``node_rank`` and the address of node 0: the
+Ray executor does this with a placement group (``harness.execute.ray_executor._run_nodes_remote``).
 
 Failures: ``--max-restarts 0``. A rank whose run fails exits non-zero (after rank 0 has written its row),
 so torchrun stops the ranks that may be waiting for it in a collective; the executor then uses rank 0's
@@ -16,6 +16,7 @@ failure: the loss is averaged over the ranks, so every rank sees it at the same 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -65,8 +66,12 @@ def run_torchrun(
 
     setting = spec.config["distributed"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    if setting["nnodes"] == 1 and master_addr == "127.0.0.1":
-        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one node: the process group stays on loopback
+    if is_loopback(master_addr):
+        # Every rank is on this machine (one node, or nodes simulated on one machine): gloo would otherwise
+        # bind the interface of the hostname's address, which may not exist or reach 127.0.0.1. On a real
+        # cluster master_addr is node 0's routable IP and gloo must use the interface that reaches it, so
+        # nothing is forced there (set GLOO_SOCKET_IFNAME / NCCL_SOCKET_IFNAME on the nodes if needed).
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
     with tempfile.TemporaryDirectory(prefix="harness-ddp-") as tmp:
         spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         atomic_write_text(spec_path, json.dumps({"run_id": spec.run_id, "config": spec.config}))
@@ -91,6 +96,13 @@ def run_torchrun(
         if node_rank != 0 and code == 0:
             return None
         return _failure_row(spec, f"torchrun ({_label(setting)}, node {node_rank}) {death_reason(code, log)}")
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:  # a host name
+        return address == "localhost"
 
 
 def _label(setting: dict[str, Any]) -> str:

@@ -1,4 +1,6 @@
-"""torchrun / DDP: a 2-process gloo run on CPU matches the single-process run (same global batch)."""
+"""torchrun / DDP: a 2-process gloo run on CPU matches the single-process run (same global batch).
+
+``SUITE`` and ``assert_ddp_matches_single`` are shared with the multi-node test (test_ray_multinode.py)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ tasks:
     dataset: mqar
     data: {seq_len: 16, num_kv: 2, key_vocab: 8, value_vocab: 8, n_eval: 16}
     model: {d_model: 16, n_layers: 1, n_heads: 2}
-    distributed: {nproc_per_node: 2%(nnodes)s}
+    distributed: {%(distributed)s}
 """
 
 
@@ -50,27 +52,45 @@ def test_shard_batch_is_distributed_sampler_order() -> None:
 
 
 def test_batch_must_split_evenly(tmp_path: Path) -> None:
-    (tmp_path / "ddp.yaml").write_text((SUITE % {"nnodes": ""}).replace("batch_size: 8,", "batch_size: 7,"))
+    (tmp_path / "ddp.yaml").write_text((SUITE % {"distributed": "nproc_per_node: 2"}).replace("batch_size: 8,", "batch_size: 7,"))
     out = harness("validate", "ddp.yaml", cwd=tmp_path)
     assert out.returncode == 2 and "divisible by nproc_per_node x nnodes = 2" in out.stderr, out.stderr
 
 
+def assert_ddp_matches_single(results: Path, label_: str) -> str:
+    """The ``ddp`` task's row (``label_``, e.g. ddp:2x1) equals the ``single`` task's up to float summation
+    order; returns the ddp run's log."""
+    df = pd.read_parquet(results / "results.parquet").set_index("task")
+    single, ddp = df.loc["single"], df.loc["ddp"]
+    assert (single["status"], ddp["status"]) == ("ok", "ok"), ddp["error"]
+    assert (single["distributed"], ddp["distributed"]) == ("none", label_)
+    assert f"single-device: rank 0 of {label_}" in ddp["latency_protocol"]
+    assert "single-device" not in single["latency_protocol"]
+    for metric in ("final_loss", "eval_loss", "accuracy"):
+        assert ddp[metric] == pytest.approx(single[metric], rel=1e-4, abs=1e-5), metric
+    assert ddp["params"] == single["params"] and ddp["flops_fwd"] == single["flops_fwd"]  # rank 0, unwrapped
+    return (results / "logs" / f"{ddp['config_hash']}.log").read_text()
+
+
 def test_torchrun_two_ranks_match_single_process(tmp_path: Path) -> None:
-    (tmp_path / "ddp.yaml").write_text(SUITE % {"nnodes": ", nnodes: 1"})
+    (tmp_path / "ddp.yaml").write_text(SUITE % {"distributed": "nproc_per_node: 2, nnodes: 1"})
     dry = harness("run", "ddp.yaml", "--dry-run", cwd=tmp_path)
     ids = [line.split()[0] for line in dry.stdout.splitlines() if "/seed" in line]
     assert len(set(ids)) == 2, "the distributed setting must change the run id"
 
     out = harness("run", "ddp.yaml", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    df = pd.read_parquet(tmp_path / "results" / "ddp" / "results.parquet").set_index("task")
-    single, ddp = df.loc["single"], df.loc["ddp"]
-    assert (single["status"], ddp["status"]) == ("ok", "ok"), ddp["error"]
-    assert (single["distributed"], ddp["distributed"]) == ("none", "ddp:2x1")
-    assert "single-device: rank 0 of ddp:2x1" in ddp["latency_protocol"]
-    assert "single-device" not in single["latency_protocol"]
-    for metric in ("final_loss", "eval_loss", "accuracy"):
-        assert ddp[metric] == pytest.approx(single[metric], rel=1e-4, abs=1e-5), metric
-    assert ddp["params"] == single["params"] and ddp["flops_fwd"] == single["flops_fwd"]  # rank 0, unwrapped
-    log = (tmp_path / "results" / "ddp" / "logs" / f"{ddp['config_hash']}.log").read_text()
+    log = assert_ddp_matches_single(tmp_path / "results" / "ddp", "ddp:2x1")
     assert "torch.distributed.run --nproc-per-node=2" in log
+
+
+def test_local_executor_refuses_several_nodes(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from harness import cli
+
+    (tmp_path / "ddp.yaml").write_text(SUITE % {"distributed": "nproc_per_node: 1, nnodes: 2"})
+    result = CliRunner().invoke(cli.app, ["run", str(tmp_path / "ddp.yaml"), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert result.exit_code == 2
+    assert "use --executor ray --address HOST:PORT (a Ray cluster with at least 2 nodes)" in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()
