@@ -129,7 +129,9 @@ def run(
             console.print(f"{spec.run_id}  {spec.label}", highlight=False)
         console.print(f"{len(specs)} runs planned (dry run: nothing written)")
         return
-    store = ResultStore(out or Path("results") / loaded.name).create()
+    root = out or Path("results") / loaded.name
+    fresh = not root.exists()
+    store = ResultStore(root).create()
     store.write_meta("suite.json", suite_meta(loaded))
     common = dict(resume=resume, retry=frozenset({"error", "oom"}) if retry_failed else frozenset(), console=err_console, timeout=timeout)
     if executor is ExecutorChoice.ray:
@@ -138,6 +140,8 @@ def run(
         try:
             summary = ray_executor.execute(specs, store, cache_dir(), **common, address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, memory_per_run_gb=memory_per_run, max_retries=max_retries)
         except HarnessError as exc:  # the cluster cannot place a multi-node run: refused before any run
+            if fresh:
+                shutil.rmtree(root)  # nothing partial left behind
             fail(str(exc))
     else:
         summary = execute(specs, store, cache_dir(), **common)
