@@ -30,10 +30,15 @@ def _run(cmd: list[str], cwd: Path | None = None) -> str:
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
-    """Commit of the harness checkout ('' when it is not a git work tree, e.g. an installed wheel)."""
+    """Commit of the harness checkout, ``-dirty`` when tracked files differ from it (the code that ran is
+    then not that commit); '' when it is not a git work tree (e.g. an installed wheel)."""
     if shutil.which("git") is None:
         return ""
-    return _run(["git", "rev-parse", "HEAD"], cwd=Path(harness.__file__).resolve().parent)
+    here = Path(harness.__file__).resolve().parent
+    commit = _run(["git", "rev-parse", "HEAD"], cwd=here)
+    if commit and _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here):
+        commit += "-dirty"
+    return commit
 
 
 @functools.lru_cache(maxsize=1)

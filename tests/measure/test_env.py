@@ -15,5 +15,5 @@ def test_environment_columns():
                         "harness_version", "python_version", "hostname", "cpu_count"}
     assert env["device"] == "cpu" and env["gpu_name"] == "" and env["driver"] == ""
     assert env["torch_version"] == torch.__version__
-    assert env["git_commit"] == "" or re.fullmatch(r"[0-9a-f]{40}", env["git_commit"])
+    assert env["git_commit"] == "" or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", env["git_commit"])
     assert env["cpu_count"] >= 1
