@@ -17,7 +17,6 @@ the weights), which is how a GPU sweep over 256/1024/4096 tokens is written.
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import torch
