@@ -227,16 +227,38 @@ def report(
     raise typer.Exit(code=cli_report(_results_dir(results), fmt=format, baseline=baseline, out=out, console=console))
 
 
+def _suite_dirs(path: Path) -> dict[str, Path]:
+    """Suite name -> results folder, for a results folder or a folder of them (e.g. baselines/h100)."""
+    import json
+
+    folders = [path] if (path / "results.parquet").exists() else sorted(p.parent for p in path.glob("*/results.parquet"))
+    if not folders:
+        fail(f"{path}: no results.parquet here or in its subfolders (run a suite first: harness run SUITE --out {path})")
+    return {json.loads((f / "suite.json").read_text())["suite"] if (f / "suite.json").exists() else f.name: f for f in folders}
+
+
 @app.command()
 def compare(
-    old: Path = typer.Argument(..., help="baseline results folder"),
-    new: Path = typer.Argument(..., help="new results folder"),
+    old: Path = typer.Argument(..., help="baseline: a results folder, or a folder of them (e.g. baselines/h100)"),
+    new: Path = typer.Argument(..., help="new: a results folder, or a folder of them"),
     fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="exit 1 when a regression is found"),
 ) -> None:
-    """Flag runs that got slower or worse beyond noise between two results folders."""
+    """Flag runs that got slower or worse beyond noise; suites are paired by name when a side holds several."""
     from harness.report import cli_compare
 
-    raise typer.Exit(code=cli_compare(_results_dir(old), _results_dir(new), fail_on_regression=fail_on_regression, console=console))
+    olds, news = _suite_dirs(old), _suite_dirs(new)
+    if len(olds) == 1 and len(news) == 1:
+        pairs = [(next(iter(olds.values())), next(iter(news.values())))]
+    else:
+        pairs = [(olds[name], news[name]) for name in sorted(olds.keys() & news.keys())]
+        if not pairs:
+            fail(f"no suite in both: {old} has {', '.join(sorted(olds))}; {new} has {', '.join(sorted(news))}")
+    codes = []
+    for a, b in pairs:
+        if len(pairs) > 1:
+            console.rule(f"{a} -> {b}")
+        codes.append(cli_compare(a, b, fail_on_regression=fail_on_regression, console=console))
+    raise typer.Exit(code=max(codes))
 
 
 @app.command()

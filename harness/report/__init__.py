@@ -15,7 +15,7 @@ numbers), ``cli`` (entry points).
 
 from __future__ import annotations
 
-from harness.report.cli import cli_compare, cli_report, register
+from harness.report.cli import cli_compare, cli_report
 
 
 def build_report(*args, **kwargs):
@@ -35,4 +35,4 @@ def verdict_rule_markdown() -> str:
     return _v()
 
 
-__all__ = ["build_report", "compare_dirs", "cli_report", "cli_compare", "register", "verdict_rule_markdown"]
+__all__ = ["build_report", "compare_dirs", "cli_report", "cli_compare", "verdict_rule_markdown"]

@@ -1,12 +1,5 @@
-"""Command-line entry points for ``harness report`` and ``harness compare``.
+"""What ``harness report`` and ``harness compare`` (``harness.cli``) run, returning their exit codes.
 
-The lead wires these into the main typer app, either by calling the plain functions::
-
-    @app.command()
-    def report(results_dir: Path, format: str = "html", baseline: Path | None = None, out: Path | None = None):
-        raise typer.Exit(harness.report.cli_report(results_dir, fmt=format, baseline=baseline, out=out))
-
-or with :func:`register` (adds both commands to an existing ``typer.Typer``).
 Exit codes: 0 ok; 1 regressions found with ``--fail-on-regression``; 2 bad input (message, no traceback).
 """
 
@@ -75,24 +68,3 @@ def cli_compare(a: str | Path, b: str | Path, fail_on_regression: bool = False, 
         return 2
     n_reg = print_comparison(res, console)
     return 1 if (fail_on_regression and n_reg) else 0
-
-
-def register(app) -> None:
-    """Add ``report`` and ``compare`` commands to a ``typer.Typer`` app."""
-    import typer
-
-    @app.command("report")
-    def report_cmd(results_dir: Path = typer.Argument(..., help="results folder (results.parquet + suite.json)"),
-                   format: str = typer.Option("html", "--format", help="html (self-contained) or md"),
-                   baseline: Path | None = typer.Option(None, "--baseline", help="results folder to compare against"),
-                   out: Path | None = typer.Option(None, "--out", help="output file")):
-        """Write the comparison report and print the verdicts."""
-        raise typer.Exit(cli_report(results_dir, fmt=format, baseline=baseline, out=out))
-
-    @app.command("compare")
-    def compare_cmd(a: Path = typer.Argument(..., help="baseline results folder"),
-                    b: Path = typer.Argument(..., help="new results folder"),
-                    fail_on_regression: bool = typer.Option(False, "--fail-on-regression",
-                                                            help="exit 1 when any run regressed")):
-        """Compare two results folders run by run and flag regressions."""
-        raise typer.Exit(cli_compare(a, b, fail_on_regression))

@@ -1,3 +1,8 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from harness.report import cli_compare
@@ -60,15 +65,14 @@ def test_fallback_key_when_hash_differs(tmp_path):
     assert (res["note"] == "only in A (baseline)").sum() == 1
 
 
-def test_register_adds_typer_commands(tmp_path):
-    import typer
-    from typer.testing import CliRunner
-
-    from harness.report.cli import register
-
+def test_cli_pairs_a_folder_of_suites_with_a_suite_by_name(tmp_path):
+    """``harness compare baselines/h100 NEW``: the baseline folder holds one folder per suite."""
     a, b = _dirs(tmp_path, slow=1.5)
-    app = typer.Typer()
-    register(app)
-    r = CliRunner().invoke(app, ["compare", str(a), str(b), "--fail-on-regression"])
-    assert r.exit_code == 1, r.output
-    assert "3 regressions" in r.output
+    baselines = tmp_path / "baselines"
+    shutil.move(a, baselines / "synthetic")
+    (baselines / "other").mkdir()
+    harness = Path(sys.executable).with_name("harness")
+    out = subprocess.run([harness, "compare", baselines, b, "--fail-on-regression"], capture_output=True, text=True)
+    assert out.returncode == 1 and "3 regressions" in out.stdout, out.stdout + out.stderr
+    out = subprocess.run([harness, "compare", tmp_path / "nowhere", b], capture_output=True, text=True)
+    assert out.returncode == 2 and "no results.parquet here or in its subfolders" in out.stderr
