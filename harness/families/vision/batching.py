@@ -77,3 +77,11 @@ def _tensors(obj: Any) -> list[torch.Tensor]:
     if isinstance(obj, (list, tuple)):
         return [t for o in obj for t in _tensors(o)]
     return []
+
+
+def example_images(resolution: int, batch_size: int, device: torch.device, *, unit_range: bool = False) -> tuple[torch.Tensor]:
+    """Fixed-seed inputs for measurement, shaped as the family's images: standard normal, or uniform in
+    [0, 1] with ``unit_range`` (the dense family's images are in that range)."""
+    gen = torch.Generator().manual_seed(0)
+    sample = torch.rand if unit_range else torch.randn
+    return (sample(batch_size, 3, resolution, resolution, generator=gen).to(device),)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from harness.families.base import Experiment, Family, MetricSpec, RunContext
-from harness.families.vision.batching import StepSampler, collate, eval_chunks
+from harness.families.vision.batching import StepSampler, collate, eval_chunks, example_images
 from harness.families.vision.classification_data import DATASETS, LOADERS, ClassificationData
 from harness.families.vision.model import VARIANTS, VisionModelParams, build_backbone, token_columns, variant_defaults
 from harness.models.backbone import ImageClassifier
@@ -60,11 +60,6 @@ class ClassificationExperiment(Experiment):
     def row_extras(self) -> dict[str, Any]:
         r = self.data.resolution
         return {**token_columns(self.model.backbone, r, r), "resolution": r, "num_classes": self.data.num_classes}
-
-
-def example_images(resolution: int, batch_size: int, device: torch.device) -> tuple[torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    return (torch.randn(batch_size, 3, resolution, resolution, generator=gen).to(device),)
 
 
 class ClassificationFamily(Family):

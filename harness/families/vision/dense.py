@@ -20,7 +20,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 
 from harness.errors import HarnessError
 from harness.families.base import Experiment, Family, MetricSpec, RunContext
-from harness.families.vision.batching import StepSampler, eval_chunks
+from harness.families.vision.batching import StepSampler, eval_chunks, example_images
 from harness.families.vision.dense_data import DATASETS, IGNORE_INDEX, LOADERS, DenseData
 from harness.families.vision.dense_heads import Detector, Segmenter
 from harness.families.vision.model import VARIANTS, VisionModelParams, build_backbone, token_columns, variant_defaults
@@ -96,16 +96,11 @@ class DenseExperiment(Experiment):
         return out
 
     def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return example_images(self.data.resolution, batch_size, self.ctx.device)
+        return example_images(self.data.resolution, batch_size, self.ctx.device, unit_range=True)
 
     def row_extras(self) -> dict[str, Any]:
         r = self.data.resolution
         return {**token_columns(self.model.backbone, r, r), "resolution": r, "head": self.head, "num_classes": self.data.num_classes}
-
-
-def example_images(resolution: int, batch_size: int, device: torch.device) -> tuple[torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    return (torch.rand(batch_size, 3, resolution, resolution, generator=gen).to(device),)
 
 
 class DenseFamily(Family):
@@ -141,7 +136,7 @@ class DenseFamily(Family):
         return self._model(ctx, num_classes, ctx.data.resolution)
 
     def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return example_images(ctx.data.resolution, batch_size, torch.device("cpu"))
+        return example_images(ctx.data.resolution, batch_size, torch.device("cpu"), unit_range=True)
 
     def build(self, ctx: RunContext) -> DenseExperiment:
         data = LOADERS[ctx.dataset](ctx.data)
