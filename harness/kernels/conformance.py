@@ -1,4 +1,4 @@
-"""GPU conformance: ``python -m harness.kernels.conformance --out conformance.csv [--timer-out timer.csv]``.
+"""GPU conformance: ``python -m harness.kernels.conformance [--out conformance.csv] [--timer-out timer.csv]``.
 
 Needs CUDA and mamba_ssm. Prints and writes (CSV) the max relative error, max|a - b| / max|b|, of
 mamba_ssm's kernels against our references, forward and backward, for the selective scan and SSD, and of
@@ -148,12 +148,15 @@ def run() -> list[dict[str, object]]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True, help="CSV path to write")
+    ap.add_argument("--out", type=Path, help="CSV path for the kernel and module checks")
     ap.add_argument("--timer-out", type=Path, help="also compare the harness timer with do_bench; CSV path")
     args = ap.parse_args(argv)
+    if args.out is None and args.timer_out is None:
+        ap.error("nothing to do: give --out (kernel checks), --timer-out (timer check) or both")
     if not torch.cuda.is_available() or selective_scan_fn is None or ssd_fn is None:
         raise SystemExit("conformance needs CUDA and mamba_ssm (pip install 'harness[gpu]')")
-    _write_csv(run(), args.out)
+    if args.out:
+        _write_csv(run(), args.out)
     if args.timer_out:
         _write_csv(timer_rows(), args.timer_out)
 

@@ -72,7 +72,7 @@ def test_protocol_string_records_the_protocol():
     text = latency.protocol_string(cfg, CPU)
     for part in ("perf_counter", "warmup>=7it&0.25s", "timed>=11it&2.0s,max=99it", "cuda_graph=off"):
         assert part in text
-    assert "cuda-events+sync;" in latency.protocol_string(cfg, torch.device("cuda"), cuda_graph=True)
+    assert "cuda-events,sync-every-10;" in latency.protocol_string(cfg, torch.device("cuda"), cuda_graph=True)
     assert "cuda_graph=forward" in latency.protocol_string(cfg, torch.device("cuda"), cuda_graph=True)
 
 
