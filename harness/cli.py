@@ -94,6 +94,7 @@ def run(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="rerun stored runs whose status is error or oom"),
     executor: ExecutorChoice = typer.Option(ExecutorChoice.local, help="where runs execute (one subprocess per run)"),
     timeout: Optional[float] = typer.Option(None, help="seconds after which a run is stopped and recorded as error"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="local: runs side by side on the device; latency is still timed with the device to itself"),
     address: Optional[str] = typer.Option(None, "--address", help="ray: cluster to join (auto or HOST:PORT); default: start a local Ray instance"),
     gpus_per_run: Optional[float] = typer.Option(None, "--gpus-per-run", min=0, help="ray: GPUs per run process (default 1 with --device cuda, else 0)"),
     cpus_per_run: Optional[float] = typer.Option(None, "--cpus-per-run", min=0, help="ray: CPUs per run process (default measure.cpu_threads or 1)"),
@@ -120,6 +121,10 @@ def run(
             fail(escape(INSTALL_HINT))  # escaped: rich would take [ray] for markup
     if executor is not ExecutorChoice.ray and (address or gpus_per_run is not None or cpus_per_run is not None or memory_per_run is not None):
         fail("--address, --gpus-per-run, --cpus-per-run and --memory-per-run apply to --executor ray only")
+    if jobs > 1 and executor is ExecutorChoice.ray:
+        fail("--jobs applies to --executor local; with ray, --gpus-per-run below 1 puts several runs on a GPU")
+    if jobs > 1 and any(s.config.get("distributed") for s in specs):
+        fail("--jobs > 1 cannot run distributed tasks (torchrun uses every device); run them with --jobs 1")
     multinode = {s.config["task"]: s.config["distributed"]["nnodes"] for s in specs if (s.config.get("distributed") or {}).get("nnodes", 1) > 1}
     if multinode and executor is ExecutorChoice.local:  # one torchrun per node: only Ray places them
         fail(f"task(s) {', '.join(sorted(multinode))}: distributed.nnodes > 1 runs on several machines, which the local executor cannot reach; "
@@ -144,7 +149,7 @@ def run(
                 shutil.rmtree(root)  # nothing partial left behind
             fail(str(exc))
     else:
-        summary = execute(specs, store, cache_dir(), **common)
+        summary = execute(specs, store, cache_dir(), **common, jobs=jobs)
     table = store.table()
     ids = {s.run_id for s in specs}
     print_summary(console, table[table["config_hash"].isin(ids)] if not table.empty else table)

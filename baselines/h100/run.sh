@@ -4,8 +4,9 @@
 # Stages (run in the order given, each writes under baselines/h100/):
 #   check      environment, kernel conformance (+ harness timer vs triton do_bench), the GPU-marked tests
 #   scaling    suites/scaling.yaml (mixers across L = 1K..64K, d_model 768, bf16) and its report
-#   standard   suites/standard.yaml (every family, 3 seeds) and its report; options after -- go to
-#              `harness run` (e.g. -- --seeds 0 to run one seed first; finished runs are resumed)
+#   standard   suites/standard.yaml (every family, 3 seeds, HARNESS_JOBS=8 runs side by side) and its
+#              report; options after -- go to `harness run` (e.g. -- --seeds 0 to run one seed first;
+#              finished runs are resumed)
 # HARNESS_DEADLINE (seconds since the epoch) stops a long stage cleanly in time (SIGINT: finished runs
 # are kept, the one in flight is dropped and reruns next time). Set HARNESS_PY to the Python to use.
 set -uo pipefail
@@ -49,7 +50,7 @@ for stage in "${stages[@]}"; do
     scaling) run_suite suites/scaling.yaml scaling --only mamba,attention,gated_cnn --timeout 300
              run_suite suites/scaling.yaml scaling --timeout 300
              report scaling ;;
-    standard) run_suite suites/standard.yaml standard "${extra[@]}"
+    standard) run_suite suites/standard.yaml standard --jobs "${HARNESS_JOBS:-8}" "${extra[@]}"
               report standard ;;
     *) echo "unknown stage $stage (check, scaling, standard)" >&2; exit 2 ;;
   esac

@@ -41,6 +41,10 @@ class MeasureConfig(Section):
 
     flops: bool = True
     latency: bool = True
+    latency_seeds: list[int] | None = Field(
+        None, description="time latency only in the runs of these seeds (costs do not depend on the seed; "
+                          "quality still uses every seed); None: every run"
+    )
     memory: bool = True
     batch_size: int = Field(8, ge=1, description="batch for latency/memory/FLOPs")
     warmup_iters: int = Field(10, ge=0)

@@ -1,9 +1,14 @@
-"""The local executor: runs planned specs one at a time, each in its own subprocess, with a progress bar.
+"""The local executor: runs planned specs, each in its own subprocess, with a progress bar.
+
+``jobs`` runs go side by side (default one at a time). Small models leave a GPU idle most of the time,
+so several runs can train on it at once; they share the device through ``harness.measure.exclusive``:
+every latency measurement and every run's first training step happen while no other run touches the
+device, and each run gets ``cpu_count // jobs`` CPU threads. Rows record ``concurrent_runs``.
 
 Resume: runs whose id is already in the store are skipped (``resume=False`` reruns them; ``retry``
-reruns stored runs whose status is in the given set). Interrupts: Ctrl-C stops the current run's
-process and returns; what finished is already stored. A kill -9 of this process takes its child with it
-(``PR_SET_PDEATHSIG``, set in the run process), and the half-done run leaves nothing behind.
+reruns stored runs whose status is in the given set). Interrupts: Ctrl-C stops the running processes and
+returns; what finished is already stored. A kill -9 of this process takes its children with it
+(``PR_SET_PDEATHSIG``, set in the run process), and the half-done runs leave nothing behind.
 """
 
 from __future__ import annotations
@@ -11,8 +16,12 @@ from __future__ import annotations
 import functools
 import json
 import multiprocessing
+import os
 import signal
 import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -21,6 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from harness.execute import worker
+from harness.measure import exclusive
 from harness.plan.planner import RunSpec
 from harness.store.store import ResultStore
 
@@ -67,33 +77,47 @@ def death_reason(code: int | None, log: Path) -> str:
     return f"{why}; log tail: {tail.strip()[-800:]}"
 
 
-def run_one(spec: RunSpec, store: ResultStore, cache_dir: Path, timeout: float | None = None) -> dict[str, Any]:
-    """Run one spec in its own process; always returns a row (a failure row if the process died)."""
+def run_one(spec: RunSpec, store: ResultStore, cache_dir: Path, timeout: float | None = None, *,
+            env: dict[str, str] | None = None, threads: int | None = None,
+            stop: threading.Event | None = None) -> dict[str, Any] | None:
+    """Run one spec in its own process; returns its row (a failure row if the process died), or None
+    when ``stop`` was set before it finished (the run is dropped and reruns next time)."""
     log = store.log_path(spec.run_id)
     if spec.config.get("distributed"):  # a DDP run: torchrun launches its ranks instead of one process
         from harness.execute.torchrun import run_torchrun
 
         return run_torchrun(spec, log, cache_dir, timeout)
+    if stop is not None and stop.is_set():
+        return None
     with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
         result_path = Path(tmp) / "result.json"
         proc = _process_context().Process(
             target=worker.run_child,
-            args=({"run_id": spec.run_id, "config": spec.config}, str(result_path), str(cache_dir), str(log)),
+            args=({"run_id": spec.run_id, "config": spec.config}, str(result_path), str(cache_dir), str(log), env, threads),
             name=f"harness-run-{spec.run_id}",
         )
         proc.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            proc.join(timeout)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-                return _failure_row(spec, f"timed out after {timeout:.0f} s (log: {log})")
+            while proc.is_alive():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    proc.kill()
+                    proc.join()
+                    return _failure_row(spec, f"timed out after {timeout:.0f} s (log: {log})")
+                if stop is not None and stop.is_set():
+                    proc.kill()
+                    proc.join()
+                    return None
+                proc.join(0.2 if left is None else min(0.2, left))
         except BaseException:
             proc.kill()
             proc.join()
             raise
         if result_path.exists():
             return json.loads(result_path.read_text())
+        if stop is not None and stop.is_set():
+            return None  # died with the interrupt (Ctrl-C reaches the whole process group)
         return _failure_row(spec, f"run process {death_reason(proc.exitcode, log)}")
 
 
@@ -106,19 +130,47 @@ def execute(
     retry: frozenset[str] = frozenset(),
     console: Console | None = None,
     timeout: float | None = None,
+    jobs: int = 1,
 ) -> ExecutionSummary:
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     todo, summary = pending(specs, store, resume=resume, retry=retry)
     console = console or Console(stderr=True)
-    with Recorder(store, summary, console, total=len(todo)) as recorder:
-        for spec in todo:
-            recorder.describe(f"[bold]{spec.label}")
+    _process_context()  # created once, here, not raced by the pool's threads
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    stop = threading.Event()
+    running: dict[str, str] = {}
+    running_lock = threading.Lock()
+
+    def labels() -> str:
+        with running_lock:
+            return ", ".join(running.values())
+    with tempfile.TemporaryDirectory(prefix="harness-device-") as lock_dir, \
+            Recorder(store, summary, console, total=len(todo)) as recorder, ThreadPoolExecutor(jobs) as pool:
+        env = {exclusive.ENV: lock_dir} if jobs > 1 else {}
+
+        def one(spec: RunSpec) -> dict[str, Any] | None:
+            with running_lock:
+                running[spec.run_id] = spec.label
+            recorder.describe(f"[bold]{labels()}")
             try:
-                row = run_one(spec, store, cache_dir, timeout)
-            except KeyboardInterrupt:
-                summary.interrupted = True
-                console.print(f"[yellow]interrupted during {spec.label}; finished runs are stored, rerun to resume")
-                break
-            recorder.record(spec, row)
+                return run_one(spec, store, cache_dir, timeout, env=env, threads=threads, stop=stop)
+            finally:
+                with running_lock:
+                    running.pop(spec.run_id, None)
+
+        futures = {pool.submit(one, spec): spec for spec in todo}
+        try:
+            for future in as_completed(futures):
+                row = future.result()
+                if row is not None:
+                    recorder.record(futures[future], {**row, "concurrent_runs": jobs})
+        except KeyboardInterrupt:
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            summary.interrupted = True
+            console.print(f"[yellow]interrupted during {labels() or 'the last run'}; "
+                          "finished runs are stored, rerun to resume")
     return summary
 
 

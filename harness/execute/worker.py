@@ -31,24 +31,34 @@ def _die_with_parent() -> None:
         pass
 
 
-def run(spec: dict, result_path: Path, cache_dir: Path) -> None:
+def run(spec: dict, result_path: Path, cache_dir: Path, threads: int | None = None) -> None:
+    """Execute the run and write its row; ``threads``: torch CPU threads (several runs side by side)."""
+    import torch
+
+    from harness.measure import exclusive
     from harness.run.runner import execute_run
     from harness.store.store import atomic_write_text
 
+    if threads:
+        torch.set_num_threads(threads)  # the suite's measure.cpu_threads, when set, still wins
+    exclusive.hold()  # when runs share the device (--jobs): all of this run's device work, until it exits
     row = execute_run(spec["config"], spec["run_id"], cache_dir)
     atomic_write_text(result_path, json.dumps(row, default=str))
 
 
-def run_child(spec: dict, result_path: str, cache_dir: str, log_path: str) -> None:
-    """Forkserver target: stdout/stderr go to the run's log file."""
+def run_child(spec: dict, result_path: str, cache_dir: str, log_path: str, env: dict[str, str] | None = None,
+              threads: int | None = None) -> None:
+    """Forkserver target: stdout/stderr go to the run's log file; ``env`` is set first (the forkserver
+    keeps the environment it started with, so per-run settings travel here)."""
     _die_with_parent()
+    os.environ.update(env or {})
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
-    run(spec, Path(result_path), Path(cache_dir))
+    run(spec, Path(result_path), Path(cache_dir), threads)
 
 
 def main(argv: list[str]) -> int:

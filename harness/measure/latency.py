@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from harness.config.sections import MeasureConfig
+from harness.measure import exclusive
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ def protocol_string(cfg: MeasureConfig, device: torch.device, cuda_graph: bool =
     ``cuda_graph`` marks rows whose forward was replayed from a CUDA graph (train steps never are).
     """
     timer = f"cuda-events,sync-every-{CUDA_ROUND}" if device.type == "cuda" else "perf_counter"
-    return (f"timer={timer};first-call-apart;warmup>={cfg.warmup_iters}it&{cfg.warmup_s}s;"
+    shared = ";device-shared,timed-exclusively" if exclusive.sharing() else ""
+    return (f"timer={timer}{shared};first-call-apart;warmup>={cfg.warmup_iters}it&{cfg.warmup_s}s;"
             f"timed>={cfg.min_iters}it&{cfg.min_time_s}s,max={cfg.max_iters}it;"
             f"cuda_graph={'forward' if cuda_graph else 'off'};stats=p10/p50/p90")
 
@@ -99,9 +101,17 @@ def capture_cuda_graph(fn: Callable[[], Any]) -> Callable[[], None]:
 
 
 def time_fn(fn: Callable[[], Any], cfg: MeasureConfig, device: torch.device, *, cuda_graph: bool = False) -> TimingStats:
-    """Time ``fn`` with the protocol above; errors (OOM included) propagate to the caller."""
+    """Time ``fn`` with the protocol above; errors (OOM included) propagate to the caller.
+
+    When runs share the device (``--jobs``), no other run touches it while this one times.
+    """
     if cuda_graph and device.type != "cuda":
         raise ValueError("CUDA-graph timing needs a CUDA device")
+    with exclusive.exclusive():
+        return _time_alone(fn, cfg, device, cuda_graph)
+
+
+def _time_alone(fn: Callable[[], Any], cfg: MeasureConfig, device: torch.device, cuda_graph: bool) -> TimingStats:
     sample, round_size = _sampler(device)
     first = sample(fn, 1)[0]
     if cuda_graph:

@@ -172,6 +172,8 @@ def _train_and_measure(family: Family, ctx: RunContext, config: dict[str, Any], 
 
     train_cfg = TrainConfig.model_validate(config["train"])
     measure_cfg = MeasureConfig.model_validate(config["measure"])
+    if measure_cfg.latency_seeds is not None and config["seed"] not in measure_cfg.latency_seeds:
+        measure_cfg = measure_cfg.model_copy(update={"latency": False})
     exp = family.build(ctx)
     exp.model.to(device)
     out: dict[str, Any] = dict(exp.row_extras())

@@ -17,8 +17,9 @@ import torch
 from harness.config.sections import TrainConfig
 from harness.errors import Diverged
 from harness.families.base import Experiment
-from harness.run import distributed
+from harness.measure import exclusive
 from harness.measure.measurer import autocast_dtype
+from harness.run import distributed
 
 
 @dataclass
@@ -87,27 +88,30 @@ def train(
     reference = exp.reference_loss()
     start = time.perf_counter()
     for step in range(cfg.steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        batch = exp.train_batch(step)
-        if ddp is not None:  # this rank's shard of the global batch; the loss goes through DDP
-            batch = distributed.shard_batch(batch, cfg.batch_size)
-        with autocast(cfg.precision, device), distributed.swapped(exp, ddp):
-            loss = exp.loss(batch)
-        value = float(loss.detach()) if ddp is None else distributed.mean_scalar(float(loss.detach()), device)
-        if first_loss is None:
-            first_loss = value
-        scale = reference if reference is not None else first_loss
-        if not math.isfinite(value) or value > cfg.divergence_factor * max(abs(scale), 1e-3):
-            what = "reference loss" if reference is not None else "first loss"
-            raise Diverged(f"loss {value:.4g} at step {step} ({what} {scale:.4g}, factor {cfg.divergence_factor:g})")
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.grad_clip > 0:
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(opt)
-        scaler.update()
+        exclusive.yield_point()  # device shared with other runs (--jobs): let a waiting measurement in
+        # ... and take the first step alone (lazy init, cuDNN search, Triton autotuning see an idle device)
+        with exclusive.exclusive() if step == 0 else nullcontext():
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            batch = exp.train_batch(step)
+            if ddp is not None:  # this rank's shard of the global batch; the loss goes through DDP
+                batch = distributed.shard_batch(batch, cfg.batch_size)
+            with autocast(cfg.precision, device), distributed.swapped(exp, ddp):
+                loss = exp.loss(batch)
+            value = float(loss.detach()) if ddp is None else distributed.mean_scalar(float(loss.detach()), device)
+            if first_loss is None:
+                first_loss = value
+            scale = reference if reference is not None else first_loss
+            if not math.isfinite(value) or value > cfg.divergence_factor * max(abs(scale), 1e-3):
+                what = "reference loss" if reference is not None else "first loss"
+                raise Diverged(f"loss {value:.4g} at step {step} ({what} {scale:.4g}, factor {cfg.divergence_factor:g})")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip > 0:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
         for key, v in exp.after_step(step).items():
             result.tracked[key] = float(v)
             result.tracked[f"max_{key}"] = max(float(v), result.tracked.get(f"max_{key}", float("-inf")))

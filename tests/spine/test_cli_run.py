@@ -97,3 +97,43 @@ def test_dry_run_writes_nothing(tmp_path: Path, args: list[str]) -> None:
     out = harness("run", "tiny.yaml", *args, cwd=tmp_path)
     assert out.returncode == 0 and "dry run" in out.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_jobs_side_by_side_give_the_same_rows(tmp_path: Path) -> None:
+    """--jobs 3 trains the three variants at once: same metrics and counts as one at a time (each run has
+    one CPU thread either way), rows say how many ran together and that timing had the device alone."""
+    write_suite(tmp_path, steps=20)
+    for jobs in ("1", "3"):
+        done = harness("run", "tiny.yaml", "--jobs", jobs, "--out", f"jobs{jobs}", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    one, three = (pd.read_parquet(tmp_path / f"jobs{j}" / "results.parquet").sort_values("variant").reset_index(drop=True)
+                  for j in (1, 3))
+    assert list(three["status"]) == ["ok"] * 3
+    for column in ("config_hash", "accuracy", "final_loss", "params", "flops_fwd", "flops_train_step"):
+        pd.testing.assert_series_equal(one[column], three[column])
+    assert set(one["concurrent_runs"]) == {1} and set(three["concurrent_runs"]) == {3}
+    assert not one["latency_protocol"].str.contains("device-shared").any()
+    assert three["latency_protocol"].str.contains("device-shared,timed-exclusively").all()
+
+
+def test_jobs_interrupted_keep_only_finished_runs(tmp_path: Path) -> None:
+    write_suite(tmp_path, steps=400)
+    env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("harness")), "run", "tiny.yaml", "--jobs", "2"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    logs = tmp_path / "results" / "tiny" / "logs"
+    deadline = time.time() + 240
+    while time.time() < deadline and sum("step" in p.read_text() for p in logs.glob("*.log")) < 2:
+        time.sleep(0.2)  # two runs are training
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted during" in out, out
+    runs = tmp_path / "results" / "tiny" / "runs"
+    assert len(list(runs.glob("*.json"))) < 3
+    sizes = {p.name: p.stat().st_size for p in logs.glob("*.log")}
+    time.sleep(3.0)
+    assert {p.name: p.stat().st_size for p in logs.glob("*.log")} == sizes, "a stopped run kept training"
+    rerun = harness("run", "tiny.yaml", "--jobs", "2", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    df = pd.read_parquet(tmp_path / "results" / "tiny" / "results.parquet")
+    assert len(df) == 3 and df["config_hash"].is_unique and set(df["status"]) == {"ok"}

@@ -118,7 +118,7 @@ class ARGenExperiment(Experiment):
             memory = measurer.memory(decode, inference=True)  # an OOM here is a result, not a crash
             out[f"peak_mem_mb_decode_b{b}"] = memory.peak_mb
             out[f"decode_status_b{b}"] = memory.status
-            if memory.status != "ok":
+            if memory.status != "ok" or not measurer.cfg.latency:
                 continue
             decode_ms = measurer.time(decode, inference=True).p50_ms
             out[f"prefill_ms_b{b}"] = measurer.time(prefill, inference=True).p50_ms
