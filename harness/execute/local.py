@@ -145,6 +145,7 @@ def execute(
     def labels() -> str:
         with running_lock:
             return ", ".join(running.values())
+
     with tempfile.TemporaryDirectory(prefix="harness-device-") as lock_dir, \
             Recorder(store, summary, console, total=len(todo)) as recorder, ThreadPoolExecutor(jobs) as pool:
         env = {exclusive.ENV: lock_dir} if jobs > 1 else {}
@@ -166,10 +167,11 @@ def execute(
                 if row is not None:
                     recorder.record(futures[future], {**row, "concurrent_runs": jobs})
         except KeyboardInterrupt:
+            what = labels() or "the last run"
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
             summary.interrupted = True
-            console.print(f"[yellow]interrupted during {labels() or 'the last run'}; "
+            console.print(f"[yellow]interrupted during {what}; "
                           "finished runs are stored, rerun to resume")
     return summary
 
