@@ -77,6 +77,11 @@ def death_reason(code: int | None, log: Path) -> str:
     return f"{why}; log tail: {tail.strip()[-800:]}"
 
 
+def _kill(proc: multiprocessing.process.BaseProcess) -> None:
+    proc.kill()
+    proc.join()
+
+
 def run_one(spec: RunSpec, store: ResultStore, cache_dir: Path, timeout: float | None = None, *,
             env: dict[str, str] | None = None, threads: int | None = None,
             stop: threading.Event | None = None) -> dict[str, Any] | None:
@@ -102,17 +107,14 @@ def run_one(spec: RunSpec, store: ResultStore, cache_dir: Path, timeout: float |
             while proc.is_alive():
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    proc.kill()
-                    proc.join()
+                    _kill(proc)
                     return _failure_row(spec, f"timed out after {timeout:.0f} s (log: {log})")
                 if stop is not None and stop.is_set():
-                    proc.kill()
-                    proc.join()
+                    _kill(proc)
                     return None
                 proc.join(0.2 if left is None else min(0.2, left))
         except BaseException:
-            proc.kill()
-            proc.join()
+            _kill(proc)
             raise
         if result_path.exists():
             return json.loads(result_path.read_text())

@@ -18,6 +18,7 @@ Without ``HARNESS_DEVICE_LOCK`` in the environment (one run at a time) every fun
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,19 +88,15 @@ class DeviceShare:
             self.hold()
 
 
-_share: DeviceShare | None = None
-_share_folder: str | None = None
+@functools.lru_cache(maxsize=None)
+def _share_in(folder: str) -> DeviceShare:
+    return DeviceShare(Path(folder))
 
 
 def current() -> DeviceShare | None:
     """This process's ``DeviceShare`` when ``HARNESS_DEVICE_LOCK`` is set, else None."""
-    global _share, _share_folder
     folder = os.environ.get(ENV)
-    if not folder:
-        return None
-    if _share is None or _share_folder != folder:
-        _share, _share_folder = DeviceShare(Path(folder)), folder
-    return _share
+    return _share_in(folder) if folder else None
 
 
 def hold() -> None:

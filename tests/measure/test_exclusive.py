@@ -124,10 +124,3 @@ def test_one_run_at_a_time_locks_nothing(monkeypatch) -> None:
     exclusive.yield_point()
     with exclusive.exclusive():
         pass
-
-
-@pytest.fixture(autouse=True)
-def _fresh_share(monkeypatch):
-    """Each test gets its own lock folder's DeviceShare."""
-    monkeypatch.setattr(exclusive, "_share", None)
-    monkeypatch.setattr(exclusive, "_share_folder", None)
