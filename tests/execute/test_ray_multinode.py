@@ -59,30 +59,37 @@ def test_more_nodes_than_the_cluster_has_is_refused(tmp_path: Path, two_nodes: s
     assert not (tmp_path / "results" / "ddp").exists()  # nothing partial written
 
 
-# A driver of its own: Ray reads RAY_ENV when it is imported, which in this process happened before.
+# A driver of its own: Ray reads RAY_ENV when it is imported, which in this process happened before. It writes
+# its findings to a file of its own: Ray's error thread prints worker deaths to the driver's stdout at any moment,
+# even with log_to_driver=False, and can land in the middle of a printed line.
 DEAD_NODE = """
 import os, sys, time
+from pathlib import Path
 import ray
 from harness.execute.ray_executor import NodeLost, _gather
 
 ray.init(address=sys.argv[1], include_dashboard=False, log_to_driver=False, configure_logging=False)
 waiter = ray.remote(num_cpus=1, max_retries=0)(lambda: time.sleep(300))  # a node waiting for its peer
 dying = ray.remote(num_cpus=1, max_retries=0)(lambda: os._exit(1))  # a node whose worker dies
-refs, start = [waiter.remote(), dying.remote()], time.time()
+refs, start, found = [waiter.remote(), dying.remote()], time.time(), []
 try:
     _gather(refs)
 except NodeLost as exc:
-    print("raised:", exc)
+    found.append(f"raised: {exc}")
 try:
     ray.get(refs[0], timeout=60)
 except ray.exceptions.TaskCancelledError:
-    print("other node cancelled")
-print(f"after {time.time() - start:.0f} s")
+    found.append("other node cancelled")
+found.append(f"after {time.time() - start:.0f} s")
+Path(sys.argv[2]).write_text("\\n".join(found))
 """
 
 
 def test_a_dead_node_task_fails_the_job_at_once(tmp_path: Path, two_nodes: str) -> None:
-    out = subprocess.run([sys.executable, "-c", DEAD_NODE, two_nodes], capture_output=True, text=True, env=env_for(tmp_path), timeout=120)
-    assert "raised: node 1 of 2 died: WorkerCrashedError" in out.stdout, out.stdout + out.stderr
-    assert "other node cancelled" in out.stdout
-    assert int(out.stdout.split("after ")[1].split()[0]) < 60
+    found = tmp_path / "found.txt"
+    out = subprocess.run([sys.executable, "-c", DEAD_NODE, two_nodes, str(found)], capture_output=True, text=True, env=env_for(tmp_path), timeout=120)
+    assert out.returncode == 0 and found.exists(), out.stdout + out.stderr
+    text = found.read_text()
+    assert text.startswith("raised: node 1 of 2 died: WorkerCrashedError"), text
+    assert "\nother node cancelled\n" in text, text
+    assert int(text.splitlines()[-1].split()[1]) < 60, text
