@@ -55,6 +55,11 @@ class MeasureConfig(Section):
     train_step: bool = Field(True, description="also time/measure a forward+backward+step")
     cuda_graphs: bool = Field(False, description="capture forward in a CUDA graph (all variants alike)")
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto = bf16 on CUDA, fp32 on CPU")
+    sdpa_kernels: list[Literal["flash", "cudnn", "efficient", "math"]] | None = Field(
+        None, min_length=1, description="the attention (SDPA) kernels allowed for the whole run, training included, "
+                                        "in the order torch tries them; None: torch's own order (cuDNN first on "
+                                        "H100 with a recent cuDNN, else flash)"
+    )
     cpu_threads: int | None = Field(
         None, ge=1, description="torch CPU threads for the whole run, training included (None: torch's default)"
     )

@@ -17,6 +17,8 @@ asked for). ``last_backend`` names the kernel that actually ran, as torch's own 
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -24,7 +26,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention import SDPBackend
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from harness.modules.positions import RelativePositionBias, apply_rope, grid_coords, rope_angles
 
@@ -41,6 +43,20 @@ def sdpa_kernel_name(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     choice = SDPBackend(torch._fused_sdp_choice(q, k, v, attn_mask=mask, is_causal=is_causal))
     name = f"sdpa-{_KERNEL_NAMES.get(choice, choice.name.lower())}"
     return name if q.device.type == "cuda" else f"{name}-{q.device.type}"
+
+
+def sdpa_kernels(names: list[str] | None) -> contextlib.AbstractContextManager:
+    """A context that allows only these SDPA kernels, tried in this order (``None``: torch's own choice).
+
+    The run's ``measure.sdpa_kernels``: e.g. ``[flash, cudnn, efficient, math]`` makes an H100 run
+    FlashAttention-2 where torch would pick cuDNN's fused attention first. Process-wide while it is open.
+    """
+    if names is None:
+        return contextlib.nullcontext()
+    if "set_priority" not in inspect.signature(sdpa_kernel).parameters:
+        raise RuntimeError(f"measure.sdpa_kernels needs torch >= 2.6 (sdpa_kernel's set_priority); this is torch {torch.__version__}")
+    by_name = {name: backend for backend, name in _KERNEL_NAMES.items()}
+    return sdpa_kernel([by_name[name] for name in names], set_priority=True)
 
 
 def _load_xformers():

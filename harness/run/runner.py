@@ -20,6 +20,7 @@ from harness import __version__
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.errors import Diverged
 from harness.families import FAMILIES, Family, RunContext
+from harness.modules.attention import sdpa_kernels
 from harness.modules.registry import MIXERS, backends_of, is_ssm
 from harness.run import distributed
 from harness.run.train import seed_everything, train
@@ -146,17 +147,18 @@ def execute_run(config: dict[str, Any], run_id: str, cache_dir: Path) -> dict[st
     }
     for key, value in config["sweep"].items():
         row[f"sweep.{key}"] = value
-    threads = MeasureConfig.model_validate(config["measure"]).cpu_threads
-    if threads is not None:
-        torch.set_num_threads(threads)
+    measure = MeasureConfig.model_validate(config["measure"])
+    if measure.cpu_threads is not None:
+        torch.set_num_threads(measure.cpu_threads)
     row["cpu_threads"] = torch.get_num_threads()
     try:
-        seed_everything(config["seed"])
-        family = family_cls()
-        ctx = make_context(config, family, device, cache_dir)
-        ctx, budget = solve_budget(config, family, ctx)
-        row.update(budget)
-        row.update(_train_and_measure(family, ctx, config, device))
+        with sdpa_kernels(measure.sdpa_kernels):
+            seed_everything(config["seed"])
+            family = family_cls()
+            ctx = make_context(config, family, device, cache_dir)
+            ctx, budget = solve_budget(config, family, ctx)
+            row.update(budget)
+            row.update(_train_and_measure(family, ctx, config, device))
     except BaseException as exc:  # noqa: BLE001 - every failure is a result row; Ctrl-C still propagates
         if isinstance(exc, KeyboardInterrupt):
             raise
