@@ -224,18 +224,18 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
         for variant in task.variants:
             config = build_run_config(task, variant, point)
             if point:
-                roots = {"data": None, "model": None}
+                roots = dict.fromkeys(("data", "model", *SECTION_MODELS))
                 where = {section: sweep_line for section in ("data", "model", *SECTION_MODELS)}
             else:
                 model_root = raw_task.get("model")
                 if variant.model and isinstance(raw_variants, LineList):
                     model_root = _variant_model_node(raw_variants, variant.name) or model_root
-                roots = {"data": raw_task.get("data"), "model": model_root}
+                roots = {"data": raw_task.get("data"), "model": model_root, **{s: raw_task.get(s) for s in SECTION_MODELS}}
                 where = {s: line_of(raw_task, (s,)) if s in raw_task else task_where for s in ("data", "model", *SECTION_MODELS)}
             validate_section(data_schema, config["data"], roots["data"], (entry.name, "data"), where["data"])
             validate_section(fam.ModelParams, config["model"], roots["model"], (entry.name, "model"), where["model"])
             for section, model in SECTION_MODELS.items():
-                validate_section(model, config[section], None, (entry.name, section), where[section])
+                validate_section(model, config[section], roots[section], (entry.name, section), where[section])
             if entry.distributed is not None:
                 ranks = entry.distributed.nproc_per_node * entry.distributed.nnodes
                 batch = TrainConfig.model_validate(config["train"]).batch_size
@@ -265,6 +265,9 @@ def load_suite(path: str | Path) -> Suite:
         raw["tasks"] = resolved
     suite = validate_section(SuiteFile, raw, raw, (), (display, 1))
     assert isinstance(suite, SuiteFile)
+    for section, model in SECTION_MODELS.items():  # the suite's own defaults first: errors point at its lines
+        if section in raw:
+            validate_section(model, getattr(suite, section), raw[section], (section,), line_of(raw, (section,)))
     tasks: list[ResolvedTask] = []
     names: set[str] = set()
     for i, entry in enumerate(suite.tasks):

@@ -37,6 +37,9 @@ CASES = {
     "sweep_key": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    sweep: {modl.d_state: [4]}\n", 5, "sweep key 'modl.d_state'"),
     "duplicate_key": ("suite: s\nsuite: t\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n", 2, "duplicate key 'suite'"),
     "no_variants": ("suite: s\ntasks:\n  - include: tasks/recall.yaml\n", 3, "has no variants"),
+    "suite_section": ("suite: s\nvariants: [mamba]\nmeasure: {batch_size: 0}\ntasks:\n  - include: tasks/recall.yaml\n", 3, "measure.batch_size: Input should be greater than or equal to 1"),
+    "suite_section_key": ("suite: s\nvariants: [mamba]\nmeasure: {sdpa_kernel: [flash]}\ntasks:\n  - include: tasks/recall.yaml\n", 3, "unknown key 'sdpa_kernel' in measure (did you mean 'sdpa_kernels'?)"),
+    "task_section_line": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    measure:\n      batch_size: 2\n      sdpa_kernels: [flash2]\n", 7, "recall.measure.sdpa_kernels[0]: Input should be 'flash', 'cudnn', 'efficient' or 'math'"),
     "bad_reference": ("suite: s\nvariants: [mamba]\nmatch: {by: params, reference: attention}\ntasks:\n  - include: tasks/recall.yaml\n", None, "match.reference 'attention' is not one of the task's variants"),
 }
 
