@@ -147,12 +147,12 @@ def execute_run(config: dict[str, Any], run_id: str, cache_dir: Path) -> dict[st
     }
     for key, value in config["sweep"].items():
         row[f"sweep.{key}"] = value
-    measure = MeasureConfig.model_validate(config["measure"])
-    if measure.cpu_threads is not None:
-        torch.set_num_threads(measure.cpu_threads)
+    measure_cfg = MeasureConfig.model_validate(config["measure"])
+    if measure_cfg.cpu_threads is not None:
+        torch.set_num_threads(measure_cfg.cpu_threads)
     row["cpu_threads"] = torch.get_num_threads()
     try:
-        with sdpa_kernels(measure.sdpa_kernels):
+        with sdpa_kernels(measure_cfg.sdpa_kernels):
             seed_everything(config["seed"])
             family = family_cls()
             ctx = make_context(config, family, device, cache_dir)
