@@ -20,9 +20,9 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Iterator
 
 ENV = "HARNESS_DEVICE_LOCK"
 """Folder of the two lock files; the executor sets it in each run process when runs share a device."""
@@ -88,7 +88,7 @@ class DeviceShare:
             self.hold()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _share_in(folder: str) -> DeviceShare:
     return DeviceShare(Path(folder))
 
@@ -111,14 +111,9 @@ def yield_point() -> None:
         share.yield_point()
 
 
-@contextmanager
-def exclusive() -> Iterator[None]:
+def exclusive() -> AbstractContextManager[None]:
     share = current()
-    if share is None:
-        yield
-        return
-    with share.exclusive():
-        yield
+    return share.exclusive() if share is not None else nullcontext()
 
 
 def sharing() -> bool:

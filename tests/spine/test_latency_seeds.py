@@ -10,18 +10,21 @@ from harness.config.load import load_suite
 from harness.plan.planner import plan
 from harness.run.runner import execute_run
 
-SUITE = """suite: s
-seeds: [0, 1]
-train: {steps: 2, batch_size: 4, eval_batch_size: 8, warmup_steps: 1}
-measure: {batch_size: 2, warmup_iters: 1, warmup_s: 0.0, min_iters: 2, min_time_s: 0.0, max_iters: 2, latency_seeds: [0]}
-variants: [gated_cnn]
-tasks:
+TINY_RECALL = """tasks:
   - name: recall
     family: sequence
     dataset: mqar
     data: {seq_len: 16, num_kv: 2, key_vocab: 8, value_vocab: 8, n_eval: 8}
     model: {d_model: 16, n_layers: 1}
 """
+"""A one-task suite body that trains in a second on CPU (the suites here add their own header)."""
+
+SUITE = """suite: s
+seeds: [0, 1]
+train: {steps: 2, batch_size: 4, eval_batch_size: 8, warmup_steps: 1}
+measure: {batch_size: 2, warmup_iters: 1, warmup_s: 0.0, min_iters: 2, min_time_s: 0.0, max_iters: 2, latency_seeds: [0]}
+variants: [gated_cnn]
+""" + TINY_RECALL
 
 
 def test_only_listed_seeds_are_timed(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_latency_seeds import TINY_RECALL
 from torch.nn.attention import SDPBackend
 
 from harness.config.load import load_suite
@@ -21,13 +22,7 @@ seeds: [0]
 train: {steps: 1, batch_size: 4, eval_batch_size: 8, warmup_steps: 0}
 measure: {batch_size: 2, latency: false, %(kernels)s}
 variants: [attention]
-tasks:
-  - name: recall
-    family: sequence
-    dataset: mqar
-    data: {seq_len: 16, num_kv: 2, key_vocab: 8, value_vocab: 8, n_eval: 8}
-    model: {d_model: 16, n_layers: 1}
-"""
+""" + TINY_RECALL.replace("%", "%%")
 
 
 def run_with(tmp_path: Path, kernels: str) -> dict:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.config.load import load_suite
-from harness.plan.planner import plan
 from harness.families import FAMILIES
+from harness.plan.planner import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
