@@ -129,8 +129,8 @@ class Family(ABC):
     width_multiple: ClassVar[int] = 1  # solved widths are multiples of this (head/group divisibility)
     ssm_variants: ClassVar[tuple[str, ...]] = ()  # the ``use`` names that contain an SSM (the verdict's split)
 
-    def width_step(self, model: Params) -> int:
-        """Solved widths are multiples of this for ``model`` (``width_multiple`` unless heads need more)."""
+    def width_step(self, use: str, model: Params) -> int:
+        """Solved widths of variant ``use`` are multiples of this (``width_multiple`` unless heads need more)."""
         return self.width_multiple
 
     @abstractmethod

@@ -102,7 +102,7 @@ def solve_budget(config: dict[str, Any], family: Family, ctx: RunContext) -> tup
         target,
         lo=max(1, start // 8),
         hi=start * 8,
-        multiple_of=family.width_step(ctx.model),
+        multiple_of=family.width_step(ctx.use, ctx.model),
         tolerance=match.tolerance,
     )
     ctx = ctx.with_model(**{field: result.value})

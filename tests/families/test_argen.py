@@ -212,6 +212,9 @@ def test_textures_are_class_balanced_rgb_crops():
 @pytest.mark.parametrize("headdim", [8, 16, 32, 64])
 def test_budget_width_step_keeps_mamba2_heads_whole(headdim):
     family = FAMILIES.get("argen")()
-    step = family.width_step(family.ModelParams(headdim=headdim))
+    step = family.width_step("aim", family.ModelParams(headdim=headdim))
     assert step % family.width_multiple == 0
     assert all((2 * k * step) % headdim == 0 for k in range(1, 20))  # expand 2
+    # only aim has mamba2 heads: the others keep the fine step, so their budgets can land close
+    assert {family.width_step(use, family.ModelParams(headdim=headdim)) for use in ("transformer", "gated_cnn")} == {
+        family.width_multiple}
