@@ -196,7 +196,7 @@ class Recorder:
     it in the summary, prints failures and advances the bar."""
 
     def __init__(self, store: ResultStore, summary: ExecutionSummary, console: Console, total: int):
-        self.store, self.summary, self.console = store, summary, console
+        self.store, self.summary, self.console, self.total = store, summary, console, total
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
         self.progress = Progress(*columns, console=console, transient=False, disable=not total)
         self.bar = self.progress.add_task("runs", total=total)
@@ -215,6 +215,9 @@ class Recorder:
         self.store.write_run(row, spec.config)
         self.summary.ran.append(spec.run_id)
         self.summary.statuses[spec.run_id] = row["status"]
+        done = f"{len(self.summary.ran)}/{self.total} {spec.label}"
         if row["status"] != "ok":
-            self.console.print(f"[red]{spec.label}: {row['status']}[/red] {row.get('error', '')[:200]}")
+            self.console.print(f"[red]{done}: {row['status']}[/red] {row.get('error', '')[:200]}", highlight=False)
+        elif not self.console.is_terminal:  # logs and pipes see no live bar: a line per finished run
+            self.console.print(f"{done}: ok in {row.get('duration_s', 0):.1f} s", highlight=False)
         self.progress.advance(self.bar)

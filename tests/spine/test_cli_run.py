@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,6 +60,10 @@ def test_run_resume_and_failure_rows(tmp_path: Path) -> None:
     assert {status[v] for v in ("mamba", "attention", "gated_cnn")} == {"ok"}
     for variant in ("mamba", "attention", "gated_cnn"):
         assert variant in first.stdout
+    # not a terminal, so no live bar: stderr has one line per finished run, in the order they finished
+    done = [line for line in first.stderr.splitlines() if re.match(r"\d/4 recall/", line)]
+    assert [line.split()[0] for line in done] == ["1/4", "2/4", "3/4", "4/4"], first.stderr
+    assert sum(": ok in " in line for line in done) == 3 and any("recall/huge/seed0: oom" in line for line in done)
     assert (tmp_path / "results" / "tiny" / "results.csv").exists()
 
     again = harness("run", "tiny.yaml", cwd=tmp_path)
