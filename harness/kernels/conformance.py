@@ -110,7 +110,7 @@ def timer_rows(d_model: int = 768, seq_len: int = 4096, batch: int = 8) -> list[
                          "batch": batch, **r, "within_5pct": r["rel_diff"] < 0.05})
             print(f"{name:10s} {phase:16s} {str(mixer.last_backend):16s} {r['ours_p50_ms']:10.3f}ms "
                   f"{r['do_bench_p50_ms']:10.3f}ms {r['rel_diff']:7.1%}", flush=True)
-        del mixer
+        calls = mixer = None  # free this mixer (the calls hold it) before the next one is built
         torch.cuda.empty_cache()
     return rows
 
