@@ -2,8 +2,9 @@
 
 One purpose per file: ``flops`` (fvcore + FlopCounterMode, causal-aware SDPA, scan-op formulas),
 ``latency`` (warm-up, CUDA events, percentiles), ``memory`` (per-phase peaks, OOM as a status), ``env``
-(the environment columns), ``budget`` (width matching), ``measurer`` (the row's cost columns and the
-``Measurer`` families use), ``bench`` (whole mixers across sequence lengths).
+(the environment columns), ``precision`` (what ``auto`` means on a device), ``budget`` (width matching),
+``measurer`` (the row's cost columns and the ``Measurer`` families use), ``bench`` (whole mixers across
+sequence lengths).
 
     costs = measure_model(model, inputs, loss_fn, MeasureConfig(), device)
     stats = Measurer(cfg, device).time(decode)          # same protocol for family-specific costs

@@ -7,6 +7,7 @@ report group and warn instead of mixing them. Cached: the environment does not c
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import platform
 import shutil
@@ -50,6 +51,14 @@ def cuda_driver() -> str:
     return lines[0].strip() if lines else ""
 
 
+def package_version(name: str) -> str:
+    """Installed version of a distribution ('' when absent), read without importing it."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 @functools.lru_cache(maxsize=4)
 def _environment(device_type: str, index: int | None) -> tuple[tuple[str, Any], ...]:
     gpu_name = ""
@@ -61,6 +70,9 @@ def _environment(device_type: str, index: int | None) -> tuple[tuple[str, Any], 
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda or "",
         "driver": cuda_driver() if device_type == "cuda" else "",
+        # the fused kernels' libraries: their versions decide which kernels (and autotune choices) ran
+        "mamba_ssm_version": package_version("mamba_ssm"),
+        "triton_version": package_version("triton"),
         "git_commit": git_commit(),
         "harness_version": harness.__version__,
         "python_version": platform.python_version(),

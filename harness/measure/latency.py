@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from harness.config.sections import MeasureConfig
-from harness.measure import exclusive
+from harness.measure import exclusive, precision
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def protocol_string(cfg: MeasureConfig, device: torch.device, cuda_graph: bool =
     shared = ";device-shared,timed-exclusively" if exclusive.sharing() else ""
     return (f"timer={timer}{shared};first-call-apart;warmup>={cfg.warmup_iters}it&{cfg.warmup_s}s;"
             f"timed>={cfg.min_iters}it&{cfg.min_time_s}s,max={cfg.max_iters}it;"
-            f"cuda_graph={'forward' if cuda_graph else 'off'};stats=p10/p50/p90")
+            f"dtype={precision.resolve(cfg.dtype, device)};cuda_graph={'forward' if cuda_graph else 'off'};stats=p10/p50/p90")
 
 
 CUDA_ROUND = 10

@@ -23,16 +23,8 @@ from harness.measure.budget import count_params
 from harness.measure.flops import count_flops, counted_flops
 from harness.measure.latency import TimingStats, protocol_string, time_fn
 from harness.measure.memory import MemoryResult, is_oom, peak_memory, release_memory
+from harness.measure.precision import autocast_dtype, resolve
 from harness.modules.registry import backends_of
-
-_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def autocast_dtype(setting: str, device: torch.device) -> torch.dtype | None:
-    """``MeasureConfig.dtype`` -> autocast dtype (``auto``: bf16 on CUDA, none on CPU, as in training)."""
-    if setting == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return _DTYPES[setting]
 
 
 class Measurer:
@@ -95,7 +87,7 @@ COLUMNS = (
     "params", "flops_fwd", "macs_fwd_fvcore", "flops_train_step", "flops_skipped",
     "latency_ms_p10", "latency_ms_p50", "latency_ms_p90", "train_step_ms_p10", "train_step_ms_p50",
     "train_step_ms_p90", "peak_mem_mb_infer", "peak_mem_mb_train", "mem_approx", "throughput",
-    "latency_protocol", "measure_status", "backend",
+    "latency_protocol", "measure_dtype", "measure_status", "backend",
 )
 
 
@@ -110,7 +102,7 @@ def measure_model(model: nn.Module, inputs: tuple, loss_fn: Callable[[], torch.T
     m = Measurer(cfg, device)
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
     row.update(params=count_params(model), mem_approx=m.device.type != "cuda", flops_skipped="",
-               latency_protocol=m.protocol(cfg.cuda_graphs))
+               latency_protocol=m.protocol(cfg.cuda_graphs), measure_dtype=resolve(cfg.dtype, m.device))
     loss = loss_fn if loss_fn is not None else (lambda: _surrogate_loss(model(*inputs)))
     status: list[str] = []
     was_training = model.training

@@ -11,12 +11,17 @@ to ``task + variant + seed + sweep + ablation``. Each matched run is checked on:
   threshold (relative thresholds scaled by |old|; 1 % of |old| when the suite gives none).
 * status: ``ok`` before, anything else now.
 
+A pair measured under different conditions (``CONDITION_COLUMNS``: device, GPU, kernels that ran,
+protocol, precision, library versions) still gets its checks, but every row of it says in ``conditions``
+what differed, and the printout counts such pairs: a cost change there is not like for like.
+
 Improvements are flagged the mirror way (``improved``). Runs found on one side only are listed with
 ``kind == "missing"`` and are not regressions.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -30,7 +35,20 @@ TIME_COLS = ["train_step_ms_p50"]
 MEMORY_COLS = ["peak_mem_mb_infer", "peak_mem_mb_train"]
 
 COMPARE_COLUMNS = ["task", "variant", "seed", "sweep", "ablation", "matched_on", "kind", "metric", "old", "new",
-                   "delta", "rel_delta", "limit", "regression", "improved", "note"]
+                   "delta", "rel_delta", "limit", "regression", "improved", "note", "conditions"]
+#: what a run was measured under; rows that differ here are compared, but not like for like.
+CONDITION_COLUMNS = ["device", "gpu_name", "backend", "latency_protocol", "measure_dtype", "train_precision",
+                     "torch_version", "cuda_version", "mamba_ssm_version", "triton_version"]
+
+
+def _conditions(ra, rb) -> str:
+    """``"col: old -> new"`` for each condition recorded on both sides with different values."""
+    def value(row, col):
+        v = row.get(col)
+        return None if v is None or (isinstance(v, float) and np.isnan(v)) or v == "" else str(v)
+
+    diffs = [(c, value(ra, c), value(rb, c)) for c in CONDITION_COLUMNS]
+    return "; ".join(f"{c}: {a} -> {b}" for c, a, b in diffs if a is not None and b is not None and a != b)
 
 
 def _key(row) -> str:
@@ -84,19 +102,20 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame, suite: Suite, metrics: list
     pairs, only_a, only_b, ia, ib = _match(a, b)
     out = []
 
-    def add(ra, how, kind, metric, old, new, limit, reg, imp, note=""):
+    def add_row(ra, how, kind, metric, old, new, limit, reg, imp, note="", conditions=""):
         delta = new - old if np.isfinite(old) and np.isfinite(new) else np.nan
         rel = delta / abs(old) if np.isfinite(delta) and old != 0 else np.nan
         out.append(dict(task=ra["task"], variant=ra["variant"], seed=ra["seed"], sweep=ra["sweep"],
                         ablation=ra["ablation"], matched_on=how, kind=kind, metric=metric, old=old, new=new,
                         delta=delta, rel_delta=rel, limit=limit, regression=bool(reg), improved=bool(imp),
-                        note=note))
+                        note=note, conditions=conditions))
 
     def want(m):
         return metrics is None or m in metrics
 
     for how, ka, kb in pairs:
         ra, rb = ia.loc[ka], ib.loc[kb]
+        add = functools.partial(add_row, conditions=_conditions(ra, rb))
         if want("status") and ra["status"] == "ok" and rb["status"] != "ok":
             add(ra, how, "status", "status", np.nan, np.nan, np.nan, True, False,
                 f"ok -> {rb['status']}: {str(rb.get('error', '') or '')[:120]}")
@@ -148,9 +167,9 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame, suite: Suite, metrics: list
             add(ra, how, "quality", m, old, new, limit, worse > thr, worse < -thr,
                 f"threshold {thr:.4g} ({'higher' if hib else 'lower'} is better)")
     for k in only_a:
-        add(ia.loc[k], "", "missing", "", np.nan, np.nan, np.nan, False, False, "only in A (baseline)")
+        add_row(ia.loc[k], "", "missing", "", np.nan, np.nan, np.nan, False, False, "only in A (baseline)")
     for k in only_b:
-        add(ib.loc[k], "", "missing", "", np.nan, np.nan, np.nan, False, False, "only in B (new)")
+        add_row(ib.loc[k], "", "missing", "", np.nan, np.nan, np.nan, False, False, "only in B (new)")
     return pd.DataFrame(out, columns=COMPARE_COLUMNS)
 
 
@@ -190,6 +209,11 @@ def print_comparison(res: pd.DataFrame, console=None, show_all: bool = False) ->
             tab.add_row(str(r.task), str(r.variant), str(r.seed), str(r.sweep if r.sweep != "{}" else ""),
                         str(r.metric), _f(r.old), _f(r.new), change, _f(r.limit), verdict)
         console.print(tab)
+    unlike = res.loc[res["conditions"].astype(bool) & (res["kind"] != "missing"), ["task", "variant", "seed", "sweep", "ablation"]]
+    if len(unlike):
+        what = sorted({part.split(":")[0] for text in res["conditions"] if text for part in text.split("; ")})
+        console.print(f"[yellow]{len(unlike.drop_duplicates())} matched runs were measured under different conditions "
+                      f"({', '.join(what)}): their changes are not like for like (column 'conditions')[/yellow]")
     missing = res[res["kind"] == "missing"]
     console.print(f"{len(n_runs)} matched runs, [red]{n_reg} regressions[/red], [green]{n_imp} improvements[/green]"
                   + (f", {len(missing)} runs on one side only" if len(missing) else ""))

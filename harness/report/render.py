@@ -219,7 +219,8 @@ def _status_counts(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _provenance(df: pd.DataFrame) -> pd.DataFrame:
-    cols = ["git_commit", "harness_version", "torch_version", "cuda_version", "gpu_name", "device", "backend"]
+    cols = ["git_commit", "harness_version", "torch_version", "cuda_version", "mamba_ssm_version", "triton_version",
+            "gpu_name", "device", "train_precision", "measure_dtype", "backend"]
     rows = []
     for c in cols:
         if c in df.columns:

@@ -170,7 +170,7 @@ def execute_run(config: dict[str, Any], run_id: str, cache_dir: Path) -> dict[st
 
 
 def _train_and_measure(family: Family, ctx: RunContext, config: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    from harness.measure import Measurer, measure_model
+    from harness.measure import Measurer, measure_model, precision
 
     train_cfg = TrainConfig.model_validate(config["train"])
     measure_cfg = MeasureConfig.model_validate(config["measure"])
@@ -180,7 +180,8 @@ def _train_and_measure(family: Family, ctx: RunContext, config: dict[str, Any], 
     exp.model.to(device)
     out: dict[str, Any] = dict(exp.row_extras())
     result = train(exp, train_cfg, device, on_step=_log_step(train_cfg.steps))
-    out.update(train_steps=result.steps, train_time_s=round(result.train_time_s, 3), final_loss=result.final_loss)
+    out.update(train_steps=result.steps, train_time_s=round(result.train_time_s, 3), final_loss=result.final_loss,
+               train_precision=precision.resolve(train_cfg.precision, device))
     out.update(result.tracked)
     exp.model.eval()
     with torch.no_grad():

@@ -18,7 +18,7 @@ from harness.config.sections import TrainConfig
 from harness.errors import Diverged
 from harness.families.base import Experiment
 from harness.measure import exclusive
-from harness.measure.measurer import autocast_dtype
+from harness.measure.precision import autocast_dtype
 from harness.run import distributed
 
 

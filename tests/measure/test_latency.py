@@ -70,10 +70,21 @@ def test_percentiles(monkeypatch, clock):
 def test_protocol_string_records_the_protocol():
     cfg = MeasureConfig(warmup_iters=7, warmup_s=0.25, min_iters=11, min_time_s=2.0, max_iters=99)
     text = latency.protocol_string(cfg, CPU)
-    for part in ("perf_counter", "warmup>=7it&0.25s", "timed>=11it&2.0s,max=99it", "cuda_graph=off"):
+    for part in ("perf_counter", "warmup>=7it&0.25s", "timed>=11it&2.0s,max=99it", "dtype=fp32", "cuda_graph=off"):
         assert part in text
-    assert "cuda-events,sync-every-10;" in latency.protocol_string(cfg, torch.device("cuda"), cuda_graph=True)
-    assert "cuda_graph=forward" in latency.protocol_string(cfg, torch.device("cuda"), cuda_graph=True)
+    cuda = latency.protocol_string(cfg, torch.device("cuda"), cuda_graph=True)
+    for part in ("cuda-events,sync-every-10;", "dtype=bf16", "cuda_graph=forward"):  # auto: bf16 on CUDA
+        assert part in cuda
+    assert "dtype=fp16" in latency.protocol_string(cfg.model_copy(update={"dtype": "fp16"}), CPU)
+
+
+def test_precision_resolves_auto_per_device_and_refuses_unknown_names():
+    from harness.measure import precision
+
+    assert [precision.resolve("auto", torch.device(d)) for d in ("cpu", "cuda")] == ["fp32", "bf16"]
+    assert precision.autocast_dtype("auto", CPU) is None and precision.autocast_dtype("fp16", CPU) is torch.float16
+    with pytest.raises(ValueError, match="unknown precision 'bf32'"):
+        precision.resolve("bf32", CPU)
 
 
 def test_gpu_only_modes_refuse_cpu():

@@ -53,6 +53,34 @@ def test_planted_regressions_flagged(tmp_path):
     assert set(only["metric"]) == {"latency_ms_p50"}
 
 
+def test_runs_measured_under_other_conditions_say_what_differed(tmp_path):
+    """Same runs, but B's attention ran another kernel in another precision: its rows name both changes,
+    the mamba rows name none, and the printout counts the unlike pairs."""
+    import pandas as pd
+    from rich.console import Console
+
+    from harness.report.compare import print_comparison
+
+    a, b = _dirs(tmp_path)
+    df = pd.read_parquet(b / "results.parquet")
+    attention = df["variant"] == "attention"
+    df.loc[attention, "backend"] = "sdpa-math"
+    df["measure_dtype"] = "bf16"
+    df.loc[attention, "measure_dtype"] = "fp32"
+    df["train_precision"] = "bf16"  # recorded on one side only (an older baseline): not a difference
+    df.to_parquet(b / "results.parquet")
+    old = pd.read_parquet(a / "results.parquet")
+    old["measure_dtype"] = "bf16"
+    old.to_parquet(a / "results.parquet")
+
+    res = compare_dirs(a, b)
+    assert set(res.loc[res["variant"] == "mamba", "conditions"]) == {""}
+    assert set(res.loc[res["variant"] == "attention", "conditions"]) == {"backend: ref -> sdpa-math; measure_dtype: bf16 -> fp32"}
+    console = Console(record=True, width=200)
+    print_comparison(res, console)
+    assert "3 matched runs were measured under different conditions (backend, measure_dtype)" in console.export_text()
+
+
 def test_fallback_key_when_hash_differs(tmp_path):
     a, b = _dirs(tmp_path)
     import pandas as pd
