@@ -23,7 +23,7 @@ from harness.measure.budget import count_params
 from harness.measure.flops import count_flops, counted_flops
 from harness.measure.latency import TimingStats, protocol_string, time_fn
 from harness.measure.memory import MemoryResult, is_oom, peak_memory, release_memory
-from harness.measure.precision import autocast_dtype, resolve
+from harness.measure.precision import autocast, resolve
 from harness.modules.registry import backends_of
 
 
@@ -36,10 +36,7 @@ class Measurer:
 
     def autocast(self, cuda_graph: bool = False):
         """The precision context every timed/measured call runs in (no cast cache inside a CUDA graph)."""
-        dtype = autocast_dtype(self.cfg.dtype, self.device)
-        if dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype, cache_enabled=not cuda_graph)
+        return autocast(self.cfg.dtype, self.device, cache_enabled=not cuda_graph)
 
     def wrap(self, fn: Callable[[], Any], inference: bool, cuda_graph: bool = False) -> Callable[[], Any]:
         """``fn`` inside the protocol's precision (and ``inference_mode``): what every timer calls."""

@@ -6,6 +6,8 @@ timers and the result row, so a row always says the precision that ran, never th
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 import torch
 
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -23,3 +25,11 @@ def resolve(setting: str, device: torch.device) -> str:
 def autocast_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``setting`` on ``device``; None means plain fp32 (no autocast)."""
     return _DTYPES[resolve(setting, device)]
+
+
+def autocast(setting: str, device: torch.device, cache_enabled: bool = True) -> AbstractContextManager:
+    """The context training and timing run in: autocast to the resolved dtype, or nothing for fp32."""
+    dtype = autocast_dtype(setting, device)
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=cache_enabled)

@@ -18,7 +18,7 @@ from harness.config.sections import TrainConfig
 from harness.errors import Diverged
 from harness.families.base import Experiment
 from harness.measure import exclusive
-from harness.measure.precision import autocast_dtype
+from harness.measure.precision import autocast
 from harness.run import distributed
 
 
@@ -40,11 +40,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def autocast(precision: str, device: torch.device):
-    dtype = autocast_dtype(precision, device)
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 def seed_everything(seed: int) -> None:
