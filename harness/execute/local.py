@@ -193,12 +193,13 @@ def pending(specs: Iterable[RunSpec], store: ResultStore, *, resume: bool, retry
 
 class Recorder:
     """The progress bar; ``record`` stores a finished run's row (the driver is the only writer), notes
-    it in the summary, prints failures and advances the bar."""
+    it in the summary, prints failures and advances the bar. Without a terminal (logs, pipes) there is
+    no bar, whose one final render would only repeat stale labels: a line per finished run instead."""
 
     def __init__(self, store: ResultStore, summary: ExecutionSummary, console: Console, total: int):
         self.store, self.summary, self.console, self.total = store, summary, console, total
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-        self.progress = Progress(*columns, console=console, transient=False, disable=not total)
+        self.progress = Progress(*columns, console=console, transient=False, disable=not total or not console.is_terminal)
         self.bar = self.progress.add_task("runs", total=total)
 
     def __enter__(self) -> "Recorder":
@@ -206,6 +207,7 @@ class Recorder:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.describe(f"{len(self.summary.ran)} runs finished")  # not the labels that were running
         self.progress.__exit__(*exc)
 
     def describe(self, text: str) -> None:

@@ -66,6 +66,7 @@ def test_run_resume_and_failure_rows(tmp_path: Path) -> None:
     done = [line for line in first.stderr.splitlines() if re.match(r"\d/4 recall/", line)]
     assert [line.split()[0] for line in done] == ["1/4", "2/4", "3/4", "4/4"], first.stderr
     assert sum(": ok in " in line for line in done) == 3 and any("recall/huge/seed0: oom" in line for line in done)
+    assert "ETA" not in first.stderr, first.stderr  # and no final render of a bar nobody saw live
     assert (tmp_path / "results" / "tiny" / "results.csv").exists()
 
     again = harness("run", "tiny.yaml", cwd=tmp_path)
