@@ -6,11 +6,12 @@ with code 2, with no traceback and nothing written.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Optional, get_args
 
 import typer
 from rich.console import Console
@@ -108,10 +109,12 @@ def run(
     from harness.store.summary import print_summary
     from harness.store.store import ResultStore
 
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        fail(f"--timeout must be a positive number of seconds, got {timeout}")
     loaded = _load(suite)
     specs = plan(loaded, seeds=_parse_seeds(seeds), only=only, device=_resolve_device(device))
     if not specs:
-        fail(f"--only {only!r} matches no run of suite {loaded.name!r}")
+        fail(f"--only {only!r} matches no run of suite {loaded.name!r}" if only else f"suite {loaded.name!r} plans no runs")
     if executor is ExecutorChoice.ray and not dry_run:
         from harness.execute.ray_executor import INSTALL_HINT, available
 
@@ -135,6 +138,7 @@ def run(
         console.print(f"{len(specs)} runs planned (dry run: nothing written)")
         return
     root = out or Path("results") / loaded.name
+    _check_results_out(root, loaded.name)
     fresh = not root.exists()
     store = ResultStore(root).create()
     store.write_meta("suite.json", suite_meta(loaded))
@@ -200,6 +204,21 @@ def list_(what: ListWhat = typer.Argument(ListWhat.families)) -> None:
                     console.print(f"[bold]{name}[/bold]/{ds}: {spec.description}")
 
 
+def _check_results_out(root: Path, suite_name: str) -> None:
+    """Refuse, before anything is written, a folder that cannot be written or holds another suite's
+    results (its rows would mix with these and its suite.json be overwritten); the same suite resumes."""
+    from harness.report.load import load_suite
+    from harness.store.store import check_writable_dir
+
+    try:
+        check_writable_dir(root)
+        stored = load_suite(root).name
+    except HarnessError as exc:
+        fail(str(exc))
+    if stored and stored != suite_name:
+        fail(f"{root} holds suite {stored!r} results, this is suite {suite_name!r}; choose another --out")
+
+
 def _results_dir(path: Path) -> Path:
     if not (path / "results.parquet").exists():
         fail(f"{path}: no results.parquet here (run a suite first: harness run SUITE --out {path})")
@@ -209,11 +228,13 @@ def _results_dir(path: Path) -> Path:
 @app.command()
 def show(results: Path = typer.Argument(..., help="a results folder (results/<suite>)"), runs: bool = typer.Option(False, "--runs", help="one line per run instead of per task x variant")) -> None:
     """Print a results table in the terminal."""
-    import pandas as pd
-
+    from harness.report.load import read_table
     from harness.store.summary import print_runs, print_summary
 
-    df = pd.read_parquet(_results_dir(results) / "results.parquet")
+    try:
+        df = read_table(_results_dir(results))
+    except HarnessError as exc:
+        fail(str(exc))
     (print_runs if runs else print_summary)(console, df)
 
 
@@ -234,12 +255,15 @@ def report(
 
 def _suite_dirs(path: Path) -> dict[str, Path]:
     """Suite name -> results folder, for a results folder or a folder of them (e.g. baselines/h100)."""
-    import json
+    from harness.report.load import load_suite
 
     folders = [path] if (path / "results.parquet").exists() else sorted(p.parent for p in path.glob("*/results.parquet"))
     if not folders:
         fail(f"{path}: no results.parquet here or in its subfolders (run a suite first: harness run SUITE --out {path})")
-    return {json.loads((f / "suite.json").read_text())["suite"] if (f / "suite.json").exists() else f.name: f for f in folders}
+    try:
+        return {load_suite(f).name or f.name: f for f in folders}
+    except HarnessError as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -270,8 +294,8 @@ def compare(
 def bench(
     mixers: str = typer.Option("mamba,mamba2,attention,gated_cnn", help="comma-separated mixer names"),
     lengths: str = typer.Option("256,1024,4096", help="comma-separated sequence lengths"),
-    d_model: int = typer.Option(256, help="model width (the same for every mixer)"),
-    batch_size: int = typer.Option(1),
+    d_model: int = typer.Option(256, min=1, help="model width (the same for every mixer)"),
+    batch_size: int = typer.Option(1, min=1),
     device: DeviceChoice = typer.Option(DeviceChoice.auto),
     dtype: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16"),
     out: Path = typer.Option(Path("results/bench"), help="folder for bench.parquet / bench.csv"),
@@ -281,9 +305,11 @@ def bench(
     from harness.config.sections import MeasureConfig
     from harness.measure.bench import bench_mixers
     from harness.modules.registry import MIXERS
-    from harness.store.store import atomic_write_text
+    from harness.store.store import atomic_write_text, check_writable_dir
 
     names = [m.strip() for m in mixers.split(",") if m.strip()]
+    if not names:
+        fail(f"--mixers is empty; known: {', '.join(MIXERS.names())}")
     for name in names:
         if name not in MIXERS:
             fail(f"--mixers: unknown mixer {name!r}; known: {', '.join(MIXERS.names())}")
@@ -291,6 +317,15 @@ def bench(
         lens = [int(x) for x in lengths.split(",") if x.strip()]
     except ValueError:
         fail(f"--lengths must be comma-separated integers, got {lengths!r}")
+    if not lens or min(lens) < 1:
+        fail(f"--lengths must be comma-separated positive integers, got {lengths!r}")
+    dtypes = get_args(MeasureConfig.model_fields["dtype"].annotation)
+    if dtype not in dtypes:
+        fail(f"--dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
+    try:
+        check_writable_dir(out)
+    except HarnessError as exc:
+        fail(str(exc))
     import torch
 
     dev = torch.device(_resolve_device(device))

@@ -184,18 +184,31 @@ def load_suite(results_dir: str | Path) -> Suite:
     p = Path(results_dir) / "suite.json"
     if not p.exists():
         return Suite(name="", tasks={})
-    return parse_suite(json.loads(p.read_text()))
+    try:
+        data = json.loads(p.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not a mapping")
+    except (OSError, ValueError) as exc:  # harness run writes suite.json afresh each time it runs the suite
+        raise HarnessError(f"{p}: corrupt, not a harness suite.json ({exc}); "
+                           "delete it and rerun the suite (harness run) to rewrite it") from None
+    return parse_suite(data)
 
 
 def read_table(results_dir: str | Path) -> pd.DataFrame:
     d = Path(results_dir)
     if not d.is_dir():
         raise HarnessError(f"{d}: results folder not found")
-    if (d / "results.parquet").exists():
-        return pd.read_parquet(d / "results.parquet")
-    if (d / "results.csv").exists():
-        return pd.read_csv(d / "results.csv")
-    raise HarnessError(f"{d}: no results.parquet or results.csv in this folder")
+    p = next((d / n for n in ("results.parquet", "results.csv") if (d / n).exists()), None)
+    if p is None:
+        raise HarnessError(f"{d}: no results.parquet or results.csv in this folder")
+    try:
+        df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+        if "task" not in df.columns:
+            raise ValueError("no task column")
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid and pandas' parser errors are ValueErrors
+        raise HarnessError(f"{p}: corrupt, not a harness results table ({exc}); harness run rebuilds it from "
+                           f"{d / 'runs'}/*.json after each run it finishes there") from None
+    return df
 
 
 def _to_bool(s: pd.Series) -> pd.Series:

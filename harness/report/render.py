@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.errors import HarnessError
 from harness.report import figures as F
 from harness.report.compare import compare_dirs
 from harness.report.crossover import DEFAULT_COSTS, N_BOOT, ScalingResult, analyze_scaling
@@ -576,20 +577,31 @@ def build_report(results_dir: str | Path, fmt: str = "html", baseline: str | Pat
     return build_report_with_analysis(results_dir, fmt, baseline, out, papers_dir, n_boot)[0]
 
 
+def _check_out(path: Path, fmt: str, fig_dir: Path) -> None:
+    """Refuse an output path that cannot be written before the analysis, so nothing is left half-written."""
+    from harness.store.store import check_writable_dir
+
+    if path.is_dir():
+        raise HarnessError(f"{path} is a folder; --out takes a file path, e.g. {path / f'report.{fmt}'}")
+    if fmt == "md" and fig_dir.exists() and not fig_dir.is_dir():
+        raise HarnessError(f"{fig_dir} (where the report's figures go) is a file; choose another --out")
+    check_writable_dir(path.parent)
+
+
 def build_report_with_analysis(results_dir, fmt="html", baseline=None, out=None, papers_dir=None,
                                n_boot: int = N_BOOT) -> tuple[Path, Analysis]:
     """:func:`build_report` that also returns the :class:`Analysis` (verdicts etc.) it rendered."""
     if fmt not in ("html", "md"):
-        from harness.errors import HarnessError
         raise HarnessError(f"unknown report format {fmt!r} (use html or md)")
+    path = Path(out) if out is not None else Path(results_dir) / f"report.{fmt}"
+    fig_dir = path.parent / f"{path.stem}_files"
+    _check_out(path, fmt, fig_dir)
     an = analyze(results_dir, baseline=baseline, papers_dir=papers_dir, n_boot=n_boot)
     blocks = report_blocks(an)
-    path = Path(out) if out is not None else Path(results_dir) / f"report.{fmt}"
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "html":
         path.write_text(render_html(blocks), encoding="utf-8")
     else:
-        fig_dir = path.parent / f"{path.stem}_files"
         path.write_text(render_markdown(blocks, fig_dir, fig_dir.name), encoding="utf-8")
     return path, an
 

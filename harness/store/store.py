@@ -24,6 +24,8 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from harness.errors import HarnessError
+
 SORT_KEYS = ["task", "sweep", "seed", "variant"]
 
 
@@ -41,6 +43,24 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable_dir(path: Path) -> None:
+    """Refuse a folder that cannot be written (a file, under a file, read-only) before any work is done.
+
+    Probes with a temp folder that is removed at once: ``os.access`` cannot tell, as root passes it on
+    read-only mounts such as /sys.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise HarnessError(f"{path} is a file, not a folder; choose another --out")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise HarnessError(f"{path}: {existing} is a file, not a folder; choose another --out")
+    try:
+        tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError as exc:
+        raise HarnessError(f"{path}: cannot write in {existing} ({exc.strerror}); choose another --out") from None
 
 
 class ResultStore:

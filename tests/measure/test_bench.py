@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from harness.measure import COLUMNS
@@ -29,3 +30,19 @@ def test_bench_failure_is_a_row(tiny_cfg):
     df = bench_mixers(["attention"], [8], d_model=8, batch_size=1, device="cpu", dtype="fp32", cfg=tiny_cfg,
                       per_mixer={"attention": {"window": 4, "causal": True}})
     assert df["status"][0].startswith("error: ValueError")
+
+
+@pytest.mark.parametrize("args", [["--lengths", "0"], ["--lengths", "-5"], ["--lengths", ","], ["--mixers", ""],
+                                  ["--d-model", "0"], ["--batch-size", "0"], ["--dtype", "int8"], ["--out", "afile"]])
+def test_bench_bad_flags_exit_2_and_write_nothing(tmp_path, monkeypatch, args):
+    from typer.testing import CliRunner
+
+    from harness import cli
+
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("harness.measure.bench.bench_mixers", lambda *a, **k: pytest.fail("bench ran"))
+    result = CliRunner().invoke(cli.app, ["bench", "--device", "cpu", "--mixers", "gated_cnn", "--lengths", "8",
+                                          "--out", "rb", *args])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

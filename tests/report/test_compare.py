@@ -104,3 +104,27 @@ def test_cli_pairs_a_folder_of_suites_with_a_suite_by_name(tmp_path):
     assert out.returncode == 1 and "3 regressions" in out.stdout, out.stdout + out.stderr
     out = subprocess.run([harness, "compare", tmp_path / "nowhere", b], capture_output=True, text=True)
     assert out.returncode == 2 and "no results.parquet here or in its subfolders" in out.stderr
+
+
+def test_cli_folder_of_suites_with_a_suite_json_lacking_its_name_or_corrupt(tmp_path):
+    """A suite.json without ``suite`` pairs by folder name; an unreadable one is named, exit 2."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from harness import cli
+
+    a, b = _dirs(tmp_path)
+    old = tmp_path / "old"
+    for name in ("synthetic", "other"):
+        shutil.copytree(a, old / name)
+    (old / "other" / "suite.json").write_text(json.dumps({"tasks": {}}))
+    new = tmp_path / "new"
+    shutil.copytree(b, new / "synthetic")
+    shutil.copytree(b, new / "other")
+    (new / "other" / "suite.json").write_text(json.dumps({"tasks": {}}))
+    result = CliRunner().invoke(cli.app, ["compare", str(old), str(new)])
+    assert result.exit_code == 0 and "other -> " in result.output.replace("\n", ""), result.output
+    (old / "other" / "suite.json").write_text("{bad")
+    result = CliRunner().invoke(cli.app, ["compare", str(old), str(new)])
+    assert result.exit_code == 2 and f"{old / 'other' / 'suite.json'}: corrupt" in result.output.replace("\n", ""), result.output

@@ -89,6 +89,53 @@ def test_cli_report_exit_codes(tmp_path, demo):
     assert cli_report(res, format="pdf") == 2
 
 
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from harness import cli
+    return CliRunner().invoke(cli.app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("fmt", ["html", "md"])
+def test_unwritable_out_is_refused_before_anything_is_written(tmp_path, demo, fmt):
+    res, _ = demo
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "emptydir").mkdir()
+    for out, says in ((tmp_path / "afile" / "x.html", "is a file, not a folder"),
+                      (tmp_path / "emptydir", "is a folder; --out takes a file path")):
+        result = _cli("report", res, "--format", fmt, "--out", out)
+        assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "emptydir"]  # no emptydir_files/ either
+    assert not any((tmp_path / "emptydir").iterdir())
+
+
+def test_corrupt_results_folder_is_named_not_a_traceback(tmp_path, demo):
+    import pandas as pd
+
+    res, _ = demo
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "results.parquet").write_text("x\n")
+    (tmp_path / "empty").mkdir()
+    pd.DataFrame().to_parquet(tmp_path / "empty" / "results.parquet")
+    badjson = synthetic.write(tmp_path / "badjson", synthetic.classification_rows(np.random.default_rng(0), seeds=2),
+                              {})
+    (badjson / "suite.json").write_text("{bad")
+    for folder, file, says in (("garbage", "results.parquet", "not a harness results table"),
+                               ("empty", "results.parquet", "not a harness results table (no task column)"),
+                               ("badjson", "suite.json", "not a harness suite.json")):
+        path = str(tmp_path / folder / file)
+        for args in (["show", tmp_path / folder], ["report", tmp_path / folder, "--out", tmp_path / "r.html"],
+                     ["report", res, "--baseline", tmp_path / folder, "--out", tmp_path / "r.html"],
+                     ["compare", res, tmp_path / folder]):
+            result = _cli(*args)
+            if args[0] == "show" and folder == "badjson":
+                assert result.exit_code == 0  # show needs the table only
+                continue
+            out = result.output.replace("\n", "")
+            assert result.exit_code == 2 and path in out and says in out and "Traceback" not in out, (args, result.output)
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_md_to_html_subset():
     h = md_to_html("### T\n\nsome **bold** and `code`\n\n- a\n- b\n\n| x | y |\n|---|---|\n| 1 | 2 |\n")
     assert "<h3>T</h3>" in h and "<b>bold</b>" in h and "<code>code</code>" in h

@@ -145,3 +145,52 @@ def test_jobs_interrupted_keep_only_finished_runs(tmp_path: Path) -> None:
     assert rerun.returncode == 0, rerun.stderr
     df = pd.read_parquet(tmp_path / "results" / "tiny" / "results.parquet")
     assert len(df) == 3 and df["config_hash"].is_unique and set(df["status"]) == {"ok"}
+
+
+def cli_run(tmp_path: Path, monkeypatch, *args: str):
+    """``harness run tiny.yaml ARGS`` in-process (bad input is refused before any run starts)."""
+    from typer.testing import CliRunner
+
+    from harness import cli
+
+    write_suite(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return CliRunner().invoke(cli.app, ["run", "tiny.yaml", *args])
+
+
+@pytest.mark.parametrize("out", ["afile", "afile/x", "/sys/harness-test"])
+def test_unwritable_out_exits_2_and_writes_nothing(tmp_path: Path, monkeypatch, out: str) -> None:
+    if out.startswith("/sys") and not Path("/sys").is_dir():
+        pytest.skip("no /sys")
+    (tmp_path / "afile").write_text("x")
+    result = cli_run(tmp_path, monkeypatch, "--out", out)
+    assert result.exit_code == 2 and f"error: {out}" in result.output and "choose another --out" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "tiny.yaml"]
+
+
+def test_out_holding_another_suite_exits_2(tmp_path: Path, monkeypatch) -> None:
+    from harness.store.store import ResultStore
+
+    ResultStore(tmp_path / "other").write_meta("suite.json", {"suite": "t1", "tasks": {}})
+    before = (tmp_path / "other" / "suite.json").read_text()
+    result = cli_run(tmp_path, monkeypatch, "--out", "other")
+    assert result.exit_code == 2 and "other holds suite 't1' results" in result.output and "choose another --out" in result.output
+    assert [p.name for p in (tmp_path / "other").iterdir()] == ["suite.json"]
+    assert (tmp_path / "other" / "suite.json").read_text() == before
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf"])
+def test_timeout_must_be_positive_and_finite(tmp_path: Path, monkeypatch, timeout: str) -> None:
+    result = cli_run(tmp_path, monkeypatch, "--timeout", timeout)
+    assert result.exit_code == 2 and "--timeout must be a positive number of seconds" in result.output, result.output
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_suite_that_plans_no_runs_says_so_without_only(tmp_path: Path, monkeypatch) -> None:
+    import harness.plan.planner
+
+    monkeypatch.setattr(harness.plan.planner, "plan", lambda *a, **k: [])
+    result = cli_run(tmp_path, monkeypatch)
+    assert result.exit_code == 2 and "suite 'tiny' plans no runs" in result.output and "--only" not in result.output, result.output
+    result = cli_run(tmp_path, monkeypatch, "--only", "nothing")
+    assert result.exit_code == 2 and "--only 'nothing' matches no run of suite 'tiny'" in result.output
