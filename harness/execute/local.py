@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from harness.execute import worker
@@ -155,7 +156,7 @@ def execute(
         def one(spec: RunSpec) -> dict[str, Any] | None:
             with running_lock:
                 running[spec.run_id] = spec.label
-            recorder.describe(f"[bold]{labels()}")
+            recorder.describe(f"[bold]{escape(labels())}")
             try:
                 return run_one(spec, store, cache_dir, timeout, env=env, threads=threads, stop=stop)
             finally:
@@ -173,7 +174,7 @@ def execute(
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
             summary.interrupted = True
-            console.print(f"[yellow]interrupted during {what}; "
+            console.print(f"[yellow]interrupted during {escape(what)}; "
                           "finished runs are stored, rerun to resume")
     return summary
 
@@ -217,9 +218,9 @@ class Recorder:
         self.store.write_run(row, spec.config)
         self.summary.ran.append(spec.run_id)
         self.summary.statuses[spec.run_id] = row["status"]
-        done = f"{len(self.summary.ran)}/{self.total} {spec.label}"
+        done = escape(f"{len(self.summary.ran)}/{self.total} {spec.label}")  # labels and messages hold [brackets]
         if row["status"] != "ok":
-            self.console.print(f"[red]{done}: {row['status']}[/red] {row.get('error', '')[:200]}", highlight=False)
+            self.console.print(f"[red]{done}: {row['status']}[/red] {escape(row.get('error', '')[:200])}", highlight=False)
         elif not self.console.is_terminal:  # logs and pipes see no live bar: a line per finished run
             self.console.print(f"{done}: ok in {row.get('duration_s', 0):.1f} s", highlight=False)
         self.progress.advance(self.bar)

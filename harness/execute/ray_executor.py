@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from rich.console import Console
+from rich.markup import escape
 
 from harness.errors import HarnessError
 from harness.execute.local import ExecutionSummary, Recorder, _failure_row, pending
@@ -277,7 +278,7 @@ def execute(
                     for ref in ready:
                         spec = submitted[ref]
                         recorder.record(spec, _collect(ref, spec, store, max_retries))
-                        recorder.describe(f"[bold]{spec.label}[/bold] done, {len(waiting)} queued or running")
+                        recorder.describe(f"[bold]{escape(spec.label)}[/bold] done, {len(waiting)} queued or running")
             except KeyboardInterrupt:
                 summary.interrupted = True
                 for ref in waiting:

@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 # (column, header) — shown as the mean over the finished runs
@@ -57,11 +58,11 @@ def print_summary(console: Console, df: pd.DataFrame) -> None:
             vals = ok[column].dropna() if column in ok else pd.Series(dtype=float)
             cells.append(si(float(vals.mean())) if len(vals) else "-")
         cells.append(str(ok["backend"].iloc[0]) if len(ok) and "backend" in ok else "-")
-        table.add_row(*cells)
+        table.add_row(*map(escape, cells))  # names and backends are data, not markup
     console.print(table)
 
 
 def print_runs(console: Console, df: pd.DataFrame) -> None:
     metrics = [m for m in df.get("primary_metric", pd.Series(dtype=str)).dropna().unique() if m in df.columns]
     cols = [c for c in ["task", "variant", "seed", "sweep", "status", *metrics, "params", "latency_ms_p50", "backend", "error"] if c in df.columns]
-    console.print(df[cols].to_string(index=False), highlight=False)
+    console.print(df[cols].to_string(index=False), highlight=False, markup=False)  # errors hold [brackets]
