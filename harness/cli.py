@@ -67,7 +67,12 @@ def _parse_seeds(text: str | None) -> list[int] | None:
         fail(f"--seeds must be comma-separated integers, got {text!r}")
     if not seeds:
         fail("--seeds is empty")
-    return seeds
+    from harness.config.schema import check_seeds
+
+    try:
+        return check_seeds(seeds)
+    except ValueError as exc:
+        fail(f"--seeds: {exc}")
 
 
 def _load(suite_path: Path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pydantic import BaseModel, ValidationError
 
@@ -83,16 +83,23 @@ def _pydantic_errors(exc: ValidationError, root: Any, prefix: tuple[Any, ...], f
     """The first pydantic error as a ConfigError located in the YAML."""
     err = exc.errors()[0]
     loc = tuple(err["loc"])
-    # pydantic adds union-branch names (e.g. 'str', 'VariantEntry') to loc: drop them for lookup/printing
-    clean = tuple(p for p in loc if not (isinstance(p, str) and (p[:1].isupper() or p in {"str", "int", "float", "bool"})))
+    clean = tuple(p for p in loc if not _is_union_tag(p))
     file, line = line_of(root, clean)
     if line is None:
         file, line = fallback
     dotted = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in (*prefix, *clean)).replace(".[", "[")
-    msg = err["msg"]
+    msg = err["msg"].removeprefix("Value error, ")  # a validator's own message reads alone
     if "input" in err and err["type"] not in ("missing",):
         msg += f" (got {err['input']!r})"
     return ConfigError(file or fallback[0], line, f"{dotted}: {msg}" if dotted else msg)
+
+
+def _is_union_tag(part: Any) -> bool:
+    """Whether a pydantic ``loc`` part names a union branch ('str', 'list[int]', 'VariantEntry'), not a
+    key: those are dropped for line lookup and printing. Field names are snake_case (``A_init`` too)."""
+    if not isinstance(part, str):
+        return False
+    return part in {"str", "int", "float", "bool", "none"} or "[" in part or (part[:1].isupper() and "_" not in part)
 
 
 def validate_section(model: type[BaseModel], data: Any, root: Any, prefix: tuple[Any, ...], fallback: tuple[str, int | None]) -> BaseModel:
@@ -140,8 +147,11 @@ def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
     section, _, rest = key.partition(".")
     target = config.setdefault(section, {})
     parts = rest.split(".")
-    for part in parts[:-1]:
+    for i, part in enumerate(parts[:-1]):
         target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            inner = ".".join([section, *parts[: i + 1]])
+            raise ValueError(f"sweep key {key!r}: {inner} is a value ({target!r}), not a mapping with fields")
     target[parts[-1]] = value
 
 
@@ -154,7 +164,7 @@ def sweep_points(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
 def _variants(raw: list[Any] | None, task: TaskEntry, where: tuple[str, int | None]) -> list[VariantEntry]:
     if raw is None:
         raise ConfigError(*where, f"task {task.name!r} has no variants: set variants: in the task or the suite")
-    out = [VariantEntry(name=v) if isinstance(v, str) else v for v in raw]
+    out = list(raw)
     if task.ablate is not None:
         base = next((v for v in out if v.name == task.ablate.base), None)
         if base is None:
@@ -191,49 +201,91 @@ def build_run_config(
     return config
 
 
-def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line: tuple[str, int | None]) -> None:
-    """Build and validate every configuration the task will run."""
+def _check_names(task: ResolvedTask, raw_task: Any, raw_variants: Any, match_line: tuple[str, int | None]) -> None:
+    """Every name the task uses resolves in its family: dataset, variants, metrics, match fields."""
     fam = task.family
     entry = task.entry
-    task_where = line_of(raw_task, ())
     if entry.dataset not in fam.datasets:
         file, line = line_of(raw_task, ("dataset",))
         known = sorted(fam.datasets)
         raise ConfigError(file, line, f"unknown dataset {entry.dataset!r} for family {fam.name!r}{suggest(entry.dataset, known)}; known: {', '.join(known)}")
     for i, v in enumerate(task.variants):
         if v.uses not in fam.variants:
-            file, line = line_of(raw_variants, (i,)) if raw_variants is not None else task_where
-            raise ConfigError(file, line, f"unknown variant {v.uses!r} for family {fam.name!r}{suggest(v.uses, list(fam.variants))}; known: {', '.join(fam.variants)}")
+            where = "ablate.base: " if v.ablation else ""  # the ablation's base is neither listed nor a family variant
+            if v.ablation:
+                file, line = line_of(raw_task, ("ablate", "base"))
+            elif raw_variants is not None:
+                file, line = line_of(raw_variants, (i,))
+            else:
+                file, line = line_of(raw_task, ())
+            raise ConfigError(file, line, f"{where}unknown variant {v.uses!r} for family {fam.name!r}{suggest(v.uses, list(fam.variants))}; known: {', '.join(fam.variants)}")
     for name in task.metrics:
         if name not in fam.metrics:
             file, line = line_of(raw_task, ("metrics",))
             raise ConfigError(file, line, f"unknown metric {name!r} for family {fam.name!r}{suggest(name, list(fam.metrics))}; known: {', '.join(fam.metrics)}")
-    for name in entry.verdict.thresholds:
-        if name not in fam.metrics:
-            file, line = line_of(raw_task, ("verdict", "thresholds", name))
-            raise ConfigError(file, line, f"verdict threshold for unknown metric {name!r}{suggest(name, list(fam.metrics))}")
-    ref = task.match.get("reference")
-    if ref is not None and ref not in {v.name for v in task.variants}:
-        file, line = line_of(raw_task, ("match",)) if "match" in raw_task else sweep_line
-        raise ConfigError(file, line, f"match.reference {ref!r} is not one of the task's variants ({', '.join(v.name for v in task.variants)})")
+    for key in ("thresholds", "relative"):
+        for name in getattr(entry.verdict, key):
+            if name not in fam.metrics:
+                file, line = line_of(raw_task, ("verdict", key, name))
+                raise ConfigError(file, line, f"verdict.{key}: unknown metric {name!r}{suggest(name, list(fam.metrics))}; known: {', '.join(fam.metrics)}")
+    match = validate_section(MatchConfig, task.match, raw_task.get("match"), (entry.name, "match"), match_line)
+    assert isinstance(match, MatchConfig)
+    if match.by != "none" and match.reference is None:
+        raise ConfigError(*match_line, f"match.by {match.by!r} needs match.reference: the variant label whose {match.by} the others match")
+    if match.reference is not None and match.reference not in {v.name for v in task.variants}:
+        raise ConfigError(*match_line, f"match.reference {match.reference!r} is not one of the task's variants ({', '.join(v.name for v in task.variants)})")
+    fields = list(fam.ModelParams.model_fields)
+    if match.field is not None and match.field not in fields:
+        raise ConfigError(*match_line, f"match.field {match.field!r} is not a model field of family {fam.name!r}{suggest(match.field, fields)}; known: {', '.join(fields)}")
+
+
+def _missing_user_paths(params: BaseModel, loc: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str, str]]:
+    """(field path, kind, value) of every ``user_path`` field whose file or folder does not exist."""
+    for name, info in type(params).model_fields.items():
+        value = getattr(params, name)
+        if isinstance(value, BaseModel):
+            yield from _missing_user_paths(value, (*loc, name))
+        kind = info.json_schema_extra.get("must_exist") if isinstance(info.json_schema_extra, dict) else None
+        if kind and value is not None and not (Path(value).is_dir() if kind == "folder" else Path(value).is_file()):
+            yield (*loc, name), str(kind), value
+
+
+def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line: tuple[str, int | None], match_line: tuple[str, int | None]) -> None:
+    """Build and validate every configuration the task will run."""
+    fam = task.family
+    entry = task.entry
+    task_where = line_of(raw_task, ())
+    _check_names(task, raw_task, raw_variants, match_line)
     data_schema = fam.datasets[entry.dataset].params
     # the configuration without sweep values first (errors point at the task's own lines), then every
     # sweep point (errors point at the sweep: line)
     points = [{}] + ([p for p in sweep_points(task.sweep)] if task.sweep else [])
     for point in points:
         for variant in task.variants:
-            config = build_run_config(task, variant, point)
+            try:
+                config = build_run_config(task, variant, point)
+            except ValueError as exc:
+                raise ConfigError(*sweep_line, f"{entry.name}.{exc}") from None
             if point:
                 roots = dict.fromkeys(("data", "model", *SECTION_MODELS))
                 where = {section: sweep_line for section in ("data", "model", *SECTION_MODELS)}
+                model_prefix: tuple[Any, ...] = (entry.name, "model")
             else:
-                model_root = raw_task.get("model")
-                if variant.model and isinstance(raw_variants, LineList):
+                model_root, model_prefix = raw_task.get("model"), (entry.name, "model")
+                if variant.ablation and variant.ablation != "base":  # its own model: keys, under ablate.variants
+                    model_root = _variant_model_node(raw_task["ablate"].get("variants"), variant.name) or model_root
+                    model_prefix = (entry.name, "ablate", variant.name, "model")
+                elif variant.model and isinstance(raw_variants, LineList):
                     model_root = _variant_model_node(raw_variants, variant.name) or model_root
                 roots = {"data": raw_task.get("data"), "model": model_root, **{s: raw_task.get(s) for s in SECTION_MODELS}}
                 where = {s: line_of(raw_task, (s,)) if s in raw_task else task_where for s in ("data", "model", *SECTION_MODELS)}
-            validate_section(data_schema, config["data"], roots["data"], (entry.name, "data"), where["data"])
-            validate_section(fam.ModelParams, config["model"], roots["model"], (entry.name, "model"), where["model"])
+            data = validate_section(data_schema, config["data"], roots["data"], (entry.name, "data"), where["data"])
+            for loc, kind, value in _missing_user_paths(data):
+                file, line = line_of(roots["data"], loc) if roots["data"] is not None else where["data"]
+                raise ConfigError(file or where["data"][0], line if line is not None else where["data"][1],
+                                  f"{entry.name}.data.{'.'.join(loc)}: {kind} {value!r} not found (relative paths start at "
+                                  f"the working directory, {Path.cwd()}); point it at your copy of the data")
+            validate_section(fam.ModelParams, config["model"], roots["model"], model_prefix, where["model"])
             for section, model in SECTION_MODELS.items():
                 validate_section(model, config[section], roots[section], (entry.name, section), where[section])
             if entry.distributed is not None:
@@ -244,8 +296,8 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
                     raise ConfigError(file, line, f"{entry.name}.distributed: train.batch_size {batch} must be divisible by nproc_per_node x nnodes = {ranks} (each rank trains on an equal shard of the global batch)")
 
 
-def _variant_model_node(raw_variants: LineList, name: str) -> Any:
-    for item in raw_variants:
+def _variant_model_node(raw_variants: Any, name: str) -> Any:
+    for item in raw_variants if isinstance(raw_variants, LineList) else ():
         if isinstance(item, LineDict) and item.get("name") == name:
             return item.get("model")
     return None
@@ -298,7 +350,8 @@ def load_suite(path: str | Path) -> Suite:
             if key not in resolved_task.sweep:
                 raise ConfigError(*line_of(raw_task, ("factors",)), f"factor {key!r} is not a sweep key of task {entry.name!r} ({', '.join(resolved_task.sweep) or 'no sweep'})")
         sweep_node = raw_task if "sweep" in raw_task else raw
-        _check_task(resolved_task, raw_task, raw_variants, line_of(sweep_node, ("sweep",)))
+        match_node = raw_task if "match" in raw_task else raw
+        _check_task(resolved_task, raw_task, raw_variants, line_of(sweep_node, ("sweep",)), line_of(match_node, ("match",)))
         tasks.append(resolved_task)
     return Suite(
         name=suite.suite,

@@ -6,12 +6,31 @@ variants and metrics) are checked in ``harness.config.load`` against the family 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 SWEEP_SECTIONS = ("data", "model", "train", "measure")
+SEED_LIMIT = 2**32  # numpy's seed range (the training loop seeds numpy, torch and random with it)
+
+
+def check_seeds(seeds: list[int]) -> list[int]:
+    """Seeds are distinct integers in [0, 2**32): a repeated seed would plan the same run twice, and the
+    second would overwrite the first."""
+    for s in seeds:
+        if not 0 <= s < SEED_LIMIT:
+            raise ValueError(f"seed {s} is out of range: seeds are integers from 0 to {SEED_LIMIT - 1}")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seed {repeated[0]} appears more than once: each seed is one run per variant")
+    return seeds
+
+
+def _as_entries(value: Any) -> Any:
+    """A variant given by name alone (``- mamba``) is ``{name: mamba}``, so every entry is checked alike."""
+    return [{"name": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
 
 
 class Strict(BaseModel):
@@ -66,6 +85,10 @@ def _check_sweep(value: dict[str, list[Any]]) -> dict[str, list[Any]]:
             raise ValueError(f"sweep key {key!r} must be a dotted field under one of {', '.join(SWEEP_SECTIONS)}")
         if not values:
             raise ValueError(f"sweep {key!r} has no values")
+        seen = [json.dumps(v, sort_keys=True, default=str) for v in values]
+        repeated = next((values[i] for i, v in enumerate(seen) if v in seen[:i]), None)
+        if repeated is not None:
+            raise ValueError(f"sweep {key!r} lists {repeated!r} twice: each value is one run per variant and seed")
     return value
 
 
@@ -76,7 +99,7 @@ class TaskEntry(Strict):
     dataset: str
     data: dict[str, Any] = Field(default_factory=dict)
     model: dict[str, Any] = Field(default_factory=dict)
-    variants: list[str | VariantEntry] | None = None
+    variants: list[VariantEntry] | None = Field(None, min_length=1)
     ablate: Ablate | None = None
     train: dict[str, Any] = Field(default_factory=dict)
     measure: dict[str, Any] = Field(default_factory=dict)
@@ -88,6 +111,7 @@ class TaskEntry(Strict):
     distributed: Distributed | None = None  # torchrun/DDP for every run of this task (harness.run.distributed)
 
     _sweep = field_validator("sweep")(_check_sweep)
+    _variants = field_validator("variants", mode="before")(_as_entries)
 
 
 class SuiteFile(Strict):
@@ -97,8 +121,10 @@ class SuiteFile(Strict):
     train: dict[str, Any] = Field(default_factory=dict)
     measure: dict[str, Any] = Field(default_factory=dict)
     match: dict[str, Any] = Field(default_factory=dict)
-    variants: list[str | VariantEntry] | None = None
+    variants: list[VariantEntry] | None = Field(None, min_length=1)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     tasks: list[TaskEntry] = Field(min_length=1)
 
     _sweep = field_validator("sweep")(_check_sweep)
+    _variants = field_validator("variants", mode="before")(_as_entries)
+    _seeds = field_validator("seeds")(check_seeds)

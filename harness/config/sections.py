@@ -6,7 +6,7 @@ layer can take them without importing the suite schema.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,7 +41,7 @@ class MeasureConfig(Section):
 
     flops: bool = True
     latency: bool = True
-    latency_seeds: list[int] | None = Field(
+    latency_seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
         None, description="time latency only in the runs of these seeds (costs do not depend on the seed; "
                           "quality still uses every seed); None: every run"
     )

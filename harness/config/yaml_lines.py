@@ -65,17 +65,23 @@ def load_yaml(path: Path, display: str | None = None) -> Any:
     """Parse one YAML file safely; any syntax or tag problem becomes a ConfigError with its line."""
     name = display or str(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(name, None, "file not found") from None
     except OSError as exc:
         raise ConfigError(name, None, f"cannot read file: {exc.strerror}") from None
-    loader = _Loader(text)
-    loader.name = name
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(name, line, "not UTF-8 text: save the suite as UTF-8") from None
+    loader = None
     try:
+        loader = _Loader(text)  # the reader rejects control characters (e.g. NUL) here already
+        loader.name = name
         return loader.get_single_data()
     except ConfigError:
         raise
+    except RecursionError:
+        raise ConfigError(name, None, "YAML nested too deeply to be a suite") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -83,10 +89,13 @@ def load_yaml(path: Path, display: str | None = None) -> Any:
         if "python/" in str(exc) or "could not determine a constructor" in problem:
             problem = f"{problem.strip()} (python tags are not allowed: suites are data, never code)"
         raise ConfigError(name, line, f"YAML error: {problem.strip()}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(name, None, f"YAML error: {exc}") from None
+    except yaml.YAMLError as exc:  # e.g. a ReaderError: a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc, yaml.reader.ReaderError) else None
+        problem = exc.reason if isinstance(exc, yaml.reader.ReaderError) else str(exc)
+        raise ConfigError(name, line, f"YAML error: {problem}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def line_of(node: Any, path: tuple[Any, ...]) -> tuple[str, int | None]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 
@@ -32,6 +32,12 @@ class Params(BaseModel):
     """Base of every family's ``model:``/``data:`` schema: unknown keys are errors, values are checked."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def user_path(kind: str, description: str, default: Any = ...) -> Any:
+    """A field naming the user's own data (``kind``: "folder" or "file"): suite validation checks that it
+    exists, so a wrong path is a config error at its line rather than an error row mid-suite."""
+    return Field(default, description=description, json_schema_extra={"must_exist": kind})
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,25 @@ CASES = {
     "suite_section": ("suite: s\nvariants: [mamba]\nmeasure: {batch_size: 0}\ntasks:\n  - include: tasks/recall.yaml\n", 3, "measure.batch_size: Input should be greater than or equal to 1"),
     "suite_section_key": ("suite: s\nvariants: [mamba]\nmeasure: {sdpa_kernel: [flash]}\ntasks:\n  - include: tasks/recall.yaml\n", 3, "unknown key 'sdpa_kernel' in measure (did you mean 'sdpa_kernels'?)"),
     "task_section_line": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    measure:\n      batch_size: 2\n      sdpa_kernels: [flash2]\n", 7, "recall.measure.sdpa_kernels[0]: Input should be 'flash', 'cudnn', 'efficient' or 'math'"),
-    "bad_reference": ("suite: s\nvariants: [mamba]\nmatch: {by: params, reference: attention}\ntasks:\n  - include: tasks/recall.yaml\n", None, "match.reference 'attention' is not one of the task's variants"),
+    "bad_reference": ("suite: s\nvariants: [mamba]\nmatch: {by: params, reference: attention}\ntasks:\n  - include: tasks/recall.yaml\n", 3, "match.reference 'attention' is not one of the task's variants"),
+    "no_reference": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    match: {by: params}\n", 5, "match.by 'params' needs match.reference"),
+    "match_field": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    match: {by: params, reference: mamba, field: d_modle}\n", 5, "match.field 'd_modle' is not a model field of family 'sequence' (did you mean 'd_model'?)"),
+    "sweep_below_value": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    sweep: {model.d_model.x: [2]}\n", 5, "sweep key 'model.d_model.x': model.d_model is a value (32)"),
+    "sweep_repeat": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    sweep: {data.seq_len: [32, 64, 32]}\n", 5, "sweep 'data.seq_len' lists 32 twice"),
+    "seed_repeat": ("suite: s\nseeds: [0, 1, 0]\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n", 2, "seed 0 appears more than once"),
+    "seed_range": ("suite: s\nseeds: [99999999999999999999]\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n", 2, "seed 99999999999999999999 is out of range"),
+    "empty_variants": ("suite: s\nvariants: []\ntasks:\n  - include: tasks/recall.yaml\n", 2, "variants: List should have at least 1 item"),
+    "variant_name": ("suite: s\nvariants: [{name: 'a b', use: mamba}]\ntasks:\n  - include: tasks/recall.yaml\n", 2, "variants[0].name: String should match pattern"),
+    "a_init": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    model: {A_init: s4d}\n", 5, "recall.model.A_init: Input should be 's4d_real', 's4d_lin' or 'random'"),
+    "hybrid_pattern": ("suite: s\nvariants: [hybrid]\ntasks:\n  - include: tasks/recall.yaml\n    model: {pattern: [mamba, atention]}\n", 5, "recall.model.pattern: unknown mixer 'atention' (did you mean 'attention'"),
+    "verdict_relative": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    verdict:\n      relative: {acuracy: true}\n", 6, "verdict.relative: unknown metric 'acuracy' (did you mean 'accuracy'?)"),
+    "ablate_base": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    ablate:\n      base: mamab\n      variants: [{name: a, model: {d_state: 2}}]\n", 6, "ablate.base: unknown variant 'mamab' for family 'sequence' (did you mean 'mamba'?)"),
+    "ablate_model": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    ablate:\n      base: mamba\n      variants:\n        - name: small\n          model: {d_state: -2}\n", 9, "recall.ablate.small.model.d_state: Input should be greater than or equal to 1"),
+    "user_folder": ("suite: s\nvariants: [gated_cnn]\ntasks:\n  - name: photos\n    family: classification\n    dataset: imagefolder\n    data:\n      resolution: 32\n      path: no/such/folder\n", 9, "photos.data.path: folder 'no/such/folder' not found"),
+    "user_file": ("suite: s\nvariants: [fno]\ntasks:\n  - name: flow\n    family: pde\n    dataset: pdebench\n    data: {equation: burgers, path: nowhere.h5}\n", 7, "flow.data.path: file 'nowhere.h5' not found"),
+    "not_utf8": (b"suite: s\ndescription: \"\xff\"\n".decode("latin-1"), 2, "not UTF-8 text"),
+    "nul_char": ("suite: s\nvariants: [mamba]\ndescription: a\x00\n", 3, "special characters are not allowed"),
+    "too_deep": ("suite: s\ntasks: " + "[" * 5000 + "]" * 5000 + "\n", None, "nested too deeply"),
 }
 
 
@@ -55,7 +73,7 @@ def suite_dir(tmp_path: Path) -> Path:
 def test_bad_suite_is_located(case: str, suite_dir: Path) -> None:
     text, line, fragment = CASES[case]
     path = suite_dir / "suite.yaml"
-    path.write_text(text)
+    path.write_bytes(text.encode("latin-1" if case == "not_utf8" else "utf-8"))
     with pytest.raises(ConfigError) as info:
         load_suite(path)
     assert fragment in info.value.message

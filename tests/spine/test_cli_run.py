@@ -194,3 +194,12 @@ def test_a_suite_that_plans_no_runs_says_so_without_only(tmp_path: Path, monkeyp
     assert result.exit_code == 2 and "suite 'tiny' plans no runs" in result.output and "--only" not in result.output, result.output
     result = cli_run(tmp_path, monkeypatch, "--only", "nothing")
     assert result.exit_code == 2 and "--only 'nothing' matches no run of suite 'tiny'" in result.output
+
+
+@pytest.mark.parametrize(("seeds", "message"), [("0,1,0", "--seeds: seed 0 appears more than once"),
+                                                ("-1", "--seeds: seed -1 is out of range"),
+                                                ("4294967296", "--seeds: seed 4294967296 is out of range")])
+def test_seeds_must_be_distinct_and_in_range(tmp_path: Path, monkeypatch, seeds: str, message: str) -> None:
+    result = cli_run(tmp_path, monkeypatch, "--seeds", seeds)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "results").exists()

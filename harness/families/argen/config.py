@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from harness.families.base import Params
+from harness.families.base import Params, user_path
 
 
 class VQParams(Params):
@@ -29,8 +29,8 @@ class VQParams(Params):
     batch_size: int = Field(64, ge=1)
     lr: float = Field(2e-3, gt=0)
     seed: int = Field(0, description="tokenizer training seed (independent of the run seed)")
-    checkpoint: str | None = Field(
-        None, description="path to a LlamaGen VQ-f16 checkpoint (state dict, or {'model': state dict})"
+    checkpoint: str | None = user_path(
+        "file", "path to a LlamaGen VQ-f16 checkpoint (state dict, or {'model': state dict})", None
     )
 
     @model_validator(mode="after")
@@ -67,8 +67,8 @@ class ImageDataParams(Params):
     split_seed: int = Field(0, description="fixed train/test split, shared by all runs and the tokenizer")
     tokenizer: VQParams = VQParams()
     classifier: ClassifierParams = ClassifierParams()
-    inception_weights: str | None = Field(
-        None, description="local Inception-v3 FID weights (torch-fidelity's pt_inception) for standard FID"
+    inception_weights: str | None = user_path(
+        "file", "local Inception-v3 FID weights (torch-fidelity's pt_inception) for standard FID", None
     )
 
     @model_validator(mode="after")

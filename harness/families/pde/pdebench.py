@@ -23,7 +23,7 @@ import torch
 from pydantic import Field
 
 from harness.errors import HarnessError
-from harness.families.base import Params
+from harness.families.base import Params, user_path
 from harness.families.pde.data import Layout, PDEData
 
 EXPECTED = {
@@ -34,7 +34,7 @@ EXPECTED = {
 
 
 class PDEBenchParams(Params):
-    path: str = Field(description="a PDEBench HDF5 file on this machine")
+    path: str = user_path("file", "a PDEBench HDF5 file on this machine")
     equation: Literal["burgers", "darcy", "navier_stokes"]
     resolution: int = Field(64, ge=2, description="training grid points per side; must divide the file's")
     n_train: int = Field(128, ge=1)

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from harness.errors import HarnessError
-from harness.families.base import Params
+from harness.families.base import Params, user_path
 
 TRAIN_PHOTOS = (
     "astronaut", "coffee", "rocket", "stereo_motorcycle", "immunohistochemistry",
@@ -87,8 +87,8 @@ class PhotoData(RestorationData):
 class FolderData(RestorationData):
     """Paired folders in the DIV2K / Set5 / Urban100 layout (``HR/`` and ``LR_bicubic/X<s>/``)."""
 
-    train_path: str = Field(description="folder with HR/ (and LR_bicubic/X<scale>/ for SR) for training")
-    test_path: str = Field(description="folder in the same layout for evaluation (e.g. Set5, Urban100)")
+    train_path: str = user_path("folder", "folder with HR/ (and LR_bicubic/X<scale>/ for SR) for training")
+    test_path: str = user_path("folder", "folder in the same layout for evaluation (e.g. Set5, Urban100)")
 
 
 def bicubic(img: torch.Tensor, factor: float) -> torch.Tensor:

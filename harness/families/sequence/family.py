@@ -10,11 +10,13 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext
 from harness.families.sequence import data as D
 from harness.models.sequence_model import SequenceModel
+from harness.modules.registry import MIXERS
+from harness.registry import UnknownNameError
 
 # A seed offset that keeps the evaluation stream apart from every training step's stream.
 EVAL_STREAM = 1_000_003
@@ -35,12 +37,22 @@ class SequenceModelParams(Params):
     n_heads: int | None = Field(4, ge=1)
     selective: bool | None = None
     scan: Literal["raster", "bidirectional"] | None = Field(None, description="bidirectional sees the future: an ablation only")
-    A_init: str | None = None
+    A_init: Literal["s4d_real", "s4d_lin", "random"] | None = None  # harness.modules.mamba.A_INITS
     discretization: Literal["zoh", "euler"] | None = None
     impl: Literal["auto", "fused", "ref"] | None = None
     expansion_ratio: float | None = Field(None, gt=0)
     kernel_size: int | None = Field(None, ge=1)
     pos: Literal["none", "rope"] | None = "rope"
+
+    @field_validator("pattern")
+    @classmethod
+    def _known_mixers(cls, pattern: list[str] | None) -> list[str] | None:
+        for name in pattern or ():
+            try:
+                MIXERS.canonical(name)
+            except UnknownNameError as exc:
+                raise ValueError(str(exc)) from None  # pydantic reports ValueErrors at the field's line
+        return pattern
 
 
 def _rank_world() -> tuple[int, int]:

@@ -23,7 +23,7 @@ from pydantic import Field
 from torch.utils.data import Dataset, TensorDataset
 
 from harness.errors import HarnessError
-from harness.families.base import DatasetSpec, Params
+from harness.families.base import DatasetSpec, Params, user_path
 from harness.families.vision.batching import RenderedDataset
 from harness.families.vision.pathfinder import render_pathfinder
 
@@ -52,7 +52,7 @@ class PathfinderParams(Params):
 
 
 class ImageFolderParams(Params):
-    path: str = Field(description="folder holding train/<class>/* and val/<class>/* images")
+    path: str = user_path("folder", "folder holding train/<class>/* and val/<class>/* images")
     resolution: int = Field(224, ge=8)
     augment: bool = Field(True, description="timm's training transform (random resized crop, flip, jitter)")
 

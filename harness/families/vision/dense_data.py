@@ -22,7 +22,7 @@ from pydantic import Field
 from torch.utils.data import Dataset
 
 from harness.errors import HarnessError
-from harness.families.base import DatasetSpec, Params
+from harness.families.base import DatasetSpec, Params, user_path
 from harness.families.vision.batching import RenderedDataset
 from harness.families.vision.shapes import CLASSES, render_shapes
 
@@ -41,7 +41,7 @@ class ShapesParams(Params):
 
 
 class CocoParams(Params):
-    path: str = Field(description="COCO root holding the annotation json files and image folders")
+    path: str = user_path("folder", "COCO root holding the annotation json files and image folders")
     train_ann: str = "annotations/instances_train2017.json"
     val_ann: str = "annotations/instances_val2017.json"
     train_images: str = "train2017"
@@ -52,7 +52,7 @@ class CocoParams(Params):
 
 
 class AdeParams(Params):
-    path: str = Field(description="ADE20K root: images/{training,validation}/*.jpg, annotations/{...}/*.png")
+    path: str = user_path("folder", "ADE20K root: images/{training,validation}/*.jpg, annotations/{...}/*.png")
     resolution: int = Field(512, ge=32)
     num_classes: int = Field(150, ge=1, description="classes in the masks (after reduce_zero_label)")
     reduce_zero_label: bool = Field(True, description="mask value 0 = unlabeled (ignored), v -> v - 1 (ADE20K)")
