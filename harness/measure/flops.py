@@ -15,6 +15,10 @@ because fvcore silently skips kernels it cannot see):
   kernel and count a causal call as the ``Lq x Lk`` pairs it attends (top-left aligned, torch's
   semantics); calls with an explicit mask, and the math fallback (which FlopCounterMode sees as its
   matmuls), are counted in full, as those kernels compute every score.
+- FlopCounterMode's ``convolution_backward`` formula counts a grouped conv's weight gradient as if the
+  conv were dense (``groups`` times too many: 64x for a 64-channel depthwise conv, the conv of every Mamba
+  and Gated CNN block), which inflated train-step FLOPs of conv-bearing variants against attention. The
+  formula here counts the weight gradient as what it is, one more pass of the forward's multiply-adds.
 - einsum, checked (tests): both counters count contractions exactly; an einsum with no summed index
   (an outer/elementwise product) is 1 FLOP per multiply for fvcore (half a MAC) and 0 for FlopCounterMode,
   which lowers it to an elementwise ``mul`` and, by its convention, counts no elementwise op.
@@ -115,6 +119,23 @@ def fft_formulas() -> dict[Any, Callable[..., int]]:
     }
 
 
+def _conv_backward_formula(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
+    """``aten.convolution_backward``: torch's count for the input gradient (a transposed conv, which it
+    gets right for groups), plus the weight gradient as 2 x batch x positions x weight.numel() (the
+    forward's multiply-adds again: every weight meets every position it was applied at once)."""
+    a = _bind(aten.convolution_backward, args, kwargs)
+    names = [arg.name for arg in aten.convolution_backward.default._schema.arguments]
+    grad_input_only = [a[n] if n != "output_mask" else [a["output_mask"][0], False, False] for n in names]
+    total = flop_counter.conv_backward_flop(*grad_input_only, out_val=out_val)
+    if a["output_mask"][1]:
+        positions = (a["input"] if a["transposed"] else a["grad_output"]).shape[2:]
+        total += 2 * a["input"].shape[0] * math.prod(positions) * a["weight"].numel()
+    return total
+
+
+_conv_backward_formula._get_raw = True  # type: ignore[attr-defined]
+
+
 def sdpa_formulas() -> dict[Any, Callable[..., int]]:
     """``custom_mapping`` for FlopCounterMode: every SDPA kernel of this torch build, causal-aware."""
     mapping = {}
@@ -171,7 +192,8 @@ class _OpRecorder(TorchDispatchMode):
 
 def counted_flops(fn: Callable[[], Any]) -> tuple[int, list[str]]:
     """FLOPs (2 per multiply-add) of everything ``fn`` runs, forward and any backward it calls."""
-    counter = flop_counter.FlopCounterMode(display=False, custom_mapping={**sdpa_formulas(), **fft_formulas()})
+    mapping = {**sdpa_formulas(), **fft_formulas(), aten.convolution_backward: _conv_backward_formula}
+    counter = flop_counter.FlopCounterMode(display=False, custom_mapping=mapping)
     recorder = _OpRecorder()
     with counter, recorder, flop_formulas.counting(counter):  # counting: fused kernels add their closed forms
         fn()

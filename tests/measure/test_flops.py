@@ -182,3 +182,20 @@ def test_fft_flops_follow_the_cooley_tukey_count():
     z = torch.randn(2, 8, 16, 16, dtype=torch.complex64)
     flops, _ = counted_flops(lambda: torch.fft.fftn(z, dim=(-2, -1)))
     assert flops == (2 * 8) * 5 * 256 * 8
+
+
+@pytest.mark.parametrize(("groups", "transposed"), [(64, False), (4, False), (1, False), (8, True)])
+def test_conv_backward_is_twice_the_forward_for_grouped_convs(groups: int, transposed: bool) -> None:
+    # input gradient and weight gradient each repeat the forward's multiply-adds; torch's own formula
+    # counts a grouped conv's weight gradient `groups` times over (64x for the depthwise conv of a Mamba block)
+    conv_cls = nn.ConvTranspose1d if transposed else nn.Conv1d
+    conv = conv_cls(64, 64, 4, groups=groups, stride=2 if transposed else 1, padding=0 if transposed else 3)
+    x = torch.randn(2, 64, 16, requires_grad=True)
+    with torch.no_grad():
+        fwd, _ = counted_flops(lambda: conv(x))
+    positions = 16 if transposed else conv(x).shape[-1]
+    assert fwd == 2 * 2 * positions * conv.weight.numel()  # closed form: 2 x batch x positions x weights
+    train, _ = counted_flops(lambda: conv(x).sum().backward())
+    assert train == 3 * fwd
+    x.requires_grad_(False)  # a first layer: weight gradient only
+    assert counted_flops(lambda: conv(x).sum().backward())[0] == 2 * fwd
