@@ -147,6 +147,17 @@ def test_unrolled_attention_form_equals_the_shared_scan(s_A):
     assert (unrolled.last_backend, scan.last_backend) == ("unrolled", "reference")
 
 
+def test_scan_impl_flops_include_the_scan_closed_form():
+    from harness.kernels.flop_formulas import selective_scan_flops
+    from harness.measure.flops import count_flops
+
+    model = SelectiveSSMClassifier(3, 2, 8, 4, 0.05, 0.5, "input", 0.0, impl="scan")
+    tokens = torch.randint(0, 3, (4, 50))
+    counts = count_flops(model, (tokens,))
+    assert counts.skipped == []
+    assert counts.flops_fwd >= selective_scan_flops(4, 8, 50, 4, has_D=False)  # the scan is counted, not skipped
+
+
 # ---------------------------------------------------------------- training through the shared loop
 
 

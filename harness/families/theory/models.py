@@ -24,7 +24,7 @@ A repeated over channels. Two implementations of the same y_T (``impl``), tested
   output, so it costs O(T N + T D) per sequence instead of the scan's O(T N D) states; at CPU scale it is
   about 10x faster than the scan, which is what makes the T x s_A x seed grid fit in minutes. Not a new
   scan: no recurrence is run.
-- ``scan``: the shared reference selective scan (``harness.kernels.selective_scan_ref``), all T outputs,
+- ``scan``: the shared reference selective scan op (``harness.kernels.ops.selective_scan``), all T outputs,
   last one kept.
 
 Both are computed in fp32 (autocast off): a bf16 cumulative sum of Delta would corrupt the decays.
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.families.theory.data import PAD
-from harness.kernels.selective_scan import selective_scan_ref
+from harness.kernels.ops import selective_scan
 from harness.modules.registry import create_mixer
 
 IMPLS = ("unrolled", "scan")
@@ -94,7 +94,7 @@ class SelectiveSSMClassifier(nn.Module):
                 self.last_backend = "unrolled"
             else:
                 b, _, d = u.shape
-                out = selective_scan_ref(
+                out = selective_scan(  # the registered op, so the FLOP counters see its closed form
                     u.transpose(1, 2),
                     delta[:, None, :].expand(b, d, -1),
                     self.A[None, :].expand(d, -1),
