@@ -55,15 +55,11 @@ def _process_context() -> multiprocessing.context.ForkServerContext:
 def _failure_row(spec: RunSpec, message: str) -> dict[str, Any]:
     """A row for a run whose process died without a result (killed, segfault, OOM-killer...)."""
     from harness.measure.env import environment
+    from harness.run.runner import spec_columns
     import torch
 
-    c = spec.config
-    return {
-        "suite": c["suite"], "task": c["task"], "family": c["family"], "dataset": c["dataset"],
-        "variant": c["variant"], "mixer": c["use"], "ablation": c.get("ablation", ""), "seed": c["seed"],
-        "sweep": json.dumps(c["sweep"], sort_keys=True), "status": "error", "error": message,
-        "config_hash": spec.run_id, **environment(torch.device(c["device"])),
-    }
+    return {**spec_columns(spec.config, spec.run_id), "status": "error", "error": message,
+            **environment(torch.device(spec.config["device"]))}
 
 
 def death_reason(code: int | None, log: Path) -> str:

@@ -117,15 +117,11 @@ def solve_budget(config: dict[str, Any], family: Family, ctx: RunContext) -> tup
     }
 
 
-def execute_run(config: dict[str, Any], run_id: str, cache_dir: Path) -> dict[str, Any]:
-    """Build, train, evaluate and measure one run. Never raises for run failures: returns a row."""
-    from harness.measure.env import environment
-
-    started = datetime.now(timezone.utc)
-    t0 = time.perf_counter()
-    device = torch.device(config["device"])
+def spec_columns(config: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """The columns the config alone decides; a run process that dies leaves a failure row built from the
+    same (``harness.execute.local``), so reports still know its kind (is_ssm, causal) and sweep point."""
     family_cls = FAMILIES.get(config["family"])
-    row: dict[str, Any] = {
+    return {
         "suite": config["suite"],
         "task": config["task"],
         "family": family_cls.name,
@@ -137,16 +133,28 @@ def execute_run(config: dict[str, Any], run_id: str, cache_dir: Path) -> dict[st
         "causal": bool(family_cls.causal),
         "seed": config["seed"],
         "sweep": json.dumps(config["sweep"], sort_keys=True),
+        "config_hash": run_id,
+        "harness_version": __version__,
+        "distributed": distributed.label(config.get("distributed")),
+        **{f"sweep.{key}": value for key, value in config["sweep"].items()},
+    }
+
+
+def execute_run(config: dict[str, Any], run_id: str, cache_dir: Path) -> dict[str, Any]:
+    """Build, train, evaluate and measure one run. Never raises for run failures: returns a row."""
+    from harness.measure.env import environment
+
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    device = torch.device(config["device"])
+    family_cls = FAMILIES.get(config["family"])
+    row: dict[str, Any] = {
+        **spec_columns(config, run_id),
         "status": "ok",
         "error": "",
-        "config_hash": run_id,
         "started_at": started.isoformat(timespec="seconds"),
-        "harness_version": __version__,
         **environment(device),
-        "distributed": distributed.label(config.get("distributed")),
     }
-    for key, value in config["sweep"].items():
-        row[f"sweep.{key}"] = value
     measure_cfg = MeasureConfig.model_validate(config["measure"])
     if measure_cfg.cpu_threads is not None:
         torch.set_num_threads(measure_cfg.cpu_threads)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -61,6 +62,11 @@ def check_writable_dir(path: Path) -> None:
         tempfile.TemporaryDirectory(dir=existing).cleanup()
     except OSError as exc:
         raise HarnessError(f"{path}: cannot write in {existing} ({exc.strerror}); choose another --out") from None
+
+
+def _missing(value: Any) -> bool:
+    """A value a row lacks: None, or the NaN pandas fills in for a column other rows have."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 class ResultStore:
@@ -125,9 +131,15 @@ class ResultStore:
             df = self.table()
             if df.empty:
                 return df
-            for column in df.columns:  # parquet needs one type per column: mixed objects become strings
-                if df[column].dtype == object and df[column].map(type).nunique() > 1:
-                    df[column] = df[column].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
+            for column in df.columns:
+                if df[column].dtype != object:
+                    continue
+                # a value a row lacks (a failure row has no mem_approx...) is null, never "NaN", and a flag
+                # column stays a (nullable) boolean
+                values = df[column].map(lambda v: None if _missing(v) else v)
+                if values.dropna().map(type).nunique() > 1:  # parquet needs one type per column: mixed objects become strings
+                    values = values.map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
+                df[column] = values
             tmp = self.root / ".results.parquet.tmp"
             df.to_parquet(tmp, index=False)
             os.replace(tmp, self.root / "results.parquet")
