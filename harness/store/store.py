@@ -27,7 +27,7 @@ import pandas as pd
 
 from harness.errors import HarnessError
 
-SORT_KEYS = ["task", "sweep", "seed", "variant"]
+SORT_KEYS = ["task", "sweep", "seed", "variant"]  # sweep points by value (_sweep_order), not by their JSON text
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -67,6 +67,19 @@ def check_writable_dir(path: Path) -> None:
 def _missing(value: Any) -> bool:
     """A value a row lacks: None, or the NaN pandas fills in for a column other rows have."""
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _sweep_order(sweep: Any) -> tuple:
+    """Sweep points ordered by value, key by key: numbers as numbers (16, 64, 256; their JSON text would
+    give 16, 256, 64), before any other value, which goes by its text."""
+    try:
+        point = json.loads(sweep)
+    except (TypeError, ValueError):
+        point = None
+    if not isinstance(point, dict):  # not a sweep point: last, by its text
+        return (("~", 1, 0, str(sweep)),)
+    return tuple((k, 0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (k, 1, 0, json.dumps(v))
+                 for k, v in sorted(point.items()))
 
 
 class ResultStore:
@@ -123,7 +136,8 @@ class ResultStore:
         if df.empty:
             return df
         keys = [k for k in SORT_KEYS if k in df.columns]
-        return df.sort_values(keys, kind="stable").reset_index(drop=True)
+        rank = {p: i for i, p in enumerate(sorted(set(df.get("sweep", [])), key=_sweep_order))}
+        return df.sort_values(keys, key=lambda s: s.map(rank) if s.name == "sweep" else s, kind="stable").reset_index(drop=True)
 
     def rebuild(self) -> pd.DataFrame:
         """Re-derive results.parquet and results.csv from runs/ (under the lock, each file atomically)."""

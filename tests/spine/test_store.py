@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 from pathlib import Path
 
@@ -82,3 +83,14 @@ tasks:
     assert df.loc["attention", "mem_approx"] is False and df.loc["mamba", "mem_approx"] is None
     assert df["backend"].isna().sum() == 1 and df["accuracy"].isna().sum() == 1
     assert not df.isin(["NaN", "nan", "true", "false"]).any().any()
+
+
+def test_a_size_sweep_lists_in_numeric_order(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path).create()
+    points = [{"data.seq_len": 256}, {"data.seq_len": 16}, {"data.seq_len": "full"}, {"data.seq_len": 64},
+              {"data.seq_len": 64, "model.d_state": 16}, {"data.seq_len": 64, "model.d_state": 4}, {}]
+    for i, point in enumerate(points):
+        store.write_run(_row(i, sweep=json.dumps(point, sort_keys=True)), {})
+    shown = [json.loads(s) for s in pd.read_csv(tmp_path / "results.csv")["sweep"]]
+    assert shown == [{}, {"data.seq_len": 16}, {"data.seq_len": 64}, {"data.seq_len": 64, "model.d_state": 4},
+                     {"data.seq_len": 64, "model.d_state": 16}, {"data.seq_len": 256}, {"data.seq_len": "full"}]
