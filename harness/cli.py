@@ -233,14 +233,16 @@ def _results_dir(path: Path) -> Path:
 @app.command()
 def show(results: Path = typer.Argument(..., help="a results folder (results/<suite>)"), runs: bool = typer.Option(False, "--runs", help="one line per run instead of per task x variant")) -> None:
     """Print a results table in the terminal."""
-    from harness.report.load import read_table
+    from harness.report.load import drop_superseded, read_table
     from harness.store.summary import print_runs, print_summary
 
     try:
-        df = read_table(_results_dir(results))
+        df, superseded = drop_superseded(read_table(_results_dir(results)))
     except HarnessError as exc:
         fail(str(exc))
     (print_runs if runs else print_summary)(console, df)
+    if superseded:
+        console.print(f"[yellow]{superseded} older rows left out: a later config of the same run replaced them")
 
 
 @app.command()

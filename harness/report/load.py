@@ -133,6 +133,7 @@ class TaskInfo:
 class Suite:
     name: str
     tasks: dict[str, TaskInfo]
+    superseded: int = 0  # rows left out because a later config of the same run replaced them
 
     def task(self, name: str) -> TaskInfo:
         if name not in self.tasks:
@@ -277,10 +278,33 @@ def normalize(df: pd.DataFrame, suite: Suite) -> pd.DataFrame:
     return df
 
 
-def load_results(results_dir: str | Path) -> tuple[pd.DataFrame, Suite]:
-    """Read and normalise a results folder. Raises :class:`HarnessError` when it is not one."""
+RUN_KEY = ["task", "variant", "seed", "sweep", "ablation"]
+
+
+def drop_superseded(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The rows of each run's latest config, and how many older ones were left out.
+
+    A suite edited and rerun into the same folder (say, more steps) keeps the old configs' run files, as
+    resume never deletes; pooled, the old and new rows of one seed would read as extra seeds. A run is its
+    task x variant x seed x sweep point x ablation; its latest config is the one that started last."""
+    if df.empty or not {"config_hash", "started_at", *RUN_KEY} <= set(df.columns):
+        return df, 0
+    started = pd.to_datetime(df["started_at"], errors="coerce", utc=True)
+    config_started = started.groupby(df["config_hash"].astype(str), dropna=False).transform("max")
+    keys = [df[k].astype(object).fillna("").astype(str) for k in RUN_KEY]  # a CSV reads "" back as NaN
+    keep = (config_started == config_started.groupby(keys, dropna=False).transform("max")) | config_started.isna()
+    return df[keep], int((~keep).sum())
+
+
+def load_results(results_dir: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, Suite]:
+    """Read and normalise a results folder: each run's latest config only (see ``drop_superseded``), or
+    every stored config (``compare`` pairs them by config hash). Raises :class:`HarnessError` when it is
+    not a results folder."""
     suite = load_suite(results_dir)
-    df = normalize(read_table(results_dir), suite)
+    table = read_table(results_dir)
+    if latest_only:
+        table, suite.superseded = drop_superseded(table)
+    df = normalize(table, suite)
     for task in df["task"].astype(str).unique():
         suite.task(task)  # every task gets an entry, even when suite.json lacks it
     for tname, t in suite.tasks.items():

@@ -322,8 +322,10 @@ def report_blocks(an: Analysis) -> list[Block]:
     title = f"Does this task need an SSM? — suite {an.suite.name}" if an.suite.name else "Does this task need an SSM?"
     blocks = [Block("h1", title),
               Block("p", f"Results: {an.results_dir} — {len(df)} runs ({n_ok} ok, {len(df) - n_ok} failed), "
-                         f"{df['task'].nunique()} tasks, {df['variant'].nunique()} variants. Generated "
-                         f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}.")]
+                         f"{df['task'].nunique()} tasks, {df['variant'].nunique()} variants"
+                         + (f" ({an.suite.superseded} older rows left out: a later config of the same run replaced them)"
+                            if an.suite.superseded else "")
+                         + f". Generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}.")]
     blocks.append(Block("h2", "Verdicts", name="verdicts"))
     vt = verdict_table(an.verdicts)
     blocks.append(Block("table", table=vt.rename(columns={"primary_metric": "primary metric"}), name="verdicts"))
