@@ -1,7 +1,8 @@
 """Compare two results folders run by run: what got slower, heavier or worse?
 
-Runs are matched by ``config_hash``; runs without a hash match (or without a partner by hash) fall back
-to ``task + variant + seed + sweep + ablation``. Each matched run is checked on:
+Runs are matched by ``config_hash`` (each pair compares exactly the two rows of that run, however many
+configs of one task/variant/seed a folder holds); runs without a hash match (or without a partner by
+hash) fall back to ``task + variant + seed + sweep + ablation``. Each matched run is checked on:
 
 * latency (``latency_ms_p50``): a **regression** when the new p50 exceeds the old p90 by more than
   ``latency_margin`` (5 %): the recorded p10/p90 spread is the noise band. Without a recorded p90 the
@@ -63,28 +64,30 @@ def _dedupe(df: pd.DataFrame, col: str) -> pd.DataFrame:
 
 
 def _match(a: pd.DataFrame, b: pd.DataFrame):
+    """``(how, old row, new row)`` pairs, and the rows found on one side only.
+
+    Rows with one config_hash are one run: each such pair compares exactly those two rows (a folder may
+    hold several configs of one task/variant/seed, e.g. a rerun with other train.steps). Keys touched by
+    a hash pair are done; the other rows pair by key, the latest run of each key on each side.
+    """
     a = a.copy()
     b = b.copy()
     a["_key"] = [_key(r) for _, r in a.iterrows()]
     b["_key"] = [_key(r) for _, r in b.iterrows()]
-    pairs = []
     has_a = a["config_hash"].notna() & (a["config_hash"].astype(str) != "")
     has_b = b["config_hash"].notna() & (b["config_hash"].astype(str) != "")
-    ah, bh = _dedupe(a[has_a], "config_hash"), _dedupe(b[has_b], "config_hash")
-    m = ah.merge(bh, on="config_hash", suffixes=("_a", "_b"))
-    used_a, used_b = set(m["_key_a"]), set(m["_key_b"])
-    for _, r in m.iterrows():
-        pairs.append(("config_hash", r["_key_a"], r["_key_b"]))
-    ra = _dedupe(a[~a["_key"].isin(used_a)], "_key")
-    rb = _dedupe(b[~b["_key"].isin(used_b)], "_key")
-    common = sorted(set(ra["_key"]) & set(rb["_key"]))
-    for k in common:
-        pairs.append(("task+variant+seed+sweep", k, k))
-    only_a = sorted(set(ra["_key"]) - set(common))
-    only_b = sorted(set(rb["_key"]) - set(common))
-    ia = _dedupe(a, "_key").set_index("_key")
-    ib = _dedupe(b, "_key").set_index("_key")
-    return pairs, only_a, only_b, ia, ib
+    ah = _dedupe(a[has_a], "config_hash").set_index("config_hash")
+    bh = _dedupe(b[has_b], "config_hash").set_index("config_hash")
+    hashes = [h for h in ah.index if h in bh.index]
+    pairs = [("config_hash", ah.loc[h], bh.loc[h]) for h in hashes]
+    used_a, used_b = set(ah.loc[hashes, "_key"]), set(bh.loc[hashes, "_key"])
+    ra = _dedupe(a[~a["_key"].isin(used_a)], "_key").set_index("_key")
+    rb = _dedupe(b[~b["_key"].isin(used_b)], "_key").set_index("_key")
+    common = sorted(set(ra.index) & set(rb.index))
+    pairs += [("task+variant+seed+sweep", ra.loc[k], rb.loc[k]) for k in common]
+    only_a = [ra.loc[k] for k in sorted(set(ra.index) - set(common))]
+    only_b = [rb.loc[k] for k in sorted(set(rb.index) - set(common))]
+    return pairs, only_a, only_b
 
 
 def _num(row, col) -> float:
@@ -99,7 +102,7 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame, suite: Suite, metrics: list
                    latency_margin: float = 0.05, memory_margin: float = 0.05, rel_margin: float = 0.10
                    ) -> pd.DataFrame:
     """:func:`compare_dirs` on normalised frames (``a`` = old/baseline, ``b`` = new)."""
-    pairs, only_a, only_b, ia, ib = _match(a, b)
+    pairs, only_a, only_b = _match(a, b)
     out = []
 
     def add_row(ra, how, kind, metric, old, new, limit, reg, imp, note="", conditions=""):
@@ -113,8 +116,7 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame, suite: Suite, metrics: list
     def want(m):
         return metrics is None or m in metrics
 
-    for how, ka, kb in pairs:
-        ra, rb = ia.loc[ka], ib.loc[kb]
+    for how, ra, rb in pairs:
         add = functools.partial(add_row, conditions=_conditions(ra, rb))
         if want("status") and ra["status"] == "ok" and rb["status"] != "ok":
             add(ra, how, "status", "status", np.nan, np.nan, np.nan, True, False,
@@ -166,10 +168,10 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame, suite: Suite, metrics: list
             limit = old - thr if hib else old + thr
             add(ra, how, "quality", m, old, new, limit, worse > thr, worse < -thr,
                 f"threshold {thr:.4g} ({'higher' if hib else 'lower'} is better)")
-    for k in only_a:
-        add_row(ia.loc[k], "", "missing", "", np.nan, np.nan, np.nan, False, False, "only in A (baseline)")
-    for k in only_b:
-        add_row(ib.loc[k], "", "missing", "", np.nan, np.nan, np.nan, False, False, "only in B (new)")
+    for r in only_a:
+        add_row(r, "", "missing", "", np.nan, np.nan, np.nan, False, False, "only in A (baseline)")
+    for r in only_b:
+        add_row(r, "", "missing", "", np.nan, np.nan, np.nan, False, False, "only in B (new)")
     return pd.DataFrame(out, columns=COMPARE_COLUMNS)
 
 
@@ -180,8 +182,8 @@ def compare_dirs(a: str | Path, b: str | Path, metrics: list[str] | None = None,
     time, peak memory, status, and every quality metric the suite declares. See the module docstring
     for the noise rules. Columns: ``COMPARE_COLUMNS`` (``regression`` and ``improved`` are booleans).
     """
-    da, sa = load_results(a)
-    db, sb = load_results(b)
+    da, sa = load_results(a, latest_only=False)  # every stored config: pairs are made by config_hash
+    db, sb = load_results(b, latest_only=False)
     for name, t in sa.tasks.items():
         if name not in sb.tasks or not sb.tasks[name].metrics:
             sb.tasks[name] = t

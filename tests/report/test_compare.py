@@ -93,6 +93,25 @@ def test_fallback_key_when_hash_differs(tmp_path):
     assert (res["note"] == "only in A (baseline)").sum() == 1
 
 
+def test_two_configs_of_one_run_key_compare_row_by_hash(tmp_path):
+    """A folder holding two configs of one task/variant/seed (a rerun after changing train.steps): each
+    hash pair compares its own two rows, whichever ran last on each side."""
+    tasks = {"cls": synthetic.task_entry("classification", "top1", True, "%", 0.5)}
+
+    def rows(late):
+        return [synthetic.base_row("cls", "classification", "mamba", 0, top1=top1, config_hash=h,
+                                   started_at=f"2025-01-0{2 if h == late else 1}T00:00:00")
+                for h, top1 in (("a", 90.0), ("b", 50.0))]
+
+    a = synthetic.write(tmp_path / "a", rows(late="a"), tasks)
+    b = synthetic.write(tmp_path / "b", rows(late="b"), tasks)
+    res = compare_dirs(a, b)
+    top1 = res[res["metric"] == "top1"]
+    assert sorted(zip(top1["old"], top1["new"])) == [(50.0, 50.0), (90.0, 90.0)]
+    assert not res["regression"].any() and set(res["matched_on"]) == {"config_hash"}
+    assert cli_compare(a, b, fail_on_regression=True) == 0
+
+
 def test_cli_pairs_a_folder_of_suites_with_a_suite_by_name(tmp_path):
     """``harness compare baselines/h100 NEW``: the baseline folder holds one folder per suite."""
     a, b = _dirs(tmp_path, slow=1.5)
