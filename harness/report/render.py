@@ -23,7 +23,7 @@ from harness.errors import HarnessError
 from harness.report import figures as F
 from harness.report.compare import compare_dirs
 from harness.report.crossover import DEFAULT_COSTS, N_BOOT, ScalingResult, analyze_scaling
-from harness.report.load import COST_COLUMNS, Suite, load_results, metric_columns
+from harness.report.load import COST_COLUMNS, RUN_KEY, Suite, load_results, metric_columns
 from harness.report.paired import compare_variants, equal_budget, select_configs, size_label
 from harness.report.papers import load_paper_refs, refs_for_task
 from harness.report.stats import summarize
@@ -381,12 +381,16 @@ def report_blocks(an: Analysis) -> list[Block]:
         blocks.append(Block("h2", f"Comparison with baseline {an.baseline_dir}", name="baseline"))
         b = an.baseline
         n_reg = int(b["regression"].sum())
+        unlike = b["conditions"].astype(bool) & (b["kind"] != "missing") if "conditions" in b else b["kind"] != b["kind"]
         blocks.append(Block("p", f"{n_reg} regressions, {int(b['improved'].sum())} improvements over "
-                                 f"{len(b[b['kind'] != 'missing'])} checks."))
+                                 f"{len(b[b['kind'] != 'missing'])} checks."
+                                 + (f" {len(b.loc[unlike, RUN_KEY].drop_duplicates())} matched runs were measured under "
+                                    "different conditions (column conditions): their changes are not like for like."
+                                    if unlike.any() else "")))
         shown = b[b["regression"] | b["improved"]]
         if len(shown):
-            tab = shown[["task", "variant", "seed", "metric", "old", "new", "rel_delta", "limit", "regression",
-                         "note"]].copy()
+            cols = ["task", "variant", "seed", "metric", "old", "new", "rel_delta", "limit", "regression", "note"]
+            tab = shown[cols + (["conditions"] if unlike.any() else [])].copy()
             tab["sweep"] = [size_label(s) for s in shown["sweep"]]
             for c in ("old", "new", "limit"):
                 tab[c] = [_fmt(x) for x in tab[c]]

@@ -67,6 +67,19 @@ def test_markdown_with_png_files_and_baseline_via_cli(tmp_path):
     assert "Paper reference numbers" not in text  # no papers folder: skipped silently
 
 
+def test_baseline_section_names_unlike_conditions(tmp_path):
+    tasks = {"cls": synthetic.task_entry("classification", "top1", True, "%", 0.5)}
+    old_rows = synthetic.classification_rows(np.random.default_rng(0), seeds=3)
+    base = synthetic.write(tmp_path / "base", old_rows, tasks)
+    new_rows = [dict(r, latency_ms_p50=r["latency_ms_p50"] * 2, backend="mamba_ssm-cuda" if r["variant"] == "mamba" else r["backend"])
+                for r in old_rows]
+    res = synthetic.write(tmp_path / "r", new_rows, tasks)
+    text = build_report(res, fmt="md", out=tmp_path / "rep.md", baseline=base, papers_dir=tmp_path / "none").read_text()
+    section = text.split("## Comparison with baseline")[1]
+    assert "3 matched runs were measured under different conditions" in section
+    assert "| conditions |" in section and "backend: ref -> mamba_ssm-cuda" in section
+
+
 def test_minimal_folder_without_suite_json(tmp_path):
     import pandas as pd
 
