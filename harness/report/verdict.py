@@ -17,7 +17,8 @@ interval; ``thr`` the task's practical threshold (relative thresholds are scaled
   ``thr`` (N is within the threshold of S, or better, with confidence). Cost then decides: the
   recommended variant is the cheapest such N (latency p50, then forward FLOPs, then parameters).
 * **Inconclusive** otherwise: too few shared seeds (< 2) for an interval, intervals too wide to
-  decide, no finished SSM or no finished no-SSM variant, or failures on one side.
+  decide, no finished SSM or no finished no-SSM variant, or failures on one side (a no-SSM variant
+  whose runs all failed or recorded no primary metric cannot be beaten).
 
 Across cells (a size sweep): the task verdict is *needed* if any cell says needed (the sizes are named),
 *not needed* if every cell says not needed, *inconclusive* otherwise. The reasons always name the
@@ -95,7 +96,9 @@ def _signed(x: float) -> str:
     return s if s.startswith("-") or s == "n/a" else "+" + s
 
 
-def _cell_verdict(t: TaskInfo, cdf: pd.DataFrame, comps: pd.DataFrame, alpha: float) -> CellVerdict:
+def _cell_verdict(t: TaskInfo, cdf: pd.DataFrame, comps: pd.DataFrame, alpha: float,
+                  tried: pd.DataFrame) -> CellVerdict:
+    """``cdf``: the cell's selected finished runs; ``tried``: every non-ablation run of the cell, any status."""
     size_point = cdf["size_point"].iloc[0]
     size = float(cdf["size"].iloc[0])
     pm = t.primary_metric
@@ -149,6 +152,13 @@ def _cell_verdict(t: TaskInfo, cdf: pd.DataFrame, comps: pd.DataFrame, alpha: fl
             f"vs {n}{tag}: SSM advantage {_signed(r['adv'])}{u} [{_signed(r['adv_ci_low'])}, "
             f"{_signed(r['adv_ci_high'])}] (threshold {_fmt(thr)}{u}; {r['test']}, n={int(r['n'])}, "
             f"Holm p={_fmt(r['p_holm'])}) -> {outcome}.")
+    # a planned no-SSM variant without a finished, scored run cannot be beaten: no evidence is not a win
+    for n in sorted(set(tried.loc[~tried["is_ssm"], "variant"]) - set(non_vars)):
+        runs = tried[tried["variant"] == n]
+        statuses = ", ".join(f"{s} x{k}" for s, k in runs["status"].value_counts().items())
+        beats[n], within[n] = False, False
+        quality.append(f"vs {n}: no finished run with {pm} ({statuses}) -> no evidence, so the SSM is not "
+                       f"shown better than it.")
     if all(beats.values()):
         return CellVerdict(size_point, size, NEEDED, best, best, quality, rows)
     eq = [n for n, w in within.items() if w]
@@ -242,8 +252,9 @@ def task_verdicts(df: pd.DataFrame, suite: Suite, comparisons: pd.DataFrame | No
                                    ["no finished runs: see the status table."], [], t.primary_metric))
             continue
         cells = []
-        for _sp, cdf in sorted(tdf.groupby("size_point"), key=lambda kv: (kv[1]["size"].iloc[0], kv[0])):
-            cells.append(_cell_verdict(t, cdf, comps, alpha))
+        for sp, cdf in sorted(tdf.groupby("size_point"), key=lambda kv: (kv[1]["size"].iloc[0], kv[0])):
+            tried = allt[(allt["ablation"] == "") & (allt["size_point"] == sp)]
+            cells.append(_cell_verdict(t, cdf, comps, alpha, tried))
         kinds = [c.verdict for c in cells]
         reasons: list[str] = []
         if NEEDED in kinds:

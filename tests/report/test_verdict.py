@@ -59,6 +59,19 @@ def test_inconclusive_when_ssm_side_failed():
     assert "mamba oom x3" in v.reasons_text()
 
 
+def test_inconclusive_when_a_no_ssm_variant_left_no_evidence():
+    """The SSM beats attention clearly, but the gated CNN (MambaOut's test) failed every seed, or recorded no
+    metric: it was not beaten, so the SSM is not shown needed (as when it finished one seed)."""
+    for status in ("oom", "ok"):
+        rows = synthetic.classification_rows(np.random.default_rng(0), effect=2.0, seeds=5, noise=0.2)
+        for r in rows:
+            if r["variant"] == "gated_cnn":
+                r["status"], r["top1"] = status, np.nan
+        v = _verdict(rows)
+        assert v.verdict == V.INCONCLUSIVE and v.recommended is None
+        assert f"vs gated_cnn: no finished run with top1 ({status} x5) -> no evidence" in v.reasons_text()
+
+
 def test_size_sweep_needed_only_at_long_lengths_names_sizes():
     rng = np.random.default_rng(5)
     suite = parse_suite({"suite": "s", "tasks": {"lm": synthetic.task_entry(
