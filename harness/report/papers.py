@@ -13,6 +13,12 @@ Schema: each YAML file holds a list of entries (or a mapping with a ``references
       unit: "%"
       hardware: "8x A100"        # optional: where the paper measured (for cost metrics)
       note: "224px, 300 epochs"  # optional
+      variant: mamba             # optional: our variant (label or mixer) the number corresponds to
+      size: 16384                # optional: the size point (swept seq_len / resolution) it corresponds to
+
+"Ours" beside a quality number is the task's best variant at its largest size. A cost (latency, memory,
+FLOPs) depends on the model and size, so "ours" is shown only for an entry naming both ``variant`` and
+``size``, from exactly those rows: a paper's 16K-token layer latency is never set beside a 16-token run.
 
 Missing folder or no files: nothing is shown (silently). Entries that do not validate are skipped
 with a warning.
@@ -28,7 +34,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 PAPER_COLUMNS = ["paper", "arxiv", "table", "family", "task", "model", "metric", "value", "unit", "hardware",
-                 "note", "source_file"]
+                 "note", "variant", "size", "source_file"]
 
 
 class PaperRef(BaseModel):
@@ -43,6 +49,8 @@ class PaperRef(BaseModel):
     unit: str = ""
     hardware: str = ""
     note: str = ""
+    variant: str = ""
+    size: float | None = None
 
 
 def default_papers_dir() -> Path | None:

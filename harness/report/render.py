@@ -186,12 +186,19 @@ def _papers_table(an: Analysis, task: str) -> pd.DataFrame:
     refs = refs_for_task(an.refs, task, t.family)
     if refs.empty:
         return pd.DataFrame()
-    sel = select_configs(an.df[an.df["task"] == task], an.suite)
-    if len(sel) and sel["size"].notna().any():
-        sel = sel[sel["size"] == sel["size"].max()]
+    selected = select_configs(an.df[an.df["task"] == task], an.suite)
     ours = []
     for r in refs.itertuples():
-        if r.metric in sel.columns and sel[r.metric].notna().any():
+        sel = selected
+        if r.variant:
+            sel = sel[(sel["variant"] == r.variant) | (sel["mixer"] == r.variant)]
+        if r.size is not None and not pd.isna(r.size):
+            sel = sel[np.isclose(sel["size"].astype(float), float(r.size))]
+        elif len(sel) and sel["size"].notna().any():
+            sel = sel[sel["size"] == sel["size"].max()]
+        if r.metric in COST_COLUMNS and not (r.variant and r.size is not None and not pd.isna(r.size)):
+            ours.append("not comparable (a cost needs the entry's variant and size)")
+        elif r.metric in sel.columns and sel[r.metric].notna().any():
             means = sel.groupby("variant")[r.metric].mean().dropna()
             hib = t.metric(r.metric).higher_is_better
             best = means.idxmax() if hib else means.idxmin()

@@ -153,3 +153,23 @@ def test_md_to_html_subset():
     h = md_to_html("### T\n\nsome **bold** and `code`\n\n- a\n- b\n\n| x | y |\n|---|---|\n| 1 | 2 |\n")
     assert "<h3>T</h3>" in h and "<b>bold</b>" in h and "<code>code</code>" in h
     assert "<li>a</li>" in h and "<td>1</td>" in h
+
+
+def test_paper_costs_sit_beside_the_same_variant_and_size_only(tmp_path):
+    """A paper's layer latency at L=4096 is set beside our mamba at 4096, never beside whichever variant is
+    fastest at another length; a cost entry without variant and size is marked not comparable."""
+    rows = synthetic.scaling_rows(np.random.default_rng(0), cross=2048.0, noise=0.0)
+    tasks = {"lm": synthetic.task_entry("sequence", "nll_bits_per_token", False, "bits", 0.05, causal=True,
+                                        sweep_keys=["data.seq_len"])}
+    res = synthetic.write(tmp_path / "r", rows, tasks)
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    (papers / "eff.yaml").write_text(
+        "- {paper: P, family: sequence, model: 'mamba L=4K', metric: latency_ms_p50, value: 1.5, unit: ms, variant: mamba, size: 4096}\n"
+        "- {paper: P, family: sequence, model: 'a kernel', metric: latency_ms_p50, value: 0.1, unit: ms}\n"
+        "- {paper: P, family: sequence, model: 'a model', metric: nll_bits_per_token, value: 1.9, unit: bits}\n")
+    text = build_report(res, fmt="md", out=tmp_path / "rep.md", papers_dir=papers).read_text()
+    table = text.split("### Paper reference numbers")[1]
+    assert "| mamba L=4K | latency_ms_p50 | 1.5 ms | 2 (mamba) |" in table  # mamba ~ L / 2048 ms
+    assert "| a kernel | latency_ms_p50 | 0.1 ms | not comparable" in table
+    assert "| a model | nll_bits_per_token | 1.9 bits | 2" in table and "(mamba) |" in table  # quality: best variant
