@@ -46,7 +46,8 @@ class MeasureConfig(Section):
                           "quality still uses every seed); None: every run"
     )
     memory: bool = True
-    batch_size: int = Field(8, ge=1, description="batch for latency/memory/FLOPs")
+    batch_size: int = Field(8, ge=1, description="batch for the forward costs (latency, inference memory, FLOPs); "
+                                                 "train-step costs use one training batch (train.batch_size)")
     warmup_iters: int = Field(10, ge=0)
     warmup_s: float = Field(0.5, ge=0)
     min_iters: int = Field(10, ge=1)

@@ -13,7 +13,7 @@ hash) fall back to ``task + variant + seed + sweep + ablation``. Each matched ru
 * status: ``ok`` before, anything else now.
 
 A pair measured under different conditions (``CONDITION_COLUMNS``: device, GPU, kernels that ran,
-protocol, precision, library versions) still gets its checks, but every row of it says in ``conditions``
+protocol, precision, measured batches, library versions) still gets its checks, but every row of it says in ``conditions``
 what differed, and the printout counts such pairs: a cost change there is not like for like.
 
 Improvements are flagged the mirror way (``improved``). Runs found on one side only are listed with
@@ -39,13 +39,16 @@ COMPARE_COLUMNS = ["task", "variant", "seed", "sweep", "ablation", "matched_on",
                    "delta", "rel_delta", "limit", "regression", "improved", "note", "conditions"]
 #: what a run was measured under; rows that differ here are compared, but not like for like.
 CONDITION_COLUMNS = ["device", "gpu_name", "backend", "latency_protocol", "measure_dtype", "train_precision",
-                     "torch_version", "cuda_version", "mamba_ssm_version", "triton_version"]
+                     "measure_batch", "train_step_batch", "torch_version", "cuda_version", "mamba_ssm_version",
+                     "triton_version"]
 
 
 def _conditions(ra, rb) -> str:
     """``"col: old -> new"`` for each condition recorded on both sides with different values."""
     def value(row, col):
         v = row.get(col)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)  # a batch stored as 8.0 on the side with missing values is still 8
         return None if v is None or (isinstance(v, float) and np.isnan(v)) or v == "" else str(v)
 
     diffs = [(c, value(ra, c), value(rb, c)) for c in CONDITION_COLUMNS]

@@ -203,7 +203,8 @@ def _train_and_measure(family: Family, ctx: RunContext, config: dict[str, Any], 
     if not distributed.is_main():
         return out  # DDP: only rank 0 measures (single device, unwrapped model) and writes the row
     inputs = exp.example_inputs(measure_cfg.batch_size)
-    sample = exp.train_batch(0)
+    sample = exp.train_batch(0)  # the global batch, unsharded: the train-step costs of one optimizer step
+    out.update(measure_batch=measure_cfg.batch_size, train_step_batch=train_cfg.batch_size)
     out.update(measure_model(exp.model, inputs, lambda: exp.loss(sample), measure_cfg, device))
     out.update(exp.extra_measurements(Measurer(measure_cfg, device)))
     out["backend"] = backends_of(exp.model) or out["backend"]

@@ -34,7 +34,7 @@ HUGE = "  - {name: huge, use: attention, model: {d_model: 1048576}}"
 REQUIRED = """suite task family variant mixer seed sweep status error params flops_fwd flops_train_step
 latency_ms_p50 latency_ms_p10 latency_ms_p90 peak_mem_mb_infer peak_mem_mb_train throughput seq_len d_model
 train_steps train_time_s train_precision measure_dtype accuracy backend device gpu_name torch_version cuda_version
-mamba_ssm_version triton_version git_commit harness_version config_hash started_at""".split()
+mamba_ssm_version triton_version git_commit harness_version config_hash started_at measure_batch train_step_batch""".split()
 
 
 def harness(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess:
@@ -60,6 +60,7 @@ def test_run_resume_and_failure_rows(tmp_path: Path) -> None:
     assert {status[v] for v in ("mamba", "attention", "gated_cnn")} == {"ok"}
     ok = df[df["status"] == "ok"]
     assert set(ok["train_precision"]) == set(ok["measure_dtype"]) == {"fp32"}  # auto on CPU, resolved
+    assert set(ok["measure_batch"]) == {2} and set(ok["train_step_batch"]) == {8}  # measure vs train batch
     for variant in ("mamba", "attention", "gated_cnn"):
         assert variant in first.stdout
     # not a terminal, so no live bar: stderr has one line per finished run, in the order they finished
