@@ -285,7 +285,11 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
                 raise ConfigError(file or where["data"][0], line if line is not None else where["data"][1],
                                   f"{entry.name}.data.{'.'.join(loc)}: {kind} {value!r} not found (relative paths start at "
                                   f"the working directory, {Path.cwd()}); point it at your copy of the data")
-            validate_section(fam.ModelParams, config["model"], roots["model"], model_prefix, where["model"])
+            model = validate_section(fam.ModelParams, config["model"], roots["model"], model_prefix, where["model"])
+            try:
+                fam().check_variant(variant.uses, model)
+            except ValueError as exc:
+                raise ConfigError(*where["model"], f"{'.'.join(map(str, model_prefix))}: {exc}") from None
             for section, model in SECTION_MODELS.items():
                 validate_section(model, config[section], roots[section], (entry.name, section), where[section])
             if entry.distributed is not None:

@@ -154,3 +154,7 @@ class Family(ABC):
     def variant_defaults(self, use: str) -> dict[str, Any]:
         """``model:`` fields a variant sets by default (e.g. attention gets mlp_ratio 4)."""
         return {}
+
+    def check_variant(self, use: str, model: Params) -> None:
+        """Raise ValueError if ``model`` cannot build variant ``use``: called by suite validation (an error
+        at the task's line) and by ``build_model``, for what one field's schema cannot see alone."""
