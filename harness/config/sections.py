@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
@@ -64,6 +64,12 @@ class MeasureConfig(Section):
     cpu_threads: int | None = Field(
         None, ge=1, description="torch CPU threads for the whole run, training included (None: torch's default)"
     )
+
+    @model_validator(mode="after")
+    def _iters_in_order(self) -> "MeasureConfig":
+        if self.min_iters > self.max_iters:
+            raise ValueError(f"min_iters {self.min_iters} is above max_iters {self.max_iters}: the timer stops at max_iters")
+        return self
 
 
 class MatchConfig(Section):

@@ -52,6 +52,7 @@ CASES = {
     "a_init": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    model: {A_init: s4d}\n", 5, "recall.model.A_init: Input should be 's4d_real', 's4d_lin' or 'random'"),
     "hybrid_pattern": ("suite: s\nvariants: [hybrid]\ntasks:\n  - include: tasks/recall.yaml\n    model: {pattern: [mamba, atention]}\n", 5, "recall.model.pattern: unknown mixer 'atention' (did you mean 'attention'"),
     "hybrid_no_pattern": ("suite: s\nvariants: [hybrid]\ntasks:\n  - include: tasks/recall.yaml\n    model: {d_model: 32}\n", 5, "recall.model: variant 'hybrid' needs model.pattern"),
+    "iters_order": ("suite: s\nvariants: [mamba]\nmeasure: {min_iters: 50, max_iters: 10}\ntasks:\n  - include: tasks/recall.yaml\n", 3, "measure: min_iters 50 is above max_iters 10"),
     "verdict_relative": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    verdict:\n      relative: {acuracy: true}\n", 6, "verdict.relative: unknown metric 'acuracy' (did you mean 'accuracy'?)"),
     "ablate_base": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    ablate:\n      base: mamab\n      variants: [{name: a, model: {d_state: 2}}]\n", 6, "ablate.base: unknown variant 'mamab' for family 'sequence' (did you mean 'mamba'?)"),
     "ablate_model": ("suite: s\nvariants: [mamba]\ntasks:\n  - include: tasks/recall.yaml\n    ablate:\n      base: mamba\n      variants:\n        - name: small\n          model: {d_state: -2}\n", 9, "recall.ablate.small.model.d_state: Input should be greater than or equal to 1"),
