@@ -350,6 +350,11 @@ def load_suite(path: str | Path) -> Suite:
             sweep={**suite.sweep, **entry.sweep},
             metrics=tuple(entry.metrics or family.metrics),
         )
+        timed = resolved_task.measure.get("latency_seeds")
+        if timed is not None and not set(timed) & set(suite.seeds):
+            node = raw_task if "measure" in raw_task else raw
+            raise ConfigError(*line_of(node, ("measure",)), f"measure.latency_seeds {list(timed)} names none of the suite's seeds "
+                              f"{list(suite.seeds)}: no run of task {entry.name!r} would be timed")
         for key in entry.factors:
             if key not in resolved_task.sweep:
                 raise ConfigError(*line_of(raw_task, ("factors",)), f"factor {key!r} is not a sweep key of task {entry.name!r} ({', '.join(resolved_task.sweep) or 'no sweep'})")
