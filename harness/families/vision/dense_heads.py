@@ -12,6 +12,7 @@ what the spine times and counts FLOPs of, the same for every variant.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from functools import partial
 
@@ -43,15 +44,44 @@ class FeaturePyramid(nn.Module):
         return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats)))
 
 
+class LastLevelP6(LastLevelP6P7):
+    """torchvision's ``LastLevelP6P7`` stopped at P6 (same conv, init and name), for when P7 would be 1x1."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels)
+        del self.p7
+
+    def forward(self, p: list[torch.Tensor], c: list[torch.Tensor], names: list[str]) -> tuple[list[torch.Tensor], list[str]]:
+        p.append(self.p6(p[-1] if self.use_P5 else c[-1]))
+        names.append("p6")
+        return p, names
+
+
+def extra_levels(backbone: VisionBackbone, resolution: int) -> int:
+    """How many of FCOS's extra levels P6, P7 to add: those whose map is at least 2x2 at ``resolution``.
+
+    On a 1x1 map FCOSHead's GroupNorm(32, C) has one position per channel: with one channel per group
+    (C = 32) its output is constant and the level's conv gets exactly zero gradient (dead parameters that
+    budget matching still counts); with a few channels per group it is a sign pattern."""
+    side = math.ceil(resolution / 32) * 32  # FCOS's transform pads the batch to a multiple of 32
+    p5 = math.isqrt(backbone.token_stats(side, side)[-1][0])
+    p6 = math.ceil(p5 / 2)  # P6, P7: 3x3 stride-2 pad-1 convs
+    p7 = math.ceil(p6 / 2)
+    return int(p6 >= 2) + int(p7 >= 2)
+
+
 class Detector(nn.Module):
     """torchvision FCOS (anchor-free, one anchor per location sized like the level's stride) over the
-    backbone's stages + P6/P7. Images go in as [0, 1]; FCOS's transform normalises them."""
+    backbone's stages + P6/P7 (those at least 2x2; ``extra_levels``). Images go in as [0, 1]; FCOS's
+    transform normalises them."""
 
     def __init__(self, backbone: VisionBackbone, num_classes: int, resolution: int, fpn_channels: int, head_convs: int):
         super().__init__()
         strides = [f["reduction"] for f in backbone.feature_info]
-        strides += [strides[-1] * 2, strides[-1] * 4]  # P6, P7
-        pyramid = FeaturePyramid(backbone, fpn_channels, LastLevelP6P7(fpn_channels, fpn_channels))
+        n_extra = extra_levels(backbone, resolution)
+        strides += [strides[-1] * 2**k for k in range(1, n_extra + 1)]  # P6, P7
+        extra = {0: None, 1: LastLevelP6, 2: LastLevelP6P7}[n_extra]
+        pyramid = FeaturePyramid(backbone, fpn_channels, extra and extra(fpn_channels, fpn_channels))
         anchors = AnchorGenerator(sizes=tuple((s,) for s in strides), aspect_ratios=((1.0,),) * len(strides))
         head = FCOSHead(fpn_channels, anchors.num_anchors_per_location()[0], num_classes, num_convs=head_convs)
         self.fcos = FCOS(
