@@ -21,6 +21,7 @@ from harness.models.backbone import ImageClassifier, VisionBackbone
 from harness.run.train import train
 
 TINY = dict(depths=[1, 1, 1, 1], dims=[16, 16, 32, 32], head_dim=16)
+TINY3 = dict(depths=[1, 1, 1], dims=[16, 16, 32], head_dim=16)  # 32 px: 8x8, 4x4, 2x2 (4 stages: a 1x1 last)
 
 
 
@@ -130,19 +131,19 @@ def test_width_knob_and_token_columns():
 
 def test_classification_digits_trains(tmp_path):
     fam = FAMILIES.get("classification")()
-    ctx = make_ctx("classification", "gated_cnn", "digits", {"resolution": 16}, TINY, tmp_path, batch=32)
+    ctx = make_ctx("classification", "gated_cnn", "digits", {"resolution": 32}, TINY3, tmp_path, batch=32)
     exp = fam.build(ctx)
     result = train(exp, TrainConfig(steps=20, lr=3e-3, warmup_steps=2), ctx.device)
     assert decreased(result.losses)
     metrics = exp.evaluate()
     assert set(metrics) == set(fam.metrics) and metrics["top1"] > 0.2  # 10 classes: chance is 0.1
-    assert exp.example_inputs(2)[0].shape == (2, 3, 16, 16)
-    assert exp.row_extras()["seq_len"] == 16
+    assert exp.example_inputs(2)[0].shape == (2, 3, 32, 32)
+    assert exp.row_extras()["seq_len"] == 64
 
 
 def test_lfw_faces_is_binary_without_top5(tmp_path):
     fam = FAMILIES.get("classification")()
-    ctx = make_ctx("classification", "gated_cnn", "lfw_faces", {"resolution": 16}, TINY, tmp_path)
+    ctx = make_ctx("classification", "gated_cnn", "lfw_faces", {"resolution": 32}, TINY3, tmp_path)
     exp = fam.build(ctx)
     assert exp.data.num_classes == 2 and len(exp.data.train) + len(exp.data.val) == 200
     assert math.isnan(exp.evaluate()["top5"])

@@ -19,7 +19,9 @@ from torchmetrics.classification import MulticlassAccuracy
 from harness.families.base import Experiment, Family, MetricSpec, RunContext
 from harness.families.vision.batching import StepSampler, collate, eval_chunks, example_images
 from harness.families.vision.classification_data import DATASETS, LOADERS, ClassificationData
-from harness.families.vision.model import VARIANTS, VisionModelParams, build_backbone, token_columns, variant_defaults
+from harness.families.vision.model import (
+    VARIANTS, VisionModelParams, build_backbone, check_resolution, token_columns, variant_defaults,
+)
 from harness.models.backbone import ImageClassifier
 
 # classes of the built-in datasets (imagefolder counts its folders), so build_model needs no data
@@ -84,12 +86,14 @@ class ClassificationFamily(Family):
         return LOADERS[ctx.dataset](ctx.data).num_classes  # imagefolder: scans the class folders only
 
     def build_model(self, ctx: RunContext) -> ImageClassifier:
+        check_resolution(ctx.model, ctx.data.resolution)
         return ImageClassifier(build_backbone(ctx.use, ctx.model), self._num_classes(ctx))
 
     def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
         return example_images(ctx.data.resolution, batch_size, torch.device("cpu"))
 
     def build(self, ctx: RunContext) -> ClassificationExperiment:
+        check_resolution(ctx.model, ctx.data.resolution)
         data = LOADERS[ctx.dataset](ctx.data)
         torch.manual_seed(ctx.seed)
         model = ImageClassifier(build_backbone(ctx.use, ctx.model), data.num_classes).to(ctx.device)

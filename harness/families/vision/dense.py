@@ -23,7 +23,9 @@ from harness.families.base import Experiment, Family, MetricSpec, RunContext
 from harness.families.vision.batching import StepSampler, eval_chunks, example_images
 from harness.families.vision.dense_data import DATASETS, IGNORE_INDEX, LOADERS, DenseData
 from harness.families.vision.dense_heads import Detector, Segmenter
-from harness.families.vision.model import VARIANTS, VisionModelParams, build_backbone, token_columns, variant_defaults
+from harness.families.vision.model import (
+    VARIANTS, VisionModelParams, build_backbone, check_resolution, token_columns, variant_defaults,
+)
 from harness.families.vision.shapes import CLASSES
 
 
@@ -123,6 +125,7 @@ class DenseFamily(Family):
 
     def _model(self, ctx: RunContext, num_classes: int, resolution: int) -> Detector | Segmenter:
         p: DenseModelParams = ctx.model
+        check_resolution(p, resolution)
         backbone = build_backbone(ctx.use, p)
         if p.head == "detection":
             return Detector(backbone, num_classes, resolution, p.fpn_channels, p.head_convs)
@@ -139,6 +142,7 @@ class DenseFamily(Family):
         return example_images(ctx.data.resolution, batch_size, torch.device("cpu"), unit_range=True)
 
     def build(self, ctx: RunContext) -> DenseExperiment:
+        check_resolution(ctx.model, ctx.data.resolution)  # before generating the data
         data = LOADERS[ctx.dataset](ctx.data)
         if ctx.model.head not in data.heads:
             raise HarnessError(f"dataset {ctx.dataset!r} has no targets for head {ctx.model.head!r}; it supports {', '.join(data.heads)}")

@@ -14,10 +14,12 @@ dominates when ``L > 6D``; ``token_columns`` reports ``L/(6D)`` for every stage.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from harness.errors import HarnessError
 from harness.families.base import Params
 from harness.models.backbone import MAMBAOUT_SIZES, VisionBackbone
 
@@ -113,6 +115,25 @@ def mixer_options(use: str, p: VisionModelParams):
 
         return attention
     raise ValueError(f"unknown vision variant {use!r}; use one of {', '.join(VARIANTS)}")
+
+
+def check_resolution(p: VisionModelParams, resolution: int) -> None:
+    """Refuse a resolution at which the last stage is a 1x1 grid: its token mixer would mix one token (the
+    SSM's A gets exactly zero gradient, cross4's four scans coincide, attention is a linear map), which
+    is no comparison of mixers. Model and resolution live in different blocks, so the family checks here."""
+    if p.layout == "isotropic":
+        side, fix = math.ceil(resolution / p.patch_size), f"data.resolution > patch_size {p.patch_size}"
+    else:
+        n = len(p.resolved_depths_dims()[0])
+        side = resolution
+        for _ in range(n + 1):  # stem (two stride-2 convs) and n - 1 stride-2 downsamples: ceil(in / 2)
+            side = math.ceil(side / 2)
+        fix = f"data.resolution >= {2 ** (n + 1) + 1} for {n} stages, or fewer stages (shorter depths/dims)"
+    if side < 2:
+        raise HarnessError(
+            f"data.resolution {resolution} leaves the backbone's last stage a 1x1 grid (one token), so its token "
+            f"mixer mixes nothing (the SSM's A gets no gradient, attention is a linear map); use {fix}"
+        )
 
 
 def build_backbone(use: str, p: VisionModelParams) -> VisionBackbone:
