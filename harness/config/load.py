@@ -287,7 +287,7 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
                                   f"the working directory, {Path.cwd()}); point it at your copy of the data")
             model = validate_section(fam.ModelParams, config["model"], roots["model"], model_prefix, where["model"])
             try:
-                fam().check_variant(variant.uses, model)
+                fam().check_config(variant.uses, data, model)
             except ValueError as exc:
                 raise ConfigError(*where["model"], f"{'.'.join(map(str, model_prefix))}: {exc}") from None
             for section, model in SECTION_MODELS.items():

@@ -155,6 +155,7 @@ class Family(ABC):
         """``model:`` fields a variant sets by default (e.g. attention gets mlp_ratio 4)."""
         return {}
 
-    def check_variant(self, use: str, model: Params) -> None:
-        """Raise ValueError if ``model`` cannot build variant ``use``: called by suite validation (an error
-        at the task's line) and by ``build_model``, for what one field's schema cannot see alone."""
+    def check_config(self, use: str, data: Params, model: Params) -> None:
+        """Raise ValueError if variant ``use`` cannot run with these ``data:`` and ``model:`` blocks together:
+        what neither block's schema sees alone. Suite validation calls it (an error at the task's line), and
+        so does the family's own build."""

@@ -16,7 +16,6 @@ import pytest
 import torch
 
 from harness.config.load import load_suite
-from harness.errors import HarnessError
 from harness.families import FAMILIES
 from harness.families.base import RunContext
 from harness.families.vision.dense_heads import extra_levels
@@ -69,11 +68,11 @@ def test_shipped_task_trains_every_parameter(name, tmp_path):
 
 def test_last_stage_of_one_token_is_refused(tmp_path):
     four = dict(depths=[1, 1, 1, 1], dims=[16, 16, 32, 32], head_dim=16)
-    with pytest.raises(HarnessError, match=r"1x1 grid.*>= 33 for 4 stages"):
+    with pytest.raises(ValueError, match=r"1x1 grid.*>= 33 for 4 stages"):
         check_resolution(VisionModelParams(**four), 32)
     check_resolution(VisionModelParams(**four), 33)  # ceil(33 / 32) = 2: a 2x2 last stage
     check_resolution(VisionModelParams(depths=[1, 1, 1], dims=[16, 16, 32], head_dim=16), 32)
-    with pytest.raises(HarnessError, match="patch_size 16"):
+    with pytest.raises(ValueError, match="patch_size 16"):
         check_resolution(VisionModelParams(**four, layout="isotropic", patch_size=16), 16)
     for family, dataset, data, extra in [
         ("classification", "digits", {"resolution": 32}, {}),
@@ -86,7 +85,7 @@ def test_last_stage_of_one_token_is_refused(tmp_path):
             train_batch_size=2, eval_batch_size=2,
         )
         for build in (fam.build_model, fam.build):  # budget matching builds the model first: the run fails at once
-            with pytest.raises(HarnessError, match="1x1 grid"):
+            with pytest.raises(ValueError, match="1x1 grid"):
                 build(ctx)
 
 

@@ -125,13 +125,13 @@ class SequenceFamily(Family):
     def variant_defaults(self, use: str) -> dict[str, Any]:
         return {"mlp_ratio": 4.0} if use == "attention" else {}
 
-    def check_variant(self, use: str, model: Params) -> None:
+    def check_config(self, use: str, data: Params, model: Params) -> None:
         if use == "hybrid" and not getattr(model, "pattern", None):
             raise ValueError("variant 'hybrid' needs model.pattern, e.g. [mamba, mamba, mamba, attention]")
 
     def build_model(self, ctx: RunContext) -> torch.nn.Module:
         m: SequenceModelParams = ctx.model
-        self.check_variant(ctx.use, m)
+        self.check_config(ctx.use, ctx.data, m)
         pattern = m.pattern if ctx.use == "hybrid" else [ctx.use]
         options = m.model_dump(exclude={"d_model", "n_layers", "pattern", "mlp_ratio", "norm"})
         return SequenceModel(

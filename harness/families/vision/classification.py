@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from harness.families.base import Experiment, Family, MetricSpec, RunContext
+from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext
 from harness.families.vision.batching import StepSampler, collate, eval_chunks, example_images
 from harness.families.vision.classification_data import DATASETS, LOADERS, ClassificationData
 from harness.families.vision.model import (
@@ -85,15 +85,18 @@ class ClassificationFamily(Family):
             return NUM_CLASSES[ctx.dataset]
         return LOADERS[ctx.dataset](ctx.data).num_classes  # imagefolder: scans the class folders only
 
+    def check_config(self, use: str, data: Params, model: Params) -> None:
+        check_resolution(model, data.resolution)
+
     def build_model(self, ctx: RunContext) -> ImageClassifier:
-        check_resolution(ctx.model, ctx.data.resolution)
+        self.check_config(ctx.use, ctx.data, ctx.model)
         return ImageClassifier(build_backbone(ctx.use, ctx.model), self._num_classes(ctx))
 
     def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
         return example_images(ctx.data.resolution, batch_size, torch.device("cpu"))
 
     def build(self, ctx: RunContext) -> ClassificationExperiment:
-        check_resolution(ctx.model, ctx.data.resolution)
+        self.check_config(ctx.use, ctx.data, ctx.model)
         data = LOADERS[ctx.dataset](ctx.data)
         torch.manual_seed(ctx.seed)
         model = ImageClassifier(build_backbone(ctx.use, ctx.model), data.num_classes).to(ctx.device)

@@ -19,7 +19,7 @@ from pydantic import Field
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 from harness.errors import HarnessError
-from harness.families.base import Experiment, Family, MetricSpec, RunContext
+from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext
 from harness.families.vision.batching import StepSampler, eval_chunks, example_images
 from harness.families.vision.dense_data import DATASETS, IGNORE_INDEX, LOADERS, DenseData
 from harness.families.vision.dense_heads import Detector, Segmenter
@@ -123,6 +123,9 @@ class DenseFamily(Family):
     def variant_defaults(self, use: str) -> dict[str, Any]:
         return variant_defaults(use)
 
+    def check_config(self, use: str, data: Params, model: Params) -> None:
+        check_resolution(model, data.resolution)
+
     def _model(self, ctx: RunContext, num_classes: int, resolution: int) -> Detector | Segmenter:
         p: DenseModelParams = ctx.model
         check_resolution(p, resolution)
@@ -142,7 +145,7 @@ class DenseFamily(Family):
         return example_images(ctx.data.resolution, batch_size, torch.device("cpu"), unit_range=True)
 
     def build(self, ctx: RunContext) -> DenseExperiment:
-        check_resolution(ctx.model, ctx.data.resolution)  # before generating the data
+        self.check_config(ctx.use, ctx.data, ctx.model)  # before generating the data
         data = LOADERS[ctx.dataset](ctx.data)
         if ctx.model.head not in data.heads:
             raise HarnessError(f"dataset {ctx.dataset!r} has no targets for head {ctx.model.head!r}; it supports {', '.join(data.heads)}")

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from harness.errors import HarnessError
 from harness.families.base import Params
 from harness.models.backbone import MAMBAOUT_SIZES, VisionBackbone
 
@@ -120,7 +119,7 @@ def mixer_options(use: str, p: VisionModelParams):
 def check_resolution(p: VisionModelParams, resolution: int) -> None:
     """Refuse a resolution at which the last stage is a 1x1 grid: its token mixer would mix one token (the
     SSM's A gets exactly zero gradient, cross4's four scans coincide, attention is a linear map), which
-    is no comparison of mixers. Model and resolution live in different blocks, so the family checks here."""
+    is no comparison of mixers. Model and resolution live in different blocks: the families' ``check_config``."""
     if p.layout == "isotropic":
         side, fix = math.ceil(resolution / p.patch_size), f"data.resolution > patch_size {p.patch_size}"
     else:
@@ -130,7 +129,7 @@ def check_resolution(p: VisionModelParams, resolution: int) -> None:
             side = math.ceil(side / 2)
         fix = f"data.resolution >= {2 ** (n + 1) + 1} for {n} stages, or fewer stages (shorter depths/dims)"
     if side < 2:
-        raise HarnessError(
+        raise ValueError(
             f"data.resolution {resolution} leaves the backbone's last stage a 1x1 grid (one token), so its token "
             f"mixer mixes nothing (the SSM's A gets no gradient, attention is a linear map); use {fix}"
         )
