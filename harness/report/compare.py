@@ -13,8 +13,9 @@ hash) fall back to ``task + variant + seed + sweep + ablation``. Each matched ru
 * status: ``ok`` before, anything else now.
 
 A pair measured under different conditions (``CONDITION_COLUMNS``: device, GPU, kernels that ran,
-protocol, precision, measured batches, library versions) still gets its checks, but every row of it says in ``conditions``
-what differed, and the printout counts such pairs: a cost change there is not like for like.
+protocol, precision, measured batches, library versions) still gets its checks, but every row of it says
+in ``conditions`` what differed, and the printout counts such pairs: a cost change there is not like for
+like.
 
 Improvements are flagged the mirror way (``improved``). Runs found on one side only are listed with
 ``kind == "missing"`` and are not regressions.
