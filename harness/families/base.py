@@ -113,7 +113,8 @@ class Experiment(ABC):
         return {}
 
     def row_extras(self) -> dict[str, Any]:
-        """Structural columns: at least ``seq_len`` and ``d_model``; vision adds ``l_over_6d`` etc."""
+        """Structural columns: at least ``seq_len`` and ``d_model`` (the spine derives MambaOut's
+        ``l_over_6d`` from them unless the family sets its own, as vision does per stage)."""
         return {}
 
     def extra_measurements(self, measurer: Any) -> dict[str, Any]:

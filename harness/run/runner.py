@@ -187,6 +187,8 @@ def _train_and_measure(family: Family, ctx: RunContext, config: dict[str, Any], 
     exp = family.build(ctx)
     exp.model.to(device)
     out: dict[str, Any] = dict(exp.row_extras())
+    if "l_over_6d" not in out and out.get("seq_len") and out.get("d_model"):  # MambaOut's ratio, every family
+        out["l_over_6d"] = out["seq_len"] / (6 * out["d_model"])
     result = train(exp, train_cfg, device, on_step=_log_step(train_cfg.steps))
     out.update(train_steps=result.steps, train_time_s=round(result.train_time_s, 3), final_loss=result.final_loss,
                train_precision=precision.resolve(train_cfg.precision, device))

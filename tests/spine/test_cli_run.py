@@ -61,6 +61,7 @@ def test_run_resume_and_failure_rows(tmp_path: Path) -> None:
     ok = df[df["status"] == "ok"]
     assert set(ok["train_precision"]) == set(ok["measure_dtype"]) == {"fp32"}  # auto on CPU, resolved
     assert set(ok["measure_batch"]) == {2} and set(ok["train_step_batch"]) == {8}  # measure vs train batch
+    assert (ok["l_over_6d"] == ok["seq_len"] / (6 * ok["d_model"])).all()  # MambaOut's L/(6D), sequence too
     for variant in ("mamba", "attention", "gated_cnn"):
         assert variant in first.stdout
     # not a terminal, so no live bar: stderr has one line per finished run, in the order they finished
