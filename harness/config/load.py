@@ -256,6 +256,13 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
     entry = task.entry
     task_where = line_of(raw_task, ())
     _check_names(task, raw_task, raw_variants, match_line)
+    swept = {key.split(".", 1)[1] for key in task.sweep if key.startswith("model.")}
+    for i, v in enumerate(task.variants):
+        clash = sorted(swept & set(v.model))
+        if clash:  # the sweep is applied last: the variant's own value would be silently replaced
+            node, path = (raw_task, ("ablate",)) if v.ablation else (raw_variants, (i,))
+            raise ConfigError(*line_of(node, path), f"variant {v.name!r} sets model.{clash[0]}, which the sweep also sets: "
+                              "the sweep value would replace it and the variant would repeat its base; drop one")
     data_schema = fam.datasets[entry.dataset].params
     # the configuration without sweep values first (errors point at the task's own lines), then every
     # sweep point (errors point at the sweep: line)
