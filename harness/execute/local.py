@@ -105,7 +105,7 @@ def run_one(spec: RunSpec, store: ResultStore, cache_dir: Path, timeout: float |
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     _kill(proc)
-                    return _failure_row(spec, f"timed out after {timeout:.0f} s (log: {log})")
+                    return _failure_row(spec, f"timed out after {timeout:g} s (log: {log})")
                 if stop is not None and stop.is_set():
                     _kill(proc)
                     return None

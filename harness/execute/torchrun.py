@@ -86,7 +86,7 @@ def run_torchrun(
             except subprocess.TimeoutExpired:
                 proc.kill()  # the ranks die with their agent (PR_SET_PDEATHSIG in main)
                 proc.wait()
-                return _failure_row(spec, f"timed out after {timeout:.0f} s (log: {log})")
+                return _failure_row(spec, f"timed out after {timeout:g} s (log: {log})")
             except BaseException:
                 proc.kill()
                 proc.wait()
