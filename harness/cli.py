@@ -15,6 +15,7 @@ from typing import Optional, get_args
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from harness.errors import HarnessError
 
@@ -44,7 +45,7 @@ class ListWhat(str, Enum):
 
 
 def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)  # paths hold [brackets]
     raise typer.Exit(code=2)
 
 

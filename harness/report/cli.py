@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
+
 from harness.errors import HarnessError
 
 
@@ -45,7 +47,7 @@ def cli_report(results_dir: str | Path, fmt: str = "html", baseline: str | Path 
         path, an = build_report_with_analysis(results_dir, fmt=format, baseline=baseline, out=out,
                                               papers_dir=papers_dir)
     except HarnessError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)  # one line, however long
+        console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)  # one line, verbatim
         return 2
     print_verdicts(an.verdicts, console)
     if an.baseline is not None:
@@ -64,7 +66,7 @@ def cli_compare(a: str | Path, b: str | Path, fail_on_regression: bool = False, 
     try:
         res = compare_dirs(a, b, metrics=metrics)
     except HarnessError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)  # one line, however long
+        console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)  # one line, verbatim
         return 2
     n_reg = print_comparison(res, console)
     return 1 if (fail_on_regression and n_reg) else 0

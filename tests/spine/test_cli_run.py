@@ -205,3 +205,13 @@ def test_seeds_must_be_distinct_and_in_range(tmp_path: Path, monkeypatch, seeds:
     result = cli_run(tmp_path, monkeypatch, "--seeds", seeds)
     assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "results").exists()
+
+
+def test_error_messages_print_paths_with_brackets_verbatim(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from harness import cli
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli.app, ["show", "runs[/v2]"])  # rich markup would read [/v2] as a closing tag
+    assert result.exit_code == 2 and "runs[/v2]: no results.parquet here" in result.output, result.output
