@@ -388,7 +388,7 @@ def report_blocks(an: Analysis) -> list[Block]:
         blocks.append(Block("h2", f"Comparison with baseline {an.baseline_dir}", name="baseline"))
         b = an.baseline
         n_reg = int(b["regression"].sum())
-        unlike = b["conditions"].astype(bool) & (b["kind"] != "missing") if "conditions" in b else b["kind"] != b["kind"]
+        unlike = b["conditions"].astype(bool) & (b["kind"] != "missing")
         blocks.append(Block("p", f"{n_reg} regressions, {int(b['improved'].sum())} improvements over "
                                  f"{len(b[b['kind'] != 'missing'])} checks."
                                  + (f" {len(b.loc[unlike, RUN_KEY].drop_duplicates())} matched runs were measured under "
