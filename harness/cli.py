@@ -125,9 +125,7 @@ def run(
         from harness.execute.ray_executor import INSTALL_HINT, available
 
         if not available():
-            from rich.markup import escape
-
-            fail(escape(INSTALL_HINT))  # escaped: rich would take [ray] for markup
+            fail(INSTALL_HINT)
     if executor is not ExecutorChoice.ray and (address or gpus_per_run is not None or cpus_per_run is not None or memory_per_run is not None):
         fail("--address, --gpus-per-run, --cpus-per-run and --memory-per-run apply to --executor ray only")
     if jobs > 1 and executor is ExecutorChoice.ray:
