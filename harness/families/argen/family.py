@@ -94,7 +94,6 @@ class ARGenExperiment(Experiment):
             "adaln_groups": self.p.adaln_groups,
             "pos": self.p.pos,
             "cfg_scale": self.p.cfg_scale,
-            "l_over_6d": seq_len / (6 * d),
             **self.info,
         }
 

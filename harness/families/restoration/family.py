@@ -91,7 +91,6 @@ class RestorationExperiment(Experiment):
         return {
             "seq_len": seq_len,
             "d_model": m.embed_dim,
-            "l_over_6d": seq_len / (6 * m.embed_dim),
             "degradation": self.params.degradation,
             "scale": self.params.scale,
             "sigma": self.params.sigma if self.params.scale == 1 else math.nan,

@@ -128,13 +128,13 @@ class DenseFamily(Family):
 
     def _model(self, ctx: RunContext, num_classes: int, resolution: int) -> Detector | Segmenter:
         p: DenseModelParams = ctx.model
-        check_resolution(p, resolution)
         backbone = build_backbone(ctx.use, p)
         if p.head == "detection":
             return Detector(backbone, num_classes, resolution, p.fpn_channels, p.head_convs)
         return Segmenter(backbone, num_classes, p.fpn_channels)
 
     def build_model(self, ctx: RunContext) -> Detector | Segmenter:
+        self.check_config(ctx.use, ctx.data, ctx.model)
         if ctx.dataset in BUILTIN_CLASSES:
             num_classes = BUILTIN_CLASSES[ctx.dataset]
         else:
