@@ -36,8 +36,8 @@ LATENCY_COLS = ["latency_ms_p50"]
 TIME_COLS = ["train_step_ms_p50"]
 MEMORY_COLS = ["peak_mem_mb_infer", "peak_mem_mb_train"]
 
-COMPARE_COLUMNS = ["task", "variant", "seed", "sweep", "ablation", "matched_on", "kind", "metric", "old", "new",
-                   "delta", "rel_delta", "limit", "regression", "improved", "note", "conditions"]
+COMPARE_COLUMNS = ["pair", "task", "variant", "seed", "sweep", "ablation", "config_hash", "matched_on", "kind", "metric",
+                   "old", "new", "delta", "rel_delta", "limit", "regression", "improved", "note", "conditions"]
 #: what a run was measured under; rows that differ here are compared, but not like for like.
 CONDITION_COLUMNS = ["device", "gpu_name", "backend", "latency_protocol", "measure_dtype", "train_precision",
                      "measure_batch", "train_step_batch", "torch_version", "cuda_version", "mamba_ssm_version",
@@ -80,8 +80,8 @@ def _match(a: pd.DataFrame, b: pd.DataFrame):
     b["_key"] = [_key(r) for _, r in b.iterrows()]
     has_a = a["config_hash"].notna() & (a["config_hash"].astype(str) != "")
     has_b = b["config_hash"].notna() & (b["config_hash"].astype(str) != "")
-    ah = _dedupe(a[has_a], "config_hash").set_index("config_hash")
-    bh = _dedupe(b[has_b], "config_hash").set_index("config_hash")
+    ah = _dedupe(a[has_a], "config_hash").set_index("config_hash", drop=False)
+    bh = _dedupe(b[has_b], "config_hash").set_index("config_hash", drop=False)
     hashes = [h for h in ah.index if h in bh.index]
     pairs = [("config_hash", ah.loc[h], bh.loc[h]) for h in hashes]
     used_a, used_b = set(ah.loc[hashes, "_key"]), set(bh.loc[hashes, "_key"])
@@ -92,6 +92,10 @@ def _match(a: pd.DataFrame, b: pd.DataFrame):
     only_a = [ra.loc[k] for k in sorted(set(ra.index) - set(common))]
     only_b = [rb.loc[k] for k in sorted(set(rb.index) - set(common))]
     return pairs, only_a, only_b
+
+
+def _text(v) -> str:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
 def _num(row, col) -> float:
@@ -109,19 +113,20 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame, suite: Suite, metrics: list
     pairs, only_a, only_b = _match(a, b)
     out = []
 
-    def add_row(ra, how, kind, metric, old, new, limit, reg, imp, note="", conditions=""):
+    def add_row(ra, how, kind, metric, old, new, limit, reg, imp, note="", conditions="", pair=-1):
         delta = new - old if np.isfinite(old) and np.isfinite(new) else np.nan
         rel = delta / abs(old) if np.isfinite(delta) and old != 0 else np.nan
-        out.append(dict(task=ra["task"], variant=ra["variant"], seed=ra["seed"], sweep=ra["sweep"],
-                        ablation=ra["ablation"], matched_on=how, kind=kind, metric=metric, old=old, new=new,
+        out.append(dict(pair=pair, task=ra["task"], variant=ra["variant"], seed=ra["seed"], sweep=ra["sweep"],
+                        ablation=ra["ablation"], config_hash=_text(ra.get("config_hash")), matched_on=how,
+                        kind=kind, metric=metric, old=old, new=new,
                         delta=delta, rel_delta=rel, limit=limit, regression=bool(reg), improved=bool(imp),
                         note=note, conditions=conditions))
 
     def want(m):
         return metrics is None or m in metrics
 
-    for how, ra, rb in pairs:
-        add = functools.partial(add_row, conditions=_conditions(ra, rb))
+    for pair, (how, ra, rb) in enumerate(pairs):
+        add = functools.partial(add_row, conditions=_conditions(ra, rb), pair=pair)
         if want("status") and ra["status"] == "ok" and rb["status"] != "ok":
             add(ra, how, "status", "status", np.nan, np.nan, np.nan, True, False,
                 f"ok -> {rb['status']}: {str(rb.get('error', '') or '')[:120]}")
@@ -184,7 +189,8 @@ def compare_dirs(a: str | Path, b: str | Path, metrics: list[str] | None = None,
 
     ``metrics`` restricts the checks (names of columns, or ``"status"``); default: latency, train step
     time, peak memory, status, and every quality metric the suite declares. See the module docstring
-    for the noise rules. Columns: ``COMPARE_COLUMNS`` (``regression`` and ``improved`` are booleans).
+    for the noise rules. Columns: ``COMPARE_COLUMNS`` (``regression`` and ``improved`` are booleans;
+    ``pair`` numbers the matched runs, -1 on rows found on one side only).
     """
     da, sa = load_results(a, latest_only=False)  # every stored config: pairs are made by config_hash
     db, sb = load_results(b, latest_only=False)
@@ -202,26 +208,30 @@ def print_comparison(res: pd.DataFrame, console=None, show_all: bool = False) ->
     console = console or Console()
     n_reg = int(res["regression"].sum()) if len(res) else 0
     n_imp = int(res["improved"].sum()) if len(res) else 0
-    n_runs = res.loc[res["kind"] != "missing", ["task", "variant", "seed", "sweep", "ablation"]].drop_duplicates()
+    n_runs = res.loc[res["kind"] != "missing", "pair"].nunique()
     shown = res if show_all else res[res["regression"] | res["improved"]]
+    # two configs of one task/variant/seed/sweep (a rerun with other settings) are told apart by hash
+    keys = res.loc[res["kind"] != "missing", ["task", "variant", "seed", "sweep", "ablation"]].drop_duplicates()
+    by_config = n_runs > len(keys)
     if len(shown):
         tab = Table(title="compare: regressions and improvements", show_lines=False)
-        for c in ["task", "variant", "seed", "sweep", "metric", "old", "new", "change", "limit", "verdict"]:
+        for c in ["task", "variant", "seed", "sweep"] + ["config"] * by_config + ["metric", "old", "new", "change",
+                                                                                    "limit", "verdict"]:
             tab.add_column(c, overflow="fold")
         shown = shown.sort_values(["regression", "task", "variant"], ascending=[False, True, True])
         for r in shown.itertuples():
             change = f"{r.rel_delta:+.1%}" if np.isfinite(r.rel_delta) else r.note
             verdict = "[red]REGRESSION[/red]" if r.regression else ("[green]improved[/green]" if r.improved else "")
             tab.add_row(str(r.task), str(r.variant), str(r.seed), str(r.sweep if r.sweep != "{}" else ""),
-                        str(r.metric), _f(r.old), _f(r.new), change, _f(r.limit), verdict)
+                        *[r.config_hash[:8]] * by_config, str(r.metric), _f(r.old), _f(r.new), change, _f(r.limit), verdict)
         console.print(tab)
-    unlike = res.loc[res["conditions"].astype(bool) & (res["kind"] != "missing"), ["task", "variant", "seed", "sweep", "ablation"]]
-    if len(unlike):
+    unlike = res.loc[res["conditions"].astype(bool) & (res["kind"] != "missing"), "pair"].nunique()
+    if unlike:
         what = sorted({part.split(":")[0] for text in res["conditions"] if text for part in text.split("; ")})
-        console.print(f"[yellow]{len(unlike.drop_duplicates())} matched runs were measured under different conditions "
+        console.print(f"[yellow]{unlike} matched runs were measured under different conditions "
                       f"({', '.join(what)}): their changes are not like for like (column 'conditions')[/yellow]")
     missing = res[res["kind"] == "missing"]
-    console.print(f"{len(n_runs)} matched runs, [red]{n_reg} regressions[/red], [green]{n_imp} improvements[/green]"
+    console.print(f"{n_runs} matched runs, [red]{n_reg} regressions[/red], [green]{n_imp} improvements[/green]"
                   + (f", {len(missing)} runs on one side only" if len(missing) else ""))
     return n_reg
 

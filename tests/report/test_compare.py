@@ -110,6 +110,16 @@ def test_two_configs_of_one_run_key_compare_row_by_hash(tmp_path):
     assert sorted(zip(top1["old"], top1["new"])) == [(50.0, 50.0), (90.0, 90.0)]
     assert not res["regression"].any() and set(res["matched_on"]) == {"config_hash"}
     assert cli_compare(a, b, fail_on_regression=True) == 0
+    # the printout counts two runs (not one task/variant/seed) and tells their rows apart by config
+    from rich.console import Console
+
+    from harness.report.compare import print_comparison
+
+    console = Console(record=True, width=200)
+    print_comparison(res, console, show_all=True)
+    text = console.export_text()
+    assert "2 matched runs" in text and "config" in text
+    assert sorted(res.loc[res["metric"] == "top1", "config_hash"]) == ["a", "b"]
 
 
 def test_cli_pairs_a_folder_of_suites_with_a_suite_by_name(tmp_path):
