@@ -2,7 +2,8 @@
 # Reproduce the H100 baselines: bash baselines/h100/run.sh STAGE... [-- extra `harness run` options]
 #
 # Stages (run in the order given, each writes under baselines/h100/):
-#   check      environment, kernel conformance (+ harness timer vs triton do_bench), the GPU-marked tests
+#   check      environment, kernel conformance (+ harness timer vs triton do_bench, our mamba/mamba2 layers vs
+#              mamba_ssm's), the GPU-marked tests
 #   scaling    suites/scaling.yaml (mixers across L = 1K..64K, d_model 768, bf16) and its report
 #   standard   suites/standard.yaml (every family, 3 seeds, HARNESS_JOBS=8 runs side by side) and its
 #              report; options after -- go to `harness run` (e.g. -- --seeds 0 to run one seed first;
@@ -42,7 +43,8 @@ for stage in "${stages[@]}"; do
     check)
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
       "$py" -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
-      "$py" -m harness.kernels.conformance --out "$here/conformance.csv" --timer-out "$here/timer.csv"
+      "$py" -m harness.kernels.conformance --out "$here/conformance.csv" --timer-out "$here/timer.csv" \
+        --layers-out "$here/layers.csv"
       "$py" -m pytest -q -m gpu -p no:cacheprovider --tb=short tests/kernels tests/modules tests/measure tests/families
       ;;
     # Mamba-2's Triton kernels compile and autotune on first use (minutes on a fresh machine): the other

@@ -9,6 +9,9 @@ assert on these numbers.
 ``--timer-out`` also checks the timer: every mixer's forward and forward+backward at d_model 768, L 4096,
 batch 8, bf16 autocast, timed by the harness protocol (``Measurer.time``) and by
 ``triton.testing.do_bench`` on the very same callable; the medians should agree within 5%.
+
+``--layers-out`` times our ``mamba``/``mamba2`` layers (short conv on causal_conv1d's kernel, and on
+torch's conv) beside mamba_ssm's own ``Mamba``/``Mamba2`` at d_model 768, batch 8, L 1K/4K/16K.
 """
 
 from __future__ import annotations
@@ -60,6 +63,23 @@ def ssd_errors(device: str = "cuda", b: int = 2, l: int = 512, h: int = 8, p: in
     return _fwd_bwd(call(ssd_fn), call(ssd_ref), ins)
 
 
+def short_conv_errors(device: str = "cuda", b: int = 2, c: int = 64, l: int = 512, k: int = 4) -> tuple[float, float]:
+    """causal_conv1d's kernel vs torch's depthwise conv (padded, sliced to the causal part), with SiLU."""
+    import torch.nn.functional as F
+
+    from harness.kernels.short_conv import causal_conv1d_fn
+
+    if causal_conv1d_fn is None:
+        raise RuntimeError("causal_conv1d is not installed (pip install 'harness[gpu]')")
+    g = torch.Generator(device).manual_seed(0)
+    ins = [torch.randn(*s, device=device, generator=g) for s in ((b, c, l), (c, k), (c,))]
+
+    def torch_conv(x, w, bias):
+        return F.silu(F.conv1d(x, w[:, None], bias, padding=k - 1, groups=c)[..., :l])
+
+    return _fwd_bwd(lambda x, w, bias: causal_conv1d_fn(x, w, bias, activation="silu"), torch_conv, ins)
+
+
 def module_errors(kind: str, device: str = "cuda", dim: int = 64, l: int = 256) -> tuple[float, float]:
     """mamba_ssm module vs ours (impl='ref') after ``ours.load_state_dict(theirs.state_dict())``."""
     from harness.modules.registry import create_mixer
@@ -71,7 +91,7 @@ def module_errors(kind: str, device: str = "cuda", dim: int = 64, l: int = 256) 
     else:
         from mamba_ssm import Mamba2 as Theirs
 
-        # use_mem_eff_path=False: its fused conv+scan path needs causal_conv1d, which our path does not use
+        # use_mem_eff_path=False: its fused path runs conv, scan and out_proj as one function, unlike ours
         theirs = Theirs(d_model=dim, d_state=32, headdim=16, chunk_size=64, use_mem_eff_path=False)
         ours = create_mixer("mamba2", dim, d_state=32, headdim=16, chunk_size=64, impl="ref")
     theirs, ours = theirs.to(device), ours.to(device)
@@ -115,6 +135,57 @@ def timer_rows(d_model: int = 768, seq_len: int = 4096, batch: int = 8) -> list[
     return rows
 
 
+LAYER_CONFIGS = {"mamba": {}, "mamba2": {"d_state": 128, "headdim": 64}}  # suites/scaling.yaml's mixers
+
+
+def layer_rows(d_model: int = 768, batch: int = 8, lengths: tuple[int, ...] = (1024, 4096, 16384)) -> list[dict[str, object]]:
+    """Forward p50 of our mamba/mamba2 layers (conv on causal_conv1d, and on torch's conv) beside
+    mamba_ssm's own ``Mamba``/``Mamba2`` (fused path) at the same sizes, under the harness protocol.
+
+    Tells how much of a gap between our layers and mamba_ssm's the short conv explains.
+    """
+    import mamba_ssm
+
+    from harness.config.sections import MeasureConfig
+    from harness.kernels.short_conv import torch_conv_only
+    from harness.measure.measurer import Measurer
+    from harness.modules.registry import create_mixer
+
+    device = torch.device("cuda")
+    measurer = Measurer(MeasureConfig(), device)
+    rows = []
+    print(f"\n{'layer':28s} {'L':>6s} {'backend':34s} {'p50 ms':>8s} {'p10-p90 ms':>14s}", flush=True)
+    for name, kw in LAYER_CONFIGS.items():
+        theirs_cls = mamba_ssm.Mamba if name == "mamba" else mamba_ssm.Mamba2
+        for l in lengths:
+            torch.manual_seed(0)
+            x = torch.randn(batch, l, d_model, device=device)
+            ours = create_mixer(name, d_model, **kw).to(device)
+            layers = [(f"ours {name}", ours, None), (f"ours {name}, torch conv", ours, torch_conv_only),
+                      (f"mamba_ssm.{theirs_cls.__name__}", theirs_cls(d_model=d_model, **kw).to(device), None)]
+            for label, layer, ctx in layers:
+                def call(layer=layer, ctx=ctx):
+                    if ctx is None:
+                        return layer(x)
+                    with ctx():
+                        return layer(x)
+                try:
+                    t = measurer.time(call, inference=True)
+                    backend = getattr(layer, "last_backend", None) or "mamba_ssm"
+                    row = {"layer": label, "seq_len": l, "d_model": d_model, "batch": batch, "backend": backend,
+                           "p50_ms": t.p50_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms, "error": ""}
+                except Exception as exc:  # noqa: BLE001 - an OOM or a missing kernel is a row
+                    row = {"layer": label, "seq_len": l, "d_model": d_model, "batch": batch, "backend": "",
+                           "p50_ms": None, "p10_ms": None, "p90_ms": None, "error": f"{type(exc).__name__}: {exc}"}
+                rows.append(row)
+                spread = "" if row["p50_ms"] is None else f"{row['p10_ms']:.3f}-{row['p90_ms']:.3f}"
+                shown = row["error"][:40] if row["error"] else f"{row['p50_ms']:8.3f}"
+                print(f"{label:28s} {l:6d} {row['backend']:34s} {shown:>8s} {spread:>14s}", flush=True)
+            layers = ours = None
+            torch.cuda.empty_cache()
+    return rows
+
+
 def _write_csv(rows: list[dict[str, object]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
@@ -128,6 +199,7 @@ CHECKS = {
     "ssd kernel vs ref": ssd_errors,
     "mamba_ssm.Mamba -> ours": lambda: module_errors("mamba"),
     "mamba_ssm.Mamba2 -> ours": lambda: module_errors("mamba2"),
+    "causal_conv1d kernel vs torch conv": short_conv_errors,
 }
 
 
@@ -150,15 +222,18 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="CSV path for the kernel and module checks")
     ap.add_argument("--timer-out", type=Path, help="also compare the harness timer with do_bench; CSV path")
+    ap.add_argument("--layers-out", type=Path, help="also time our mamba/mamba2 layers beside mamba_ssm's; CSV path")
     args = ap.parse_args(argv)
-    if args.out is None and args.timer_out is None:
-        ap.error("nothing to do: give --out (kernel checks), --timer-out (timer check) or both")
+    if args.out is None and args.timer_out is None and args.layers_out is None:
+        ap.error("nothing to do: give --out (kernel checks), --timer-out (timer check), --layers-out (layer timing)")
     if not torch.cuda.is_available() or selective_scan_fn is None or ssd_fn is None:
         raise SystemExit("conformance needs CUDA and mamba_ssm (pip install 'harness[gpu]')")
     if args.out:
         _write_csv(run(), args.out)
     if args.timer_out:
         _write_csv(timer_rows(), args.timer_out)
+    if args.layers_out:
+        _write_csv(layer_rows(), args.layers_out)
 
 
 if __name__ == "__main__":

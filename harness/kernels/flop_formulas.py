@@ -10,14 +10,16 @@ Conventions (one MAC = one multiply-add = 2 FLOPs; ``FlopCounterMode`` reports F
   and head: C B^T inside chunks L*Q*N, its product with X L*Q*P, chunk states L*N*P, state-to-output
   L*N*P, the recurrence over L/Q chunk states (L/Q)*N*P; plus L*P each for ``D`` and ``z``. All MACs.
 * Backward: twice the forward (the usual convention; our backward op is a single visible node).
+* The short conv on causal_conv1d's kernel (``harness.kernels.short_conv``): 2 * B * C * L * K, as torch
+  counts a depthwise conv; backward twice that (input and weight gradients).
 
 mamba_ssm's kernels (a pybind CUDA call, Triton launches) never reach the dispatcher, so FlopCounterMode
 cannot see them at all, not even as a skipped op. ``count_fused`` adds the same closed forms for them to
 the counter that ``harness.measure.flops.counted_flops`` has open (forward at once, backward when the
 output's gradient is computed), so a fused run and a reference run of one model report the same FLOPs.
 
-``FVCORE_HANDLES`` maps the op names fvcore's JIT trace produces (our custom ops, and mamba_ssm's autograd
-Functions, which fvcore otherwise skips as ``prim::PythonOp``) to handles returning MACs:
+``FVCORE_HANDLES`` maps the op names fvcore's JIT trace produces (our custom ops, and mamba_ssm's and
+causal_conv1d's autograd Functions, which fvcore otherwise skips as ``prim::PythonOp``) to handles returning MACs:
 
     FlopCountAnalysis(model, inputs).set_op_handle(**FVCORE_HANDLES)
 """
@@ -41,6 +43,11 @@ def selective_scan_flops(batch: int, dim: int, seqlen: int, dstate: int, has_D: 
     flops = 9 * batch * seqlen * dim * dstate
     flops += 2 * batch * dim * seqlen * (int(has_D) + int(has_z))
     return flops
+
+
+def short_conv_flops(batch: int, channels: int, seqlen: int, width: int) -> int:
+    """FLOPs of a depthwise conv with ``width`` taps over (batch, channels, seqlen), output as long as input."""
+    return 2 * batch * channels * seqlen * width
 
 
 def ssd_macs(batch: int, seqlen: int, nheads: int, headdim: int, dstate: int, chunk_size: int,
@@ -112,6 +119,11 @@ def count_fused(fwd_op: Any, bwd_op: Any, fwd_flops: int, out: torch.Tensor) -> 
         out.register_hook(on_grad)
 
 
+#: namespaces of the custom ops inside fused kernels whose callers add closed forms through ``count_fused``
+#: (causal_conv1d's ``DaoAILab::_causal_conv1d_*``): counted, so not reported as skipped.
+COUNTED_BY_CALLER = ("DaoAILab",)
+
+
 def count_fused_selective_scan(out: torch.Tensor, u: torch.Tensor, A: torch.Tensor, D: Any, z: Any) -> None:
     b, d, l = u.shape
     flops = selective_scan_flops(b, d, l, A.shape[1], D is not None, z is not None)
@@ -149,9 +161,16 @@ def _fvcore_ssd(inputs: list[Any], outputs: list[Any]) -> float:
     return float(ssd_macs(b, l, h, p, n, int(chunk), _present(inputs[6]), _present(inputs[7])))
 
 
+def _fvcore_short_conv(inputs: list[Any], outputs: list[Any]) -> float:
+    """inputs as ``causal_conv1d_fn(x, weight, ...)``: x (B, C, L), weight (C, K)."""
+    (b, c, l), (_, k) = _shape(inputs[0]), _shape(inputs[1])
+    return short_conv_flops(b, c, l, k) / 2
+
+
 FVCORE_HANDLES: dict[str, Callable[[list[Any], list[Any]], float]] = {
     "harness::selective_scan": _fvcore_selective_scan,
     "harness::ssd_scan": _fvcore_ssd,
     "prim::PythonOp.SelectiveScanFn": _fvcore_selective_scan,
     "prim::PythonOp.MambaChunkScanCombinedFn": _fvcore_ssd,
+    "prim::PythonOp.CausalConv1dFn": _fvcore_short_conv,
 }

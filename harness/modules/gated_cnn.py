@@ -10,7 +10,8 @@ norm). Re-stated here: the forward, because timm's adds the norm and residual th
 leaves to ``harness.modules.block.Block``, and works on ``(B, H, W, C)`` grids only; and the 1-D conv,
 because timm only has the symmetric 2-D ``k x k`` kernel, while sequences need a ``1 x k`` kernel that
 is either centered or causal (left padding ``k - 1``, as in Mamba's ``d_conv`` conv), and causal
-decoding needs a cached conv window (``init_state``/``step``).
+decoding needs a cached conv window (``init_state``/``step``). The causal 1-D conv runs on causal_conv1d's
+CUDA kernel where installed, as Mamba's does (``harness.kernels.short_conv``): the pair keeps one conv.
 
     mixer = create_mixer("gated_cnn", 96)                          # 7x7 conv, forward(x, shape=(H, W))
     mixer = create_mixer("gated_cnn", 256, causal=True, d_conv=4)  # 1-D causal, decodes token by token
@@ -24,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from timm.models.mambaout import GatedConvBlock
 from torch import nn
+
+from harness.kernels.short_conv import FUSED_CONV_BACKEND, causal_conv1d, fused_conv_usable
 
 
 class GatedCNN(GatedConvBlock):
@@ -64,12 +67,15 @@ class GatedCNN(GatedConvBlock):
 
     def forward(self, x: torch.Tensor, shape: tuple[int, int] | None = None) -> torch.Tensor:
         g, i, c = torch.split(self.fc1(x), self.split_indices, dim=-1)
-        y = self.fc2(self.act(g) * torch.cat((i, self._conv(c, shape)), dim=-1))
-        self.last_backend = "torch"
+        fused = self.conv_dims == 1 and fused_conv_usable(c, self.conv.kernel_size[1], self.causal)
+        y = self.fc2(self.act(g) * torch.cat((i, self._conv(c, shape, fused)), dim=-1))
+        self.last_backend = FUSED_CONV_BACKEND if fused else "torch"
         return y
 
-    def _conv(self, c: torch.Tensor, shape: tuple[int, int] | None) -> torch.Tensor:
-        """Depthwise conv of ``c: (B, L, C)`` -> ``(B, L, C)``."""
+    def _conv(self, c: torch.Tensor, shape: tuple[int, int] | None, fused: bool = False) -> torch.Tensor:
+        """Depthwise conv of ``c: (B, L, C)`` -> ``(B, L, C)``; ``fused``: causal_conv1d's kernel."""
+        if fused:
+            return causal_conv1d(c.transpose(1, 2), self.conv.weight.flatten(1), self.conv.bias).transpose(1, 2)
         B, L, C = c.shape
         if self.conv_dims == 2:
             if shape is None:

@@ -17,6 +17,9 @@ Ablation knobs:
 * ``causal=False``: the short conv is centred instead of causal (the scan itself stays one-directional
   per scan path; use ``scan`` for non-causal mixing).
 
+The causal short conv runs on causal_conv1d's CUDA kernel where installed (``harness.kernels.short_conv``;
+``impl='ref'`` keeps torch's), as in mamba_ssm's blocks; ``last_backend`` then names both kernels.
+
 Special inits and wrapper inits: dt_proj.weight/bias, A_log and D are marked ``_no_reinit`` (mamba_ssm
 marks dt_proj.bias); model code must initialise through ``apply_init(model, fn)``, which runs
 ``model.apply(fn)`` and then restores every ``_no_reinit`` parameter.
@@ -33,6 +36,7 @@ from torch import nn
 
 from harness.kernels.ops import IMPLS, resolve_impl, selective_scan
 from harness.kernels.selective_scan import DISCRETIZATIONS, selective_scan_fn
+from harness.kernels.short_conv import FUSED_CONV_BACKEND, causal_conv1d, fused_conv_usable
 from harness.modules.scan_order import invert, num_directions, reorder, scan_orders
 
 A_INITS = ("s4d_real", "s4d_lin", "random")
@@ -142,8 +146,10 @@ class Mamba(nn.Module):
     def _direction(self, k: int) -> nn.Module:
         return self if self.directions is None else self.directions[k]
 
-    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+    def _conv(self, x: torch.Tensor, fused: bool = False) -> torch.Tensor:
         """Depthwise short conv + SiLU along the last dim. x: (B, d_inner, L) -> (B, d_inner, L)."""
+        if fused:
+            return causal_conv1d(x, self.conv1d.weight[:, 0], self.conv1d.bias, "silu")
         l = x.shape[-1]
         start = 0 if self.causal else (self.d_conv - 1) // 2
         return F.silu(self.conv1d(x)[..., start:start + l])
@@ -160,15 +166,16 @@ class Mamba(nn.Module):
     def forward(self, x: torch.Tensor, shape: tuple[int, int] | None = None, perm: torch.Tensor | None = None) -> torch.Tensor:
         l = x.shape[1]
         backend = resolve_impl(self.impl, x.device, selective_scan_fn is not None, self.discretization == "zoh")
-        self.last_backend = backend
         xz = self.in_proj(x).transpose(1, 2)  # (B, 2*d_inner, L)
         xi, z = xz.chunk(2, dim=1)
+        fused_conv = self.impl != "ref" and fused_conv_usable(xi, self.d_conv, self.causal)
+        self.last_backend = f"{backend}+{FUSED_CONV_BACKEND}" if fused_conv else backend
         orders = scan_orders(self.scan, l, shape, perm, x.device)
         gate_in_scan = orders == [None]  # raster: z is fused into the scan as in mamba_ssm
         y = 0
         for k, order in enumerate(orders):
             p = self._direction(k)
-            u = self._conv(reorder(xi, order, dim=-1))
+            u = self._conv(reorder(xi, order, dim=-1), fused_conv)
             delta, B, C, delta_bias = self._ssm_inputs(p, u)
             yk = selective_scan(
                 u, delta, -torch.exp(p.A_log.float()), B, C, p.D.float(), z if gate_in_scan else None,

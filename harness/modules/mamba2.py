@@ -9,7 +9,8 @@ ways. Used by AiM (arXiv 2408.12245) for autoregressive image generation, hence 
 Several scan directions (``scan``: bidirectional | cross4 | sgn, ``harness.modules.scan_order``) share
 in_proj, the conv (run along each order), the gated norm and out_proj; each keeps its own dt_bias, A_log
 and D under ``directions.<k>.``. dt_bias, A_log and D are marked ``_no_reinit``: initialise models with
-``harness.modules.mamba.apply_init``.
+``harness.modules.mamba.apply_init``. The conv runs on causal_conv1d's CUDA kernel where installed, as in
+mamba_ssm (``harness.kernels.short_conv``; ``impl='ref'`` keeps torch's).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.kernels.ops import IMPLS, resolve_impl, ssd_scan
+from harness.kernels.short_conv import FUSED_CONV_BACKEND, causal_conv1d, fused_conv_usable
 from harness.kernels.ssd import ssd_fn
 from harness.modules.mamba import _protect, inv_softplus_dt
 from harness.modules.scan_order import invert, num_directions, reorder, scan_orders
@@ -92,18 +94,25 @@ class Mamba2(nn.Module):
     def _direction(self, k: int) -> nn.Module:
         return self if self.directions is None else self.directions[k]
 
+    def _conv(self, x: torch.Tensor, fused: bool = False) -> torch.Tensor:
+        """Causal depthwise conv + SiLU. x: (B, conv_dim, L) -> (B, conv_dim, L)."""
+        if fused:
+            return causal_conv1d(x, self.conv1d.weight[:, 0], self.conv1d.bias, "silu")
+        return F.silu(self.conv1d(x)[..., :x.shape[-1]])
+
     def _split(self, zxbcdt: torch.Tensor):
         return torch.split(zxbcdt, [self.d_inner, self.conv_dim, self.nheads], dim=-1)
 
     def forward(self, x: torch.Tensor, shape: tuple[int, int] | None = None, perm: torch.Tensor | None = None) -> torch.Tensor:
         b, l, _ = x.shape
         backend = resolve_impl(self.impl, x.device, ssd_fn is not None)
-        self.last_backend = backend
         z, xBC, dt = self._split(self.in_proj(x))
+        fused_conv = self.impl != "ref" and fused_conv_usable(xBC, self.d_conv)
+        self.last_backend = f"{backend}+{FUSED_CONV_BACKEND}" if fused_conv else backend
         y = 0
         for k, order in enumerate(scan_orders(self.scan, l, shape, perm, x.device)):
             p = self._direction(k)
-            xk = F.silu(self.conv1d(reorder(xBC, order, dim=1).transpose(1, 2))[..., :l]).transpose(1, 2)
+            xk = self._conv(reorder(xBC, order, dim=1).transpose(1, 2), fused_conv).transpose(1, 2)
             xs, B, C = torch.split(xk, [self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1)
             yk = ssd_scan(
                 xs.unflatten(-1, (self.nheads, self.headdim)), reorder(dt, order, dim=1), -torch.exp(p.A_log.float()),

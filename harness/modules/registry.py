@@ -40,6 +40,9 @@ def is_ssm(name: str) -> bool:
 
 
 def backends_of(model: nn.Module) -> str:
-    """'+'-joined sorted set of ``last_backend`` over a model's modules ('' when none has run)."""
-    seen = {getattr(m, "last_backend", None) for m in model.modules()}
+    """'+'-joined sorted set of the kernels in ``last_backend`` over a model's modules ('' when none has run).
+
+    A mixer that ran two kernels names both (``mamba_ssm-cuda+causal_conv1d-cuda``); each kernel is listed once.
+    """
+    seen = {part for m in model.modules() for part in str(getattr(m, "last_backend", None) or "").split("+")}
     return "+".join(sorted(b for b in seen if b))

@@ -149,3 +149,15 @@ def test_gradients_reach_every_parameter():
     missing = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing
     assert math.isfinite(sum(p.grad.sum().item() for p in m.parameters()))
+
+
+def test_a_model_lists_each_kernel_once_when_mixers_name_two():
+    """A mamba layer on both fused kernels says ``mamba_ssm-cuda+causal_conv1d-cuda``; the row's backend
+    lists each kernel once beside the other mixers' (a gated_cnn on the conv kernel alone)."""
+    from torch import nn
+
+    from harness.modules.registry import backends_of
+
+    a, b, c = nn.Module(), nn.Module(), nn.Module()
+    a.last_backend, b.last_backend, c.last_backend = "mamba_ssm-cuda+causal_conv1d-cuda", "causal_conv1d-cuda", ""
+    assert backends_of(nn.Sequential(a, b, c)) == "causal_conv1d-cuda+mamba_ssm-cuda"
