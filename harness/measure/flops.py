@@ -46,7 +46,7 @@ from harness.kernels import flop_formulas  # registers the scan ops' FlopCounter
 aten = torch.ops.aten
 
 # Op names that do matmul-class work; an op matching this (or outside aten/prim) without a formula is a skip.
-_COMPUTE_OP = re.compile(r"mm|matmul|conv|attention|einsum|linear|scan|fft|dot")
+_COMPUTE_OP = re.compile(r"mm|matmul|conv(?!ert)|attention|einsum|(?<!bi)linear|scan|fft|dot")  # not bilinear upsampling
 
 
 def causal_pairs(lq: int, lk: int) -> int:
@@ -164,12 +164,33 @@ def _is_compute(op: str) -> bool:
     return op.startswith("prim::PythonOp") or namespace not in ("aten", "prim", "prims") or bool(_COMPUTE_OP.search(op))
 
 
+class _TensorStateOnly(nn.Module):
+    """``model`` with only tensors in its state dict, so that JIT tracing (fvcore) accepts it.
+
+    The tracer passes every state-dict value to the graph as an input; neuraloperator's models add a
+    ``_metadata`` dict to theirs, which made fvcore fail on every FNO.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs: Any) -> Any:
+        return self.model(*inputs)
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        state = super().state_dict(*args, **kwargs)
+        for key in [k for k, v in state.items() if not isinstance(v, torch.Tensor)]:
+            del state[key]
+        return state
+
+
 def fvcore_macs(model: nn.Module, inputs: tuple) -> tuple[float, list[str]]:
     """Forward multiply-adds by fvcore (plus the handles above) and the compute ops it skipped."""
     from fvcore.nn import FlopCountAnalysis
 
     handles = {"aten::scaled_dot_product_attention": _fvcore_sdpa, **flop_formulas.FVCORE_HANDLES}
-    analysis = FlopCountAnalysis(model, inputs).set_op_handle(**handles)
+    analysis = FlopCountAnalysis(_TensorStateOnly(model), inputs).set_op_handle(**handles)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     analysis.tracer_warnings("none")

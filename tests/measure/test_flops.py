@@ -199,3 +199,22 @@ def test_conv_backward_is_twice_the_forward_for_grouped_convs(groups: int, trans
     assert train == 3 * fwd
     x.requires_grad_(False)  # a first layer: weight gradient only
     assert counted_flops(lambda: conv(x).sum().backward())[0] == 2 * fwd
+
+
+def test_fvcore_counts_neuraloperator_models_and_lists_only_real_skips():
+    """neuraloperator puts a ``_metadata`` dict in its state dict, which JIT tracing (fvcore) used to fail
+    on; the count now matches FlopCounterMode's but for the FFTs, which fvcore lists as skipped. Bilinear
+    upsampling is interpolation, not a skipped matmul."""
+    from neuralop.models import FNO
+
+    torch.manual_seed(0)
+    fno = FNO(n_modes=(8,), hidden_channels=16, in_channels=2, out_channels=1, n_layers=2)
+    x = torch.randn(2, 2, 32)
+    counts = count_flops(fno, (x,))
+    assert counts.macs_fwd_fvcore is not None, counts.skipped
+    assert not [s for s in counts.skipped if "failed" in s]
+    assert {"fvcore:aten::fft_rfftn", "fvcore:aten::fft_irfftn"} <= set(counts.skipped)
+    fft_flops, _ = counted_flops(lambda: torch.fft.irfftn(torch.fft.rfftn(torch.randn(2, 16, 32), dim=[-1]), s=[32], dim=[-1]))
+    assert counts.macs_fwd_fvcore == pytest.approx((counts.flops_fwd - 2 * fft_flops) / 2, rel=0.02)
+    up = torch.nn.Upsample(scale_factor=2, mode="bilinear")
+    assert count_flops(up, (torch.randn(1, 2, 4, 4),)).skipped == []
