@@ -355,7 +355,7 @@ def load_suite(path: str | Path) -> Suite:
             measure={**suite.measure, **entry.measure},
             match={**suite.match, **entry.match},
             sweep={**suite.sweep, **entry.sweep},
-            metrics=tuple(entry.metrics or family.metrics),
+            metrics=tuple(entry.metrics or family.task_metrics(entry.model)),
         )
         timed = resolved_task.measure.get("latency_seeds")
         if timed is not None and not set(timed) & set(suite.seeds):

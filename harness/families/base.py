@@ -156,6 +156,12 @@ class Family(ABC):
         """``model:`` fields a variant sets by default (e.g. attention gets mlp_ratio 4)."""
         return {}
 
+    @classmethod
+    def task_metrics(cls, model: dict[str, Any]) -> tuple[str, ...]:
+        """The metrics a task with this ``model:`` block reports (default: all of the family's); the first
+        flagged primary among them is the task's primary metric."""
+        return tuple(cls.metrics)
+
     def check_config(self, use: str, data: Params, model: Params) -> None:
         """Raise ValueError if variant ``use`` cannot run with these ``data:`` and ``model:`` blocks together:
         what neither block's schema sees alone. Suite validation calls it (an error at the task's line), and

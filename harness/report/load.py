@@ -308,6 +308,9 @@ def load_results(results_dir: str | Path, latest_only: bool = True) -> tuple[pd.
     for task in df["task"].astype(str).unique():
         suite.task(task)  # every task gets an entry, even when suite.json lacks it
     for tname, t in suite.tasks.items():
+        filled = df.loc[df["task"] == tname, "primary_metric"].dropna().unique() if "primary_metric" in df else []
+        if len(filled) == 1 and filled[0] in t.metrics:  # what the runs filled wins over a family-wide guess
+            t.primary_metric = str(filled[0])  # (suite.json said map for segmentation tasks before task_metrics)
         if not t.primary_metric:  # no suite.json entry: first known quality metric, final_loss last
             cands = sorted(metric_columns(df[df["task"] == tname], t), key=lambda m: m == "final_loss")
             t.primary_metric = cands[0] if cands else None

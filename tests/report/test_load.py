@@ -39,3 +39,20 @@ def test_show_counts_seeds_not_configs(tmp_path):
     assert result.exit_code == 0, result.output
     assert "ok×2" in result.output and "ok×4" not in result.output
     assert "4 older rows left out" in result.output
+
+
+def test_the_primary_metric_the_runs_filled_wins_over_an_older_suite_json(tmp_path):
+    """Results written before dense tasks declared their head's metrics say ``primary_metric: map`` in
+    suite.json for a segmentation task whose rows fill miou: the report reads miou (and so can decide)."""
+    from harness.report.verdict import task_verdicts
+
+    extra = {"miou": {"higher_is_better": True, "unit": "fraction", "primary": True}}
+    task = synthetic.task_entry("dense", "map", True, "fraction", 0.02, extra=extra)
+    task["verdict"]["thresholds"]["miou"] = 0.02
+    rows = [synthetic.base_row("seg", "dense", v, s, map=np.nan, miou=0.5 + 0.01 * s, primary_metric="miou")
+            for v in ("mamba", "gated_cnn") for s in range(4)]
+    folder = synthetic.write(tmp_path / "r", rows, {"seg": task})
+    df, suite = load_results(folder)
+    assert suite.task("seg").primary_metric == "miou"
+    verdict = task_verdicts(df, suite)[0]
+    assert verdict.primary_metric == "miou" and "no primary metric" not in verdict.reasons_text()

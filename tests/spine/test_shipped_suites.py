@@ -44,3 +44,15 @@ def test_shipped_suite_budgets_are_reachable(path: Path, tmp_path: Path) -> None
         _, budget = solve_budget(c, family, make_context(c, family, torch.device("cpu"), tmp_path))
         assert abs(budget["budget_mismatch"]) <= c["match"]["tolerance"], (c["task"], c["variant"])
         solved.add(key)
+
+
+def test_each_dense_task_declares_its_head_metrics_and_primary():
+    """A segmentation task's primary metric is miou (the family's first primary, map, is a detection
+    metric its runs never fill: its verdict was always 'no primary metric recorded')."""
+    from harness.store.meta import suite_meta
+
+    tasks = suite_meta(load_suite(ROOT / "suites" / "standard.yaml"))["tasks"]
+    assert tasks["shapes_segmentation_128"]["primary_metric"] == "miou"
+    assert set(tasks["shapes_segmentation_128"]["metrics"]) == {"miou", "pixel_acc"}
+    assert tasks["shapes_detection_128"]["primary_metric"] == "map"
+    assert set(tasks["shapes_detection_128"]["metrics"]) == {"map", "map_50"}

@@ -119,6 +119,13 @@ class DenseFamily(Family):
     }
     causal = False
     width_field = "width"
+    HEAD_METRICS: ClassVar[dict[str, tuple[str, ...]]] = {"detection": ("map", "map_50"), "segmentation": ("miou", "pixel_acc")}
+
+    @classmethod
+    def task_metrics(cls, model: dict[str, Any]) -> tuple[str, ...]:
+        """The head's metrics: a segmentation task's primary metric is miou, not the family's first (map)."""
+        head = model.get("head", DenseModelParams.model_fields["head"].default)
+        return cls.HEAD_METRICS.get(head, tuple(cls.metrics))  # an unknown head is the schema's error to report
 
     def variant_defaults(self, use: str) -> dict[str, Any]:
         return variant_defaults(use)
