@@ -248,8 +248,11 @@ def task_verdicts(df: pd.DataFrame, suite: Suite, comparisons: pd.DataFrame | No
         tdf = sel[sel["task"] == task]
         allt = df[df["task"] == task]
         if tdf.empty:
-            out.append(TaskVerdict(task, t.family, INCONCLUSIVE, None,
-                                   ["no finished runs: see the status table."], [], t.primary_metric))
+            ok = allt[allt["status"] == "ok"]
+            why = ("an ablation study only: the verdict pairs non-ablation variants, and every finished run here "
+                   "is an ablation or its base (see the Ablations section)." if len(ok) and (ok["ablation"] != "").all()
+                   else "no finished runs: see the status table.")
+            out.append(TaskVerdict(task, t.family, INCONCLUSIVE, None, [why], [], t.primary_metric))
             continue
         cells = []
         for sp, cdf in sorted(tdf.groupby("size_point"), key=lambda kv: (kv[1]["size"].iloc[0], kv[0])):

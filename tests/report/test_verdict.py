@@ -94,3 +94,12 @@ def test_rule_text_is_shipped_and_matches_docstring():
     assert md == (Path(V.__file__).with_name("VERDICT_RULE.md")).read_text()
     for phrase in ("SSM needed", "SSM not needed", "inconclusive", "Holm", "L/(6D)", "cheapest"):
         assert phrase in md and phrase in V.__doc__
+
+
+def test_an_ablation_only_task_says_so_rather_than_no_finished_runs():
+    rows = [synthetic.base_row("cls", "classification", "mamba", s, top1=80.0, ablation=abl)
+            for abl in ("base", "lti") for s in range(3)]
+    v = _verdict(rows)
+    assert v.verdict == V.INCONCLUSIVE and "ablation study only" in v.reasons_text()
+    v = _verdict([dict(r, status="error", top1=np.nan) for r in rows])
+    assert "no finished runs" in v.reasons_text()
