@@ -24,7 +24,7 @@ from harness.report import figures as F
 from harness.report.compare import compare_dirs
 from harness.report.crossover import DEFAULT_COSTS, N_BOOT, ScalingResult, analyze_scaling
 from harness.report.load import COST_COLUMNS, RUN_KEY, Suite, load_results, metric_columns
-from harness.report.paired import compare_variants, equal_budget, select_configs, size_label
+from harness.report.paired import compare_variants, equal_budget, paired_test, select_configs, size_label
 from harness.report.papers import load_paper_refs, refs_for_task
 from harness.report.stats import summarize
 from harness.report.verdict import (INCONCLUSIVE, NEEDED, NOT_NEEDED, TaskVerdict, task_verdicts,
@@ -69,6 +69,20 @@ def _pm(mean, lo, hi) -> str:
     if np.isfinite(lo) and np.isfinite(hi):
         return f"{_fmt(mean)} ± {_fmt((hi - lo) / 2, 2)}"
     return _fmt(mean)
+
+
+def _ablation_delta(data: pd.DataFrame, metric: str, ablation: str, ref: str) -> str:
+    """``ablation - ref`` in ``metric``, paired by seed: mean [95% CI] (n pairs)."""
+    per_seed = data.groupby(["ablation", "seed"])[metric].mean()
+    a, b = per_seed.get(ablation), per_seed.get(ref)
+    if a is None or b is None:
+        return ""
+    seeds = a.index.intersection(b.index)
+    r = paired_test(a[seeds].to_numpy(), b[seeds].to_numpy())
+    if r["n"] == 0:
+        return ""
+    ci = f" [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if np.isfinite(r["ci_low"]) else ""
+    return f"{r['mean_diff']:+.4g}{ci} (n={r['n']})"
 
 
 # ------------------------------------------------------------------------------------------- analysis
@@ -371,9 +385,12 @@ def report_blocks(an: Analysis) -> list[Block]:
                 blocks.append(Block("fig", f"{task}: ablations", png=F.to_png(f),
                                     name=f"fig{fig_idx[0]:02d}_{_slug(task)}_ablation.png"))
             s = summarize(data.assign(ablation=data["ablation"]), an.suite, columns=[pm])
+            ref = "base" if (data["ablation"] == "base").any() else "(none)"
             tab = pd.DataFrame({"ablation": s["ablation"], "variant": s["variant"], "n": s["n"],
                                 f"{pm} ({mi.unit})" if mi.unit else pm:
-                                    [_pm(m, lo, hi) for m, lo, hi in zip(s["mean"], s["ci_low"], s["ci_high"])]})
+                                    [_pm(m, lo, hi) for m, lo, hi in zip(s["mean"], s["ci_low"], s["ci_high"])],
+                                f"vs {ref} (paired by seed, 95% CI)": [
+                                    "" if a == ref else _ablation_delta(data, pm, a, ref) for a in s["ablation"]]})
             blocks.append(Block("table", table=tab))
     blocks.append(Block("h2", "Run status", name="status"))
     st = _status_table(df)
