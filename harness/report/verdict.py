@@ -139,15 +139,7 @@ def _cell_verdict(t: TaskInfo, cdf: pd.DataFrame, comps: pd.DataFrame, alpha: fl
         beats[n], within[n] = b, w
         is_gcnn = any(k in n.lower() for k in ("gated", "cnn", "mambaout"))
         tag = " (gated CNN: MambaOut's test)" if is_gcnn else ""
-        if b:
-            outcome = "SSM better by more than the threshold"
-        elif w:
-            outcome = (f"{n} better than the SSM" if r["adv_ci_high"] < 0 else
-                       f"{n} within the threshold of the SSM")
-        elif not enough:
-            outcome = f"too few shared seeds (n={int(r['n'])})"
-        else:
-            outcome = "undecided (CI straddles the threshold or zero)"
+        outcome = _outcome(n, r, thr, alpha, b, w, enough)
         quality.append(
             f"vs {n}{tag}: SSM advantage {_signed(r['adv'])}{u} [{_signed(r['adv_ci_low'])}, "
             f"{_signed(r['adv_ci_high'])}] (threshold {_fmt(thr)}{u}; {r['test']}, n={int(r['n'])}, "
@@ -166,6 +158,21 @@ def _cell_verdict(t: TaskInfo, cdf: pd.DataFrame, comps: pd.DataFrame, alpha: fl
         rec = _cheapest(cdf, eq)
         return CellVerdict(size_point, size, NOT_NEEDED, best, rec, quality, rows)
     return CellVerdict(size_point, size, INCONCLUSIVE, best, None, quality, rows)
+
+
+def _outcome(n: str, r: pd.Series, thr: float, alpha: float, beats: bool, within: bool, enough: bool) -> str:
+    """What one SSM-vs-``n`` comparison showed, naming the criteria that failed when it is undecided."""
+    if beats:
+        return "SSM better by more than the threshold"
+    if within:
+        return f"{n} better than the SSM" if r["adv_ci_high"] < 0 else f"{n} within the threshold of the SSM"
+    if not enough:
+        return f"too few shared seeds (n={int(r['n'])})"
+    failed = [why for why, bad in (("mean advantage not above the threshold", not r["adv"] > thr),
+                                   ("CI includes 0", not r["adv_ci_low"] > 0),
+                                   (f"Holm p >= {alpha:g}", not r["p_holm"] < alpha)) if bad]
+    return (f"undecided: SSM not shown better ({', '.join(failed)}) nor {n} within the threshold "
+            f"(CI upper end {_signed(r['adv_ci_high'])} >= {_fmt(thr)})")
 
 
 def _runs(cells: list[CellVerdict]) -> str:

@@ -103,3 +103,14 @@ def test_an_ablation_only_task_says_so_rather_than_no_finished_runs():
     assert v.verdict == V.INCONCLUSIVE and "ablation study only" in v.reasons_text()
     v = _verdict([dict(r, status="error", top1=np.nan) for r in rows])
     assert "no finished runs" in v.reasons_text()
+
+
+def test_an_undecided_comparison_names_the_criteria_it_failed():
+    """A clear, consistent advantage whose Holm-corrected p is not significant must not be reported as a
+    CI straddling zero: the reason names what failed."""
+    r = pd.Series({"n": 2, "adv": 0.279, "adv_ci_low": 0.181, "adv_ci_high": 0.377, "p_holm": 0.21})
+    text = V._outcome("fno", r, 0.005, 0.05, beats=False, within=False, enough=True)
+    assert "Holm p >= 0.05" in text and "CI includes 0" not in text and "not above the threshold" not in text
+    r = pd.Series({"n": 3, "adv": -0.003, "adv_ci_low": -0.19, "adv_ci_high": 0.18, "p_holm": 1.0})
+    text = V._outcome("galerkin", r, 0.02, 0.05, beats=False, within=False, enough=True)
+    assert "not above the threshold" in text and "CI includes 0" in text and "+0.18 >= 0.02" in text
