@@ -218,3 +218,28 @@ def test_budget_width_step_keeps_mamba2_heads_whole(headdim):
     # only aim has mamba2 heads: the others keep the fine step, so their budgets can land close
     assert {family.width_step(use, family.ModelParams(headdim=headdim)) for use in ("transformer", "gated_cnn")} == {
         family.width_multiple}
+
+
+def test_texture_test_crops_share_no_pixels_with_training_crops(monkeypatch):
+    """Random crops of one photo split at random overlap; a held-out crop must come from unseen pixels."""
+    import numpy as np
+    import skimage.data
+
+    from harness.families.argen.config import TexturesParams
+    from harness.families.argen.data import TEXTURE_SOURCES
+
+    size, crop = 96, 16  # small sources and many crops: random crops overlap almost surely
+    yy, xx = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    coords = np.stack([yy, xx, np.zeros_like(yy)], -1).astype(np.uint8)  # each pixel holds its (row, column)
+    for name in TEXTURE_SOURCES:
+        monkeypatch.setattr(skimage.data, name, lambda: coords)
+    images = load_images("textures", TexturesParams(resolution=crop, crop=crop, per_class=40))  # no resize
+
+    def boxes(x: torch.Tensor, labels: torch.Tensor) -> list[tuple[int, int, int]]:
+        pix = ((x[:, :2, 0, 0] + 1) / 2 * 255).round().long()  # top-left (row, column) of each crop
+        return [(int(c), int(r), int(q)) for c, (r, q) in zip(labels, pix)]
+
+    train = boxes(images.train_images, images.train_labels)
+    for c, r, q in boxes(images.test_images, images.test_labels):
+        assert not any(c == c2 and abs(r - r2) < crop and abs(q - q2) < crop for c2, r2, q2 in train), (c, r, q)
+    assert images.test_labels.bincount(minlength=len(TEXTURE_SOURCES)).min() == 8  # still 20% of each class

@@ -19,7 +19,7 @@ from torch import nn
 from harness.config.sections import TrainConfig
 from harness.families.argen.cache import config_key, isolated_rng, load_or_build
 from harness.families.argen.config import ClassifierParams, ImageDataParams
-from harness.families.argen.data import ImageSet, step_generator
+from harness.families.argen.data import IMAGE_SET_VERSION, ImageSet, step_generator
 from harness.families.base import Experiment
 
 
@@ -77,7 +77,8 @@ def get_classifier(dataset: str, data: ImageDataParams, images: ImageSet, cache_
     from harness.run.train import train
 
     p = data.classifier
-    key = config_key({"dataset": dataset, "data": data.model_dump(exclude={"tokenizer", "classifier", "inception_weights"}),
+    key = config_key({"dataset": dataset, "images": IMAGE_SET_VERSION[dataset],
+                      "data": data.model_dump(exclude={"tokenizer", "classifier", "inception_weights"}),
                       "classifier": p.model_dump(), "num_classes": images.num_classes})
 
     def build() -> dict[str, Any]:

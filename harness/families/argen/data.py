@@ -3,7 +3,8 @@
 - ``digits``: scikit-learn's 8x8 handwritten digits (10 classes), bilinearly upsampled to the task's
   resolution — small enough to train a tokenizer and three AR models on a CPU in seconds.
 - ``textures``: random crops of the photographs and textures bundled with scikit-image (brick, grass,
-  gravel, astronaut, ...); the class is the source image. Harder, more natural statistics.
+  gravel, astronaut, ...); the class is the source image. Harder, more natural statistics. Test crops
+  come from a region of each source that no training crop touches.
 
 Images are ``(N, 3, R, R)`` float in ``[-1, 1]`` (LlamaGen's convention; grey images are repeated to RGB so
 a pretrained RGB tokenizer applies unchanged). The train/test split is fixed by ``split_seed``, not by
@@ -12,6 +13,7 @@ the run seed, so every run and the shared tokenizer see the same split.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,9 @@ from harness.families.argen.config import DigitsParams, ImageDataParams, Texture
 
 # skimage.data images shipped inside the package (no pooch download); each is one class of ``textures``.
 TEXTURE_SOURCES = ("brick", "grass", "gravel", "camera", "astronaut", "coffee", "chelsea", "immunohistochemistry")
+#: Part of the tokenizer / classifier cache keys: bump a dataset's entry when its images change under an
+#: unchanged config, or a cached artefact trained on the old split would be reused (textures 2: disjoint regions).
+IMAGE_SET_VERSION = {"digits": 1, "textures": 2}
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -64,21 +69,32 @@ def load_digits_images(p: DigitsParams) -> ImageSet:
 
 
 def load_texture_images(p: TexturesParams) -> ImageSet:
+    """Per source image, test crops come from its rightmost columns and training crops from the rest, so no
+    test pixel is ever trained on (random crops split at random shared most of their pixels)."""
     import skimage.data
 
     rng = np.random.default_rng(p.split_seed)
-    crops, labels = [], []
+    n_test = max(1, round(p.per_class * p.test_fraction))
+    n_train = p.per_class - n_test
+    if n_train < 1:
+        raise ValueError(f"textures: test_fraction {p.test_fraction} leaves no training crops of {p.per_class}")
+    crops: dict[str, list[torch.Tensor]] = {"train": [], "test": []}
+    labels: dict[str, list[np.ndarray]] = {"train": [], "test": []}
     for label, name in enumerate(TEXTURE_SOURCES):
         src = getattr(skimage.data, name)().astype(np.float32) / 255.0
         h, w = src.shape[:2]
-        if min(h, w) < p.crop:
-            raise ValueError(f"textures: crop {p.crop} is larger than skimage.data.{name} ({h}x{w})")
-        ys = rng.integers(0, h - p.crop + 1, p.per_class)
-        xs = rng.integers(0, w - p.crop + 1, p.per_class)
-        patches = np.stack([src[y : y + p.crop, x : x + p.crop] for y, x in zip(ys, xs)])
-        crops.append(_to_rgb_unit(patches, p.resolution))
-        labels.append(np.full(p.per_class, label))
-    return _split(torch.cat(crops), np.concatenate(labels), p, num_classes=len(TEXTURE_SOURCES))
+        test_w = max(p.crop, math.ceil(p.test_fraction * w))
+        if h < p.crop or w - test_w < p.crop:
+            raise ValueError(f"textures: skimage.data.{name} ({h}x{w}) cannot hold disjoint {p.crop}-pixel "
+                             f"train and test regions (test: the last {test_w} columns)")
+        for split, (x0, x1), n in (("train", (0, w - test_w), n_train), ("test", (w - test_w, w), n_test)):
+            ys = rng.integers(0, h - p.crop + 1, n)
+            xs = rng.integers(x0, x1 - p.crop + 1, n)
+            patches = np.stack([src[y : y + p.crop, x : x + p.crop] for y, x in zip(ys, xs)])
+            crops[split].append(_to_rgb_unit(patches, p.resolution))
+            labels[split].append(np.full(n, label))
+    y = {k: torch.as_tensor(np.concatenate(v), dtype=torch.long) for k, v in labels.items()}
+    return ImageSet(torch.cat(crops["train"]), y["train"], torch.cat(crops["test"]), y["test"], len(TEXTURE_SOURCES))
 
 
 LOADERS = {"digits": load_digits_images, "textures": load_texture_images}

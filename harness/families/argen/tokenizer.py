@@ -26,7 +26,7 @@ from harness.config.sections import TrainConfig
 from harness.errors import HarnessError
 from harness.families.argen.cache import config_key, isolated_rng, load_or_build
 from harness.families.argen.config import ImageDataParams, VQParams
-from harness.families.argen.data import ImageSet, step_generator
+from harness.families.argen.data import IMAGE_SET_VERSION, ImageSet, step_generator
 from harness.families.base import Experiment
 
 # LlamaGen's VQ-16 (``VQ_16``: ds16, codebook 16384 x 8, the checkpoint AiM and LlamaGen generate with).
@@ -323,7 +323,8 @@ def get_tokenizer(dataset: str, data: ImageDataParams, images: ImageSet, cache_d
         info = VQTraining(model, images, p, device).evaluate()
         return model, {**info, "vq_source": "checkpoint", "vq_cached": False}
 
-    key = config_key({"dataset": dataset, "data": data.model_dump(exclude={"tokenizer", "classifier", "inception_weights"}),
+    key = config_key({"dataset": dataset, "images": IMAGE_SET_VERSION[dataset],
+                      "data": data.model_dump(exclude={"tokenizer", "classifier", "inception_weights"}),
                       "tokenizer": p.model_dump(), "kind": "llamagen-vq"})
 
     def build() -> dict[str, Any]:
