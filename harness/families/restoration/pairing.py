@@ -6,7 +6,9 @@
   short conv as the image is not causal), no prompt, no sorting; ``attn_branch: true`` adds MambaIRv2's window attention in front ("the same layer" with the
   v1 scan) for a one-factor comparison.
 - ``swinir`` (arXiv 2108.10257): shifted-window self-attention with relative position bias only.
-- ``gated_cnn`` (MambaOut, arXiv 2405.07992): the ``gated_cnn`` mixer (7x7 depthwise, 8/3 expansion).
+- ``gated_cnn`` (MambaOut, arXiv 2405.07992): the ``gated_cnn`` mixer (7x7 depthwise, 8/3 expansion);
+  ``attn_branch: true`` keeps MambaIRv2's window attention in front, so only the SSM differs from mambairv2
+  (the suites' ``gated_cnn_attn``).
 
 Window attention shifts by half a window on every other layer (Swin). Every variant keeps the same gated
 MLP after each mixer unless ``mlp_ratio: 0``.
