@@ -114,6 +114,11 @@ def _cell_verdict(t: TaskInfo, cdf: pd.DataFrame, comps: pd.DataFrame, alpha: fl
         missing = "SSM" if not ssm_vars else "no-SSM"
         return CellVerdict(size_point, size, INCONCLUSIVE, ssm_vars[0] if ssm_vars else None, None,
                            [f"no finished {missing} variant{where}: nothing to compare."])
+    scored = cdf[pm].dropna()
+    if len(scored) > 1 and scored.nunique() == 1:  # e.g. every model at chance: equal is not "as good"
+        return CellVerdict(size_point, size, INCONCLUSIVE, ssm_vars[0], None,
+                           [f"every finished run{where} scored {pm} = {_fmt(float(scored.iloc[0]))}: the variants "
+                            f"cannot be told apart (none may have learned the task)."])
     sm = means[ssm_vars]
     best = str(sm.idxmax() if hib else sm.idxmin())
     m, _, lo, hi, _ = mean_ci(cdf.loc[cdf["variant"] == best, pm])

@@ -114,3 +114,11 @@ def test_an_undecided_comparison_names_the_criteria_it_failed():
     r = pd.Series({"n": 3, "adv": -0.003, "adv_ci_low": -0.19, "adv_ci_high": 0.18, "p_holm": 1.0})
     text = V._outcome("galerkin", r, 0.02, 0.05, beats=False, within=False, enough=True)
     assert "not above the threshold" in text and "CI includes 0" in text and "+0.18 >= 0.02" in text
+
+
+def test_variants_that_all_score_the_same_are_not_called_equivalent():
+    """Every run at one value (pathfinder at chance, 0.5, after too little training) is no evidence that the
+    SSM is not needed."""
+    rows = [synthetic.base_row("cls", "classification", v, s, top1=50.0) for v in ("mamba", "attention") for s in range(3)]
+    v = _verdict(rows)
+    assert v.verdict == V.INCONCLUSIVE and "cannot be told apart" in v.reasons_text()
