@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -161,14 +162,13 @@ def layer_rows(d_model: int = 768, batch: int = 8, lengths: tuple[int, ...] = (1
             torch.manual_seed(0)
             x = torch.randn(batch, l, d_model, device=device)
             ours = create_mixer(name, d_model, **kw).to(device)
-            layers = [(f"ours {name}", ours, None), (f"ours {name}, torch conv", ours, torch_conv_only),
-                      (f"mamba_ssm.{theirs_cls.__name__}", theirs_cls(d_model=d_model, **kw).to(device), None)]
+            layers = [(f"ours {name}", ours, nullcontext), (f"ours {name}, torch conv", ours, torch_conv_only),
+                      (f"mamba_ssm.{theirs_cls.__name__}", theirs_cls(d_model=d_model, **kw).to(device), nullcontext)]
             for label, layer, ctx in layers:
                 def call(layer=layer, ctx=ctx):
-                    if ctx is None:
-                        return layer(x)
                     with ctx():
                         return layer(x)
+
                 try:
                     t = measurer.time(call, inference=True)
                     backend = getattr(layer, "last_backend", None) or "mamba_ssm"
