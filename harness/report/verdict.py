@@ -115,7 +115,8 @@ def _cell_verdict(t: TaskInfo, cdf: pd.DataFrame, comps: pd.DataFrame, alpha: fl
         return CellVerdict(size_point, size, INCONCLUSIVE, ssm_vars[0] if ssm_vars else None, None,
                            [f"no finished {missing} variant{where}: nothing to compare."])
     scored = cdf[pm].dropna()
-    if len(scored) > 1 and scored.nunique() == 1:  # e.g. every model at chance: equal is not "as good"
+    if len(scored) > 1 and scored.nunique() == 1 and not _perfect(float(scored.iloc[0]), t.metric(pm)):
+        # every model at one score short of perfect (e.g. chance): equal is no evidence of "as good"
         return CellVerdict(size_point, size, INCONCLUSIVE, ssm_vars[0], None,
                            [f"every finished run{where} scored {pm} = {_fmt(float(scored.iloc[0]))}: the variants "
                             f"cannot be told apart (none may have learned the task)."])
@@ -163,6 +164,13 @@ def _cell_verdict(t: TaskInfo, cdf: pd.DataFrame, comps: pd.DataFrame, alpha: fl
         rec = _cheapest(cdf, eq)
         return CellVerdict(size_point, size, NOT_NEEDED, best, rec, quality, rows)
     return CellVerdict(size_point, size, INCONCLUSIVE, best, None, quality, rows)
+
+
+def _perfect(value: float, metric) -> bool:
+    """Whether ``value`` is the best a score can be: 1 (fraction) or 100 (%) higher-is-better, 0 lower-is-better."""
+    if not metric.higher_is_better:
+        return value == 0.0
+    return (metric.unit == "fraction" and value == 1.0) or (metric.unit == "%" and value == 100.0)
 
 
 def _outcome(n: str, r: pd.Series, thr: float, alpha: float, beats: bool, within: bool, enough: bool) -> str:

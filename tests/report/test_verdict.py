@@ -122,3 +122,5 @@ def test_variants_that_all_score_the_same_are_not_called_equivalent():
     rows = [synthetic.base_row("cls", "classification", v, s, top1=50.0) for v in ("mamba", "attention") for s in range(3)]
     v = _verdict(rows)
     assert v.verdict == V.INCONCLUSIVE and "cannot be told apart" in v.reasons_text()
+    v = _verdict([dict(r, top1=100.0) for r in rows])  # every model perfect: the no-SSM one is as good
+    assert v.verdict == V.NOT_NEEDED and v.recommended == "attention"
