@@ -100,7 +100,7 @@ def majority(p: MajorityParams, seed: int) -> tuple[Split, Split]:
 LISTOPS_OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 LISTOPS_END = "]"
 LISTOPS_VALUES = tuple(range(10))
-LISTOPS_VALUE_P = 0.25  # LRA's probability that a node above max_depth is a leaf
+LISTOPS_VALUE_P = 0.25  # LRA's VALUE_P: a node above max_depth is an operator with this probability, else a leaf
 LISTOPS_CLASSES = len(LISTOPS_VALUES)
 LISTOPS_TOKENS = {str(v): i + 1 for i, v in enumerate(LISTOPS_VALUES)}
 LISTOPS_TOKENS.update({op: len(LISTOPS_TOKENS) + 1 + i for i, op in enumerate((*LISTOPS_OPERATORS, LISTOPS_END))})
