@@ -46,10 +46,11 @@ def torch_conv_only() -> Iterator[None]:
         _torch_only.pop()
 
 
-def fused_conv_usable(x: torch.Tensor, width: int, causal: bool = True) -> bool:
-    """Whether :func:`causal_conv1d` can run on ``x``: installed, CUDA, causal, 2-4 taps, a float type."""
-    return (causal_conv1d_fn is not None and not _torch_only[-1] and causal and x.is_cuda and width in WIDTHS
-            and x.dtype in DTYPES)
+def fused_conv_usable(x: torch.Tensor, width: int, causal: bool = True, impl: str = "auto") -> bool:
+    """Whether :func:`causal_conv1d` can run on ``x``: installed, CUDA, causal, 2-4 taps, a float type, and
+    the mixer's ``impl`` is not ``ref`` (the reference path keeps torch's conv)."""
+    return (causal_conv1d_fn is not None and not _torch_only[-1] and impl != "ref" and causal and x.is_cuda
+            and width in WIDTHS and x.dtype in DTYPES)
 
 
 def _kernel_layout(x: torch.Tensor) -> torch.Tensor:

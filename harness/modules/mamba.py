@@ -168,7 +168,7 @@ class Mamba(nn.Module):
         backend = resolve_impl(self.impl, x.device, selective_scan_fn is not None, self.discretization == "zoh")
         xz = self.in_proj(x).transpose(1, 2)  # (B, 2*d_inner, L)
         xi, z = xz.chunk(2, dim=1)
-        fused_conv = self.impl != "ref" and fused_conv_usable(xi, self.d_conv, self.causal)
+        fused_conv = fused_conv_usable(xi, self.d_conv, self.causal, self.impl)
         self.last_backend = f"{backend}+{FUSED_CONV_BACKEND}" if fused_conv else backend
         orders = scan_orders(self.scan, l, shape, perm, x.device)
         gate_in_scan = orders == [None]  # raster: z is fused into the scan as in mamba_ssm

@@ -107,7 +107,7 @@ class Mamba2(nn.Module):
         b, l, _ = x.shape
         backend = resolve_impl(self.impl, x.device, ssd_fn is not None)
         z, xBC, dt = self._split(self.in_proj(x))
-        fused_conv = self.impl != "ref" and fused_conv_usable(xBC, self.d_conv)
+        fused_conv = fused_conv_usable(xBC, self.d_conv, impl=self.impl)
         self.last_backend = f"{backend}+{FUSED_CONV_BACKEND}" if fused_conv else backend
         y = 0
         for k, order in enumerate(scan_orders(self.scan, l, shape, perm, x.device)):

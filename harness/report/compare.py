@@ -44,13 +44,18 @@ CONDITION_COLUMNS = ["device", "gpu_name", "backend", "latency_protocol", "measu
                      "triton_version"]
 
 
+def _text(v) -> str:
+    """A cell as text; missing (None, NaN) is empty."""
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
+
 def _conditions(ra, rb) -> str:
     """``"col: old -> new"`` for each condition recorded on both sides with different values."""
     def value(row, col):
         v = row.get(col)
         if isinstance(v, float) and v.is_integer():
             v = int(v)  # a batch stored as 8.0 on the side with missing values is still 8
-        return None if v is None or (isinstance(v, float) and np.isnan(v)) or v == "" else str(v)
+        return _text(v) or None
 
     diffs = [(c, value(ra, c), value(rb, c)) for c in CONDITION_COLUMNS]
     return "; ".join(f"{c}: {a} -> {b}" for c, a, b in diffs if a is not None and b is not None and a != b)
@@ -92,10 +97,6 @@ def _match(a: pd.DataFrame, b: pd.DataFrame):
     only_a = [ra.loc[k] for k in sorted(set(ra.index) - set(common))]
     only_b = [rb.loc[k] for k in sorted(set(rb.index) - set(common))]
     return pairs, only_a, only_b
-
-
-def _text(v) -> str:
-    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
 def _num(row, col) -> float:
