@@ -143,7 +143,7 @@ def run(
         return
     root = out or Path("results") / loaded.name
     _check_results_out(root, loaded.name)
-    fresh = not root.exists()
+    created = next((p for p in reversed((root, *root.parents)) if not p.exists()), None)  # the top folder this run makes
     store = ResultStore(root).create()
     store.write_meta("suite.json", suite_meta(loaded))
     common = dict(resume=resume, retry=frozenset({"error", "oom"}) if retry_failed else frozenset(), console=err_console, timeout=timeout)
@@ -152,9 +152,9 @@ def run(
 
         try:
             summary = ray_executor.execute(specs, store, cache_dir(), **common, address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, memory_per_run_gb=memory_per_run, max_retries=max_retries)
-        except HarnessError as exc:  # the cluster cannot place a multi-node run: refused before any run
-            if fresh:
-                shutil.rmtree(root)  # nothing partial left behind
+        except HarnessError as exc:  # no cluster to join, or it cannot place a multi-node run: refused before any run
+            if created is not None:
+                shutil.rmtree(created)  # nothing partial left behind
             fail(str(exc))
     else:
         summary = execute(specs, store, cache_dir(), **common, jobs=jobs)

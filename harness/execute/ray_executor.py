@@ -228,6 +228,21 @@ def check_cluster(specs: Iterable[RunSpec], requests: dict[str, dict[str, Any]])
         )
 
 
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Refuse a HOST:PORT nobody listens on: ``ray.init`` would wait for its GCS for many minutes."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not sep or not port.isdigit():
+        return  # "auto" (Ray reads the address file) and client URLs: Ray's own errors are prompt
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise HarnessError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); check the "
+                           "address (ray status on the head node prints it), or leave --address out to start a local "
+                           "Ray instance for this run") from None
+
+
 def connect(address: str | None) -> bool:
     """Connect to the cluster at ``address`` or start a local instance; True if started here."""
     import ray
@@ -235,7 +250,14 @@ def connect(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     if address:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        _check_reachable(address)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except ConnectionError as exc:  # no cluster there: Ray's own message, and what to do
+            hint = ("start one on this machine first (ray start --head) or name its HOST:PORT" if address == "auto"
+                    else "check the address (ray status on the head node prints it)")
+            raise HarnessError(f"--address {address}: no Ray cluster to join ({exc}); {hint}, or leave --address out to "
+                               "start a local Ray instance for this run") from None
         return False
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1")
     return True

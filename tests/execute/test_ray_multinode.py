@@ -20,16 +20,33 @@ from test_ray_executor import RAY_ENV, env_for, harness  # noqa: E402  (after th
 from test_torchrun import SUITE, assert_ddp_matches_single  # noqa: E402
 
 
+def _address_file_state() -> tuple[bool, str | None]:
+    """Whether Ray's default temp folder exists, and its cluster-address file's text (None if absent)."""
+    from ray._common.utils import get_default_ray_temp_dir, get_ray_address_file
+
+    folder, file = Path(get_default_ray_temp_dir()), Path(get_ray_address_file(None))
+    return folder.exists(), file.read_text() if file.exists() else None
+
+
 @pytest.fixture(scope="module")
 def two_nodes():
-    """Two Ray nodes of 1 CPU each on 127.0.0.1 (a head and a worker node), no dashboard."""
+    """Two Ray nodes of 1 CPU each on 127.0.0.1 (a head and a worker node), no dashboard.
+
+    ``Cluster`` writes its address to ``<Ray's default temp folder>/ray_current_cluster`` whatever
+    ``temp_dir`` the head is given (and deletes it on shutdown). That folder is ``/tmp/ray``, which
+    exists only on machines that ran Ray before, and a file left there is what ``ray.init(address="auto")``
+    would join later. ``RAY_TMPDIR`` moves the default into our own temp folder for the fixture's life,
+    so the machine's ``/tmp/ray`` is neither needed nor touched (checked at teardown)."""
     from ray.cluster_utils import Cluster
 
+    before = _address_file_state()
     temp = tempfile.mkdtemp(prefix="rayn", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     node = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 80 * 2**20}
     with pytest.MonkeyPatch.context() as env:  # the raylets read these from the environment at start
         for key, value in RAY_ENV.items():
             env.setenv(key, value)
+        env.setenv("RAY_TMPDIR", temp)
+        (Path(temp) / "ray").mkdir()  # Ray's default temp folder under RAY_TMPDIR, where the address file goes
         cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False, "temp_dir": temp})
         try:
             cluster.add_node(**node)
@@ -38,6 +55,7 @@ def two_nodes():
         finally:
             cluster.shutdown()
             shutil.rmtree(temp, ignore_errors=True)
+    assert _address_file_state() == before, "the fixture changed Ray's default temp folder (/tmp/ray)"
 
 
 def test_two_nodes_match_single_process(tmp_path: Path, two_nodes: str) -> None:
