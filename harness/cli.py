@@ -99,6 +99,7 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and write nothing"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="skip runs already stored (default) or rerun them"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="rerun stored runs whose status is error or oom"),
+    accept_stale: bool = typer.Option(False, "--accept-stale", help="keep stored runs made by an older results version of the code instead of rerunning them (their rows say so)"),
     executor: ExecutorChoice = typer.Option(ExecutorChoice.local, help="where runs execute (one subprocess per run)"),
     timeout: Optional[float] = typer.Option(None, help="seconds after which a run is stopped and recorded as error"),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="local: runs side by side on the device; latency is still timed with the device to itself"),
@@ -146,7 +147,8 @@ def run(
     created = next((p for p in reversed((root, *root.parents)) if not p.exists()), None)  # the top folder this run makes
     store = ResultStore(root).create()
     store.write_meta("suite.json", suite_meta(loaded))
-    common = dict(resume=resume, retry=frozenset({"error", "oom"}) if retry_failed else frozenset(), console=err_console, timeout=timeout)
+    common = dict(resume=resume, retry=frozenset({"error", "oom"}) if retry_failed else frozenset(), accept_stale=accept_stale,
+                  console=err_console, timeout=timeout)
     if executor is ExecutorChoice.ray:
         from harness.execute import ray_executor
 
@@ -166,6 +168,12 @@ def run(
         f"(results.parquet, results.csv)",
         highlight=False,
     )
+    if summary.stale:
+        console.print(f"{len(summary.stale)} of the runs were stored by an older results version of the code and were redone "
+                      "(the old rows are kept under runs/superseded/; --accept-stale keeps them instead)", highlight=False)
+    if summary.accepted_stale:
+        console.print(f"[yellow]{len(summary.accepted_stale)} resumed runs were stored by an older results version of the code "
+                      "and were kept (--accept-stale); their rows say accepted_stale, and reports do not pool them with current rows", highlight=False)
     if summary.interrupted:
         raise typer.Exit(code=130)
 
@@ -232,16 +240,19 @@ def _results_dir(path: Path) -> Path:
 @app.command()
 def show(results: Path = typer.Argument(..., help="a results folder (results/<suite>)"), runs: bool = typer.Option(False, "--runs", help="one line per run instead of per task x variant")) -> None:
     """Print a results table in the terminal."""
-    from harness.report.load import drop_superseded, read_table
+    from harness.report.load import drop_superseded, keep_one_version, read_table
     from harness.store.summary import print_runs, print_summary
 
     try:
         df, superseded = drop_superseded(read_table(_results_dir(results)))
+        df, version_notes = keep_one_version(df)
     except HarnessError as exc:
         fail(str(exc))
     (print_runs if runs else print_summary)(console, df)
     if superseded:
         console.print(f"[yellow]{superseded} older rows left out: a later config of the same run replaced them")
+    for note in version_notes:
+        console.print(f"[yellow]results version: {escape(note)}")
 
 
 @app.command()

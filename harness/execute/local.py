@@ -42,6 +42,8 @@ class ExecutionSummary:
     skipped: list[str] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
+    stale: list[str] = field(default_factory=list)  # stored under another results version: rerun
+    accepted_stale: list[str] = field(default_factory=list)  # stored under another results version: kept (--accept-stale)
 
 
 @functools.lru_cache(maxsize=1)
@@ -127,13 +129,14 @@ def execute(
     *,
     resume: bool = True,
     retry: frozenset[str] = frozenset(),
+    accept_stale: bool = False,
     console: Console | None = None,
     timeout: float | None = None,
     jobs: int = 1,
 ) -> ExecutionSummary:
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
-    todo, summary = pending(specs, store, resume=resume, retry=retry)
+    todo, summary = pending(specs, store, resume=resume, retry=retry, accept_stale=accept_stale)
     console = console or Console(stderr=True)
     _process_context()  # created once, here, not raced by the pool's threads
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
@@ -178,14 +181,29 @@ def execute(
 # Shared by every executor (local, ray): which runs to do, and the progress bar + store writes + summary.
 
 
-def pending(specs: Iterable[RunSpec], store: ResultStore, *, resume: bool, retry: frozenset[str]) -> tuple[list[RunSpec], ExecutionSummary]:
-    """The specs still to run (resume: not stored yet, or stored with a status in ``retry``), and a
-    summary that lists the others as skipped."""
+def pending(specs: Iterable[RunSpec], store: ResultStore, *, resume: bool, retry: frozenset[str],
+            accept_stale: bool = False) -> tuple[list[RunSpec], ExecutionSummary]:
+    """The specs still to run, and a summary that lists the others as skipped.
+
+    With resume, a stored run is redone when its status is in ``retry``, or when it was produced by
+    another results version of the code (``harness.versions``): its numbers may not be what this code
+    would produce. ``accept_stale`` keeps those instead, and marks their rows."""
     specs = list(specs)
     store.create()
     done = store.finished() if resume else {}
-    todo = [s for s in specs if s.run_id not in done or done[s.run_id] in retry]
-    return todo, ExecutionSummary(skipped=[s.run_id for s in specs if s not in todo])
+    todo, stale, kept = [], [], {}
+    for spec in specs:
+        stored = done.get(spec.run_id)
+        if stored is None or stored.status in retry:
+            todo.append(spec)
+        elif stored.results_version != spec.results_version:
+            if accept_stale:
+                kept[spec.run_id] = spec.results_version
+            else:
+                todo.append(spec)
+                stale.append(spec.run_id)
+    store.accept_stale(kept)
+    return todo, ExecutionSummary(skipped=[s.run_id for s in specs if s not in todo], stale=stale, accepted_stale=list(kept))
 
 
 class Recorder:

@@ -270,6 +270,7 @@ def execute(
     *,
     resume: bool = True,
     retry: frozenset[str] = frozenset(),
+    accept_stale: bool = False,
     console: Console | None = None,
     timeout: float | None = None,
     address: str | None = None,
@@ -281,7 +282,7 @@ def execute(
     """Submit every pending run as a Ray task; store rows in the order they finish."""
     import ray
 
-    todo, summary = pending(specs, store, resume=resume, retry=retry)
+    todo, summary = pending(specs, store, resume=resume, retry=retry, accept_stale=accept_stale)
     console = console or Console(stderr=True)
     if not todo:
         return summary

@@ -135,6 +135,9 @@ class Family(ABC):
     width_field: ClassVar[str] = "d_model"  # the ``model:`` field budget matching solves
     width_multiple: ClassVar[int] = 1  # solved widths are multiples of this (head/group divisibility)
     ssm_variants: ClassVar[tuple[str, ...]] = ()  # the ``use`` names that contain an SSM (the verdict's split)
+    #: bump in the commit that changes numbers this family's stored runs hold (data, model, metrics);
+    #: rows record it (``harness.versions``) and resume reruns runs of another version
+    results_version: ClassVar[int] = 0
 
     def width_step(self, use: str, model: Params) -> int:
         """Solved widths of variant ``use`` are multiples of this (``width_multiple`` unless heads need more)."""

@@ -2,6 +2,8 @@
 
 The id is a hash of the fully resolved configuration (data, model, train, measure, match, seed, sweep,
 device), so rerunning a suite finds what is already done and any change to a run's config makes it new.
+Fields added to a schema later are left out while at their default (``harness.config.identity``), and
+the code's results version (``harness.versions``) travels beside the id, not in it.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from harness.config.identity import id_dump
 from harness.config.load import Suite, build_run_config, sweep_points
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
+from harness.versions import results_version
 
 
 @dataclass(frozen=True)
 class RunSpec:
     run_id: str
     config: dict[str, Any]  # JSON-serialisable; what the worker process receives
+    results_version: str = results_version(0)  # of the code that will run it; a stored row must match it
 
     @property
     def label(self) -> str:
@@ -55,11 +60,11 @@ def plan(suite: Suite, *, seeds: list[int] | None = None, only: str | None = Non
             for variant in task.variants:
                 raw = build_run_config(task, variant, point)
                 resolved[variant.name] = {
-                    "data": data_schema.model_validate(raw["data"]).model_dump(mode="json"),
-                    "model": fam.ModelParams.model_validate(raw["model"]).model_dump(mode="json"),
-                    "train": TrainConfig.model_validate(raw["train"]).model_dump(mode="json"),
-                    "measure": MeasureConfig.model_validate(raw["measure"]).model_dump(mode="json"),
-                    "match": MatchConfig.model_validate(raw["match"]).model_dump(mode="json"),
+                    "data": id_dump(data_schema.model_validate(raw["data"])),
+                    "model": id_dump(fam.ModelParams.model_validate(raw["model"])),
+                    "train": id_dump(TrainConfig.model_validate(raw["train"])),
+                    "measure": id_dump(MeasureConfig.model_validate(raw["measure"])),
+                    "match": id_dump(MatchConfig.model_validate(raw["match"])),
                 }
             for seed in seeds if seeds is not None else suite.seeds:
                 for variant in task.variants:
@@ -88,5 +93,5 @@ def plan(suite: Suite, *, seeds: list[int] | None = None, only: str | None = Non
                         config["distributed"] = task.entry.distributed.model_dump(mode="json")
                     if patterns and not _matches(patterns, config):
                         continue
-                    specs.append(RunSpec(run_id=config_hash(config), config=config))
+                    specs.append(RunSpec(run_id=config_hash(config), config=config, results_version=results_version(fam.results_version)))
     return specs

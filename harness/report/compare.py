@@ -13,7 +13,8 @@ hash) fall back to ``task + variant + seed + sweep + ablation``. Each matched ru
 * status: ``ok`` before, anything else now.
 
 A pair measured under different conditions (``CONDITION_COLUMNS``: device, GPU, kernels that ran,
-protocol, precision, measured batches, library versions) still gets its checks, but every row of it says
+protocol, precision, measured batches, library versions, the results version of the harness code) still
+gets its checks, but every row of it says
 in ``conditions`` what differed, and the printout counts such pairs: a cost change there is not like for
 like.
 
@@ -41,7 +42,7 @@ COMPARE_COLUMNS = ["pair", "task", "variant", "seed", "sweep", "ablation", "conf
 #: what a run was measured under; rows that differ here are compared, but not like for like.
 CONDITION_COLUMNS = ["device", "gpu_name", "backend", "latency_protocol", "measure_dtype", "train_precision",
                      "measure_batch", "train_step_batch", "torch_version", "cuda_version", "mamba_ssm_version",
-                     "triton_version"]
+                     "triton_version", "results_version"]
 
 
 def _text(v) -> str:

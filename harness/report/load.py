@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.versions import stored_version, version_key
 
 #: last dotted component of a sweep key that makes it a *size* key (scaling axis, not tuned).
 SIZE_KEY_NAMES = frozenset({
@@ -40,7 +41,7 @@ SIZE_KEY_NAMES = frozenset({
 ID_COLUMNS = [
     "suite", "task", "family", "variant", "mixer", "is_ssm", "seed", "sweep", "status", "error",
     "backend", "device", "gpu_name", "torch_version", "cuda_version", "git_commit", "harness_version",
-    "config_hash", "started_at", "ablation", "causal",
+    "config_hash", "started_at", "ablation", "causal", "results_version", "accepted_stale",
 ]
 
 #: cost columns and their (label, unit, lower-is-better) - all costs are lower-is-better.
@@ -134,6 +135,7 @@ class Suite:
     name: str
     tasks: dict[str, TaskInfo]
     superseded: int = 0  # rows left out because a later config of the same run replaced them
+    version_notes: list[str] = field(default_factory=list)  # rows left out (or kept stale) by results version
 
     def task(self, name: str) -> TaskInfo:
         if name not in self.tasks:
@@ -234,7 +236,7 @@ def normalize(df: pd.DataFrame, suite: Suite) -> pd.DataFrame:
     df = df.copy()
     for col, default in (("suite", suite.name), ("family", ""), ("mixer", ""), ("is_ssm", False),
                          ("seed", 0), ("sweep", "{}"), ("status", "ok"), ("error", ""), ("ablation", ""),
-                         ("config_hash", None), ("causal", None)):
+                         ("config_hash", None), ("causal", None), ("results_version", None)):
         if col not in df.columns:
             df[col] = default
     if "variant" not in df.columns:
@@ -245,6 +247,7 @@ def normalize(df: pd.DataFrame, suite: Suite) -> pd.DataFrame:
     df["status"] = df["status"].astype(object).fillna("ok").astype(str)
     df["ablation"] = df["ablation"].astype(object).fillna("").astype(str)
     df["sweep"] = df["sweep"].astype(object).fillna("{}").astype(str)
+    df["results_version"] = df["results_version"].map(stored_version)  # rows older than the column read as 0.0
     dicts = [_parse_sweep(v) for v in df["sweep"]]
     size_pts, hp_pts, sizes, size_keys, labels = [], [], [], [], []
     for (_, row), sd in zip(df.iterrows(), dicts):
@@ -296,14 +299,49 @@ def drop_superseded(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return df[keep], int((~keep).sum())
 
 
+def keep_one_version(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Per task, the rows of its newest results version (``harness.versions``), and what was left out.
+
+    Rows of one task made by different versions of the code are never pooled into one statistic: the
+    older ones are left out, and each note says how many, of which version, and how to bring them in.
+    Rows kept although stale (``--accept-stale``) are noted too."""
+    if df.empty or "task" not in df.columns:
+        return df, []
+    versions = df["results_version"].map(stored_version) if "results_version" in df.columns else pd.Series("0.0", index=df.index)
+    keep = pd.Series(True, index=df.index)
+    notes = []
+    for task, idx in df.groupby("task", sort=True).groups.items():
+        vs = versions[idx]
+        newest = max(vs.unique(), key=version_key)
+        old = vs[vs != newest]
+        if len(old):
+            keep[old.index] = False
+            counts = ", ".join(f"{n} of version {v}" for v, n in sorted(old.value_counts().items(), key=lambda kv: version_key(kv[0])))
+            notes.append(f"task {task}: {len(old)} rows left out ({counts}), its other rows are of results version {newest}; "
+                         "rows of different code versions are not pooled: rerun the suite to redo them (harness run reruns "
+                         "runs of another version unless given --accept-stale)")
+        if "accepted_stale" in df.columns:
+            stale = df.loc[idx][keep[idx]]["accepted_stale"].map(lambda v: "" if _is_missing(v) else str(v))
+            stale = stale[stale != ""]
+            if len(stale):
+                notes.append(f"task {task}: {len(stale)} rows of results version {newest} were kept with --accept-stale "
+                             f"under version {', '.join(sorted(stale.unique()))}: they are not what the current code produces")
+    return df[keep], notes
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 def load_results(results_dir: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, Suite]:
-    """Read and normalise a results folder: each run's latest config only (see ``drop_superseded``), or
-    every stored config (``compare`` pairs them by config hash). Raises :class:`HarnessError` when it is
-    not a results folder."""
+    """Read and normalise a results folder: each run's latest config of one results version per task
+    only (see ``drop_superseded`` and ``keep_one_version``), or every stored row (``compare`` pairs them
+    by config hash). Raises :class:`HarnessError` when it is not a results folder."""
     suite = load_suite(results_dir)
     table = read_table(results_dir)
     if latest_only:
         table, suite.superseded = drop_superseded(table)
+        table, suite.version_notes = keep_one_version(table)
     df = normalize(table, suite)
     for task in df["task"].astype(str).unique():
         suite.task(task)  # every task gets an entry, even when suite.json lacks it

@@ -347,6 +347,7 @@ def report_blocks(an: Analysis) -> list[Block]:
                          + (f" ({an.suite.superseded} older rows left out: a later config of the same run replaced them)"
                             if an.suite.superseded else "")
                          + f". Generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}.")]
+    blocks.extend(Block("p", f"Results version: {note}.") for note in an.suite.version_notes)
     blocks.append(Block("h2", "Verdicts", name="verdicts"))
     vt = verdict_table(an.verdicts)
     blocks.append(Block("table", table=vt.rename(columns={"primary_metric": "primary metric"}), name="verdicts"))

@@ -24,6 +24,7 @@ from harness.modules.attention import sdpa_kernels
 from harness.modules.registry import MIXERS, backends_of, is_ssm
 from harness.run import distributed
 from harness.run.train import seed_everything, train
+from harness.versions import results_version
 
 OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
 
@@ -135,6 +136,7 @@ def spec_columns(config: dict[str, Any], run_id: str) -> dict[str, Any]:
         "sweep": json.dumps(config["sweep"], sort_keys=True),
         "config_hash": run_id,
         "harness_version": __version__,
+        "results_version": results_version(family_cls.results_version),
         "distributed": distributed.label(config.get("distributed")),
         **{f"sweep.{key}": value for key, value in config["sweep"].items()},
     }

@@ -2,6 +2,8 @@
 
 Layout of ``results/<suite>/``:
     runs/<run_id>.json    one finished run: {"row": {...}, "config": {...}}; written atomically
+    runs/superseded/<run_id>.v<version>.json   a run's row from an older results version, kept when the
+                          run is redone under the current one (``harness.versions``)
     logs/<run_id>.log     the run's subprocess output
     results.parquet/.csv  the merged table, rebuilt from runs/ under a file lock after every run
     suite.json            task metadata for reports (family, metrics, thresholds, causal)
@@ -20,12 +22,14 @@ import math
 import os
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.versions import stored_version
 
 SORT_KEYS = ["task", "sweep", "seed", "variant"]  # sweep points by value (_sweep_order), not by their JSON text
 
@@ -82,6 +86,14 @@ def _sweep_order(sweep: Any) -> tuple:
                  for k, v in sorted(point.items()))
 
 
+@dataclass(frozen=True)
+class StoredRun:
+    """What resume needs of a stored run: how it ended, and the results version of the code that ran it."""
+
+    status: str
+    results_version: str
+
+
 class ResultStore:
     def __init__(self, root: Path | str):
         self.root = Path(root)
@@ -106,21 +118,49 @@ class ResultStore:
     def log_path(self, run_id: str) -> Path:
         return self.logs_dir / f"{run_id}.log"
 
-    def finished(self) -> dict[str, str]:
-        """run_id -> status of every stored run."""
+    def finished(self) -> dict[str, StoredRun]:
+        """run_id -> status and results version of every stored run."""
         out = {}
         for path in sorted(self.runs_dir.glob("*.json")):
             try:
-                out[path.stem] = json.loads(path.read_text())["row"]["status"]
-            except (json.JSONDecodeError, KeyError, OSError):
+                row = json.loads(path.read_text())["row"]
+                out[path.stem] = StoredRun(row["status"], stored_version(row.get("results_version")))
+            except (json.JSONDecodeError, KeyError, OSError, TypeError):
                 continue  # unreadable leftovers never count as done
         return out
 
+    def _read(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.runs_dir / f"{run_id}.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
     def write_run(self, row: dict[str, Any], config: dict[str, Any]) -> None:
-        """Store one finished run and refresh the merged tables."""
+        """Store one finished run and refresh the merged tables. A stored row of the same run from another
+        results version is moved to ``runs/superseded/`` first, not lost."""
+        run_id = row["config_hash"]
+        old = self._read(run_id)
+        if old is not None and isinstance(old.get("row"), dict):
+            version = stored_version(old["row"].get("results_version"))
+            if version != stored_version(row.get("results_version")):
+                atomic_write_text(self.runs_dir / "superseded" / f"{run_id}.v{version}.json", json.dumps(old, indent=1, sort_keys=True, default=str))
         payload = json.dumps({"row": row, "config": config}, indent=1, sort_keys=True, default=str)
-        atomic_write_text(self.runs_dir / f"{row['config_hash']}.json", payload)
+        atomic_write_text(self.runs_dir / f"{run_id}.json", payload)
         self.rebuild()
+
+    def accept_stale(self, current: dict[str, str]) -> None:
+        """Keep these stored runs of an older results version as they are (run id -> the current version),
+        each row saying so in ``accepted_stale`` (the version it was accepted under); one rebuild."""
+        changed = False
+        for run_id, version in current.items():
+            stored = self._read(run_id)
+            if stored is None or not isinstance(stored.get("row"), dict) or stored["row"].get("accepted_stale") == version:
+                continue
+            stored["row"]["accepted_stale"] = version
+            atomic_write_text(self.runs_dir / f"{run_id}.json", json.dumps(stored, indent=1, sort_keys=True, default=str))
+            changed = True
+        if changed:
+            self.rebuild()
 
     def rows(self) -> list[dict[str, Any]]:
         rows = []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.store.store import ResultStore
+from harness.store.store import ResultStore, StoredRun
 
 
 def _row(i: int, **extra) -> dict:
@@ -27,7 +27,7 @@ def test_write_and_merge(tmp_path: Path) -> None:
     store.write_run(_row(2, note=[1, 2]), {})
     df = pd.read_parquet(tmp_path / "r" / "results.parquet")
     assert list(df["config_hash"]) == [f"{1:016x}", f"{2:016x}"]
-    assert store.finished() == {f"{1:016x}": "ok", f"{2:016x}": "ok"}
+    assert store.finished() == {f"{1:016x}": StoredRun("ok", "0.0"), f"{2:016x}": StoredRun("ok", "0.0")}  # no version column: 0.0
     assert pd.read_csv(tmp_path / "r" / "results.csv").shape[0] == 2
     assert not list((tmp_path / "r").glob("**/*.tmp"))
 
