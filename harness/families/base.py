@@ -27,6 +27,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from harness.families.variants import VariantTable
+
 
 class Params(BaseModel):
     """Base of every family's ``model:``/``data:`` schema: unknown keys are errors, values are checked."""
@@ -122,6 +124,16 @@ class Experiment(ABC):
         return {}
 
 
+class _DerivedFromTable:
+    """A class attribute computed from the family's variant table (so a variant registered later counts)."""
+
+    def __init__(self, derive: Any):
+        self.derive = derive
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        return self.derive(owner)
+
+
 class Family(ABC):
     """A task family: its schema, datasets, variants and metrics, and how to build a run."""
 
@@ -129,12 +141,13 @@ class Family(ABC):
     description: ClassVar[str]
     ModelParams: ClassVar[type[Params]]
     datasets: ClassVar[dict[str, DatasetSpec]]
-    variants: ClassVar[tuple[str, ...]]  # the ``use:`` names it can build (e.g. mamba, attention, gated_cnn)
+    variants: ClassVar[VariantTable]  # the ``use:`` names it can build, each declared once (``variants.py``)
     metrics: ClassVar[dict[str, MetricSpec]]
     causal: ClassVar[bool] = False  # whether the task is causal/autoregressive (MambaOut's criterion)
     width_field: ClassVar[str] = "d_model"  # the ``model:`` field budget matching solves
     width_multiple: ClassVar[int] = 1  # solved widths are multiples of this (head/group divisibility)
-    ssm_variants: ClassVar[tuple[str, ...]] = ()  # the ``use`` names that contain an SSM (the verdict's split)
+    #: the ``use`` names that contain an SSM whatever their params (a run's ``is_ssm``: :meth:`is_ssm`)
+    ssm_variants: ClassVar[frozenset[str]] = _DerivedFromTable(lambda cls: cls.variants.ssm_names())  # type: ignore[assignment]
     #: bump in the commit that changes numbers this family's stored runs hold (data, model, metrics);
     #: rows record it (``harness.versions``) and resume reruns runs of another version
     results_version: ClassVar[int] = 0
@@ -155,9 +168,15 @@ class Family(ABC):
     def build(self, ctx: RunContext) -> Experiment:
         """Data + model on ``ctx.device``, seeded by ``ctx.seed``."""
 
-    def variant_defaults(self, use: str) -> dict[str, Any]:
-        """``model:`` fields a variant sets by default (e.g. attention gets mlp_ratio 4)."""
-        return {}
+    @classmethod
+    def variant_defaults(cls, use: str) -> dict[str, Any]:
+        """``model:`` fields a variant sets by default (e.g. attention gets mlp_ratio 4), from its table entry."""
+        return dict(cls.variants[use].defaults)
+
+    @classmethod
+    def is_ssm(cls, use: str, model: Params) -> bool:
+        """Whether variant ``use`` with these ``model:`` params contains an SSM (the row's ``is_ssm``)."""
+        return cls.variants[use].is_ssm(model)
 
     @classmethod
     def task_metrics(cls, model: dict[str, Any]) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.errors import Diverged
 from harness.families import FAMILIES, Family, RunContext
 from harness.modules.attention import sdpa_kernels
-from harness.modules.registry import MIXERS, backends_of, is_ssm
+from harness.modules.registry import backends_of
 from harness.run import distributed
 from harness.run.train import seed_everything, train
 from harness.versions import results_version
@@ -37,12 +37,6 @@ def classify_failure(exc: BaseException) -> str:
     if isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in OOM_MARKERS):
         return "oom"
     return "error"
-
-
-def variant_is_ssm(family: type[Family], use: str) -> bool:
-    if use in family.ssm_variants:
-        return True
-    return use in MIXERS and is_ssm(use)
 
 
 def primary_metric(family: type[Family], values: dict[str, Any]) -> str:
@@ -129,7 +123,7 @@ def spec_columns(config: dict[str, Any], run_id: str) -> dict[str, Any]:
         "dataset": config["dataset"],
         "variant": config["variant"],
         "mixer": config["use"],
-        "is_ssm": variant_is_ssm(family_cls, config["use"]),
+        "is_ssm": family_cls.is_ssm(config["use"], family_cls.ModelParams.model_validate(config["model"])),
         "ablation": config.get("ablation", ""),
         "causal": bool(family_cls.causal),
         "seed": config["seed"],

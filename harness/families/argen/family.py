@@ -134,8 +134,7 @@ class ARGenFamily(Family):
         "digits": DatasetSpec(DigitsParams, "scikit-learn 8x8 digits upsampled, 10 classes (built in)"),
         "textures": DatasetSpec(TexturesParams, "crops of scikit-image's bundled photos/textures, 8 classes (built in)"),
     }
-    variants = tuple(VARIANTS)
-    ssm_variants = ("aim",)
+    variants = VARIANTS
     metrics = {
         "nll_bits_per_token": MetricSpec(higher_is_better=False, unit="bits", primary=True),
         "fid_classifier": MetricSpec(higher_is_better=False),
@@ -145,22 +144,15 @@ class ARGenFamily(Family):
     causal = True
     width_field = "d_model"
     # budget matching solves d_model in steps of 4 (fine enough to land within a few % at d_model ~ 64),
-    # or coarser for aim, whose mamba2 must split expand * d_model into heads of headdim (width_step); the
-    # other variants keep the fine step, or a 1.2M-parameter Gated CNN misses its budget by 6%
+    # or coarser for a mamba2 variant (aim), which must split expand * d_model into heads of headdim
+    # (width_step); the other variants keep the fine step, or a 1.2M-parameter Gated CNN misses its budget by 6%
     width_multiple = 4
 
     def width_step(self, use: str, model: ARModelParams) -> int:  # type: ignore[override]
-        if use != "aim":
+        if VARIANTS[use].mixer != "mamba2":
             return self.width_multiple
         heads = model.headdim // math.gcd(model.headdim, model.expand)  # expand * d % headdim == 0
         return math.lcm(self.width_multiple, heads)
-
-    def variant_defaults(self, use: str) -> dict[str, Any]:
-        return {
-            "aim": {"adaln_groups": 1, "pos": "learned", "mlp_ratio": 0.0},  # AiM: Mamba2 only, adaLN, abs. pos.
-            "transformer": {"pos": "rope", "mlp_ratio": 4.0},  # LlamaGen: RoPE, MLP, class token only
-            "gated_cnn": {"pos": "learned", "mlp_ratio": 0.0},  # MambaOut block is its own MLP
-        }[use]
 
     @staticmethod
     def _shape(ctx: RunContext) -> tuple[int, int, int]:

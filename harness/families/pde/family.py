@@ -25,6 +25,7 @@ from harness.families.pde import data as D
 from harness.families.pde import metrics as M
 from harness.families.pde.model import FNOOperator, MixerOperator, Operator
 from harness.families.pde.pdebench import PDEBenchParams, load_pdebench, pdebench_layout
+from harness.families.variants import VariantSpec, VariantTable
 
 # Keeps the batch-sampling streams of different seeds apart (one generator per (seed, step)).
 SEED_STRIDE = 1_000_003
@@ -52,24 +53,23 @@ def resolved_scan(m: PDEModelParams, dim: int) -> str:
     return m.scan
 
 
-def mixer_choice(use: str, m: PDEModelParams, dim: int) -> tuple[str, dict[str, Any]]:
-    """The registered mixer and its options for a non-FNO variant."""
-    if use == "mno":
-        return "mamba", {"d_state": m.d_state, "expand": m.expand, "scan": resolved_scan(m, dim)}
-    if use == "galerkin":
-        return "galerkin", {"n_heads": m.n_heads}
-    if use == "softmax":
-        return "attention", {"n_heads": m.n_heads, "causal": False}
-    if use == "gated_cnn":
-        return "gated_cnn", {"kernel_size": m.kernel_size, "conv_dims": dim, "causal": False}
-    raise ValueError(f"unknown pde variant {use!r}; use one of {PDEFamily.variants}")
+# The variants: a mixer in the shared skeleton (``MixerOperator``) with its options given the grid's
+# dimension, or neuraloperator's FNO at the same width and depth.
+VARIANTS = VariantTable(
+    VariantSpec("mno", mixer="mamba", options=lambda m, dim: dict(d_state=m.d_state, expand=m.expand, scan=resolved_scan(m, dim))),
+    VariantSpec("galerkin", mixer="galerkin", options=lambda m, dim: dict(n_heads=m.n_heads)),
+    VariantSpec("softmax", mixer="attention", options=lambda m, dim: dict(n_heads=m.n_heads, causal=False)),
+    VariantSpec("fno", build=lambda m, layout: FNOOperator(layout, m.width, m.n_layers, m.n_modes, m.projection_ratio)),
+    VariantSpec("gated_cnn", mixer="gated_cnn", options=lambda m, dim: dict(kernel_size=m.kernel_size, conv_dims=dim, causal=False)),
+)
 
 
 def build_operator(use: str, layout: D.Layout, m: PDEModelParams) -> Operator:
-    if use == "fno":
-        return FNOOperator(layout, m.width, m.n_layers, m.n_modes, m.projection_ratio)
-    mixer, options = mixer_choice(use, m, layout.dim)
-    return MixerOperator(layout, m.width, m.n_layers, mixer, options, m.mlp_ratio, m.norm, m.projection_ratio)
+    spec = VARIANTS[use]
+    if spec.build is not None:
+        return spec.build(m, layout)
+    return MixerOperator(layout, m.width, m.n_layers, spec.mixer, spec.options(m, layout.dim), m.mlp_ratio, m.norm,
+                         m.projection_ratio)
 
 
 def dataset_layout(dataset: str, p: Params) -> D.Layout:
@@ -136,8 +136,9 @@ class PDEExperiment(Experiment):
             "n_test": len(self.data.test_x),
             "rel_l2_2x_note": self.data.no_2x_reason,
         }
-        if self.ctx.use == "mno":
-            extras["scan"] = resolved_scan(m, lay.dim)
+        spec = VARIANTS[self.ctx.use]
+        if spec.mixer is not None and "scan" in spec.options(m, lay.dim):  # the scan order the SSM ran
+            extras["scan"] = spec.options(m, lay.dim)["scan"]
         return extras
 
 
@@ -151,8 +152,7 @@ class PDEFamily(Family):
         "navier_stokes": DatasetSpec(D.NavierStokesParams, "Navier-Stokes 2-D vorticity, earlier -> later steps"),
         "pdebench": DatasetSpec(PDEBenchParams, "a PDEBench HDF5 file (Burgers, Darcy or incompressible NS)"),
     }
-    variants: ClassVar[tuple[str, ...]] = ("mno", "galerkin", "softmax", "fno", "gated_cnn")
-    ssm_variants: ClassVar[tuple[str, ...]] = ("mno",)
+    variants = VARIANTS
     metrics: ClassVar[dict[str, MetricSpec]] = {
         "rel_l2": MetricSpec(higher_is_better=False, unit="fraction", primary=True),
         "rel_l2_2x": MetricSpec(higher_is_better=False, unit="fraction"),

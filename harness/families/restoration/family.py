@@ -24,7 +24,7 @@ from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, R
 from harness.families.restoration.data import Batch, FolderData, PhotoData, RestorationData, RestorationSet
 from harness.families.restoration.metrics import psnr_ssim
 from harness.families.restoration.model import RestorationNet
-from harness.families.restoration.pairing import VARIANT_DEFAULTS, VARIANTS, RestorationModel, has_attention, layer_mixers
+from harness.families.restoration.pairing import VARIANTS, RestorationModel, has_attention, layer_mixers
 
 _EXAMPLE_SEED = 0  # example inputs are random images; their values do not change any cost
 
@@ -120,7 +120,6 @@ class RestorationFamily(Family):
     causal = False
     width_field = "embed_dim"
     width_multiple = 4  # keeps embed_dim a multiple of the default 4 attention heads
-    ssm_variants = ("mambairv2", "mambair")
 
     def build_model(self, ctx: RunContext) -> nn.Module:
         return build_net(ctx.use, ctx.model, ctx.data)
@@ -132,6 +131,3 @@ class RestorationFamily(Family):
         torch.manual_seed(ctx.seed)
         model = build_net(ctx.use, ctx.model, ctx.data).to(ctx.device)
         return RestorationExperiment(ctx, model, RestorationSet(ctx.data, ctx.seed))
-
-    def variant_defaults(self, use: str) -> dict[str, Any]:
-        return dict(VARIANT_DEFAULTS.get(use, {}))

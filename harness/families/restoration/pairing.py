@@ -23,9 +23,8 @@ from torch import nn
 
 from harness.families.base import Params
 from harness.families.restoration.assm import ASSM
+from harness.families.variants import VariantSpec, VariantTable
 from harness.modules.registry import create_mixer
-
-VARIANTS = ("mambairv2", "mambair", "swinir", "gated_cnn")
 
 
 class RestorationModel(Params):
@@ -48,33 +47,32 @@ class RestorationModel(Params):
     impl: Literal["auto", "fused", "ref"] = Field("auto", description="scan kernel: fused CUDA, reference, or auto")
 
 
-VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {"mambairv2": {"attn_branch": True}}
+def window_options(m: RestorationModel, layer: int) -> dict[str, Any]:
+    """Window attention of layer ``layer``: shifted by half a window on every other layer (Swin)."""
+    return dict(n_heads=m.n_heads, window=m.window_size, shift=layer % 2 == 1, pos="relative")
 
 
-def window_attention(m: RestorationModel, layer: int) -> nn.Module:
-    return create_mixer("attention", m.embed_dim, n_heads=m.n_heads, window=m.window_size, shift=layer % 2 == 1, pos="relative")
-
-
-def main_mixer(use: str, m: RestorationModel) -> nn.Module:
-    """The variant's own mixer (window attention is added by ``layer_mixers``)."""
-    if use == "mambairv2":
-        return ASSM(
-            m.embed_dim, d_state=m.d_state, expand=m.expand, num_prompts=m.num_prompts, prompt_rank=m.prompt_rank,
-            ase=m.ase, prompt_into=m.prompt_into, sgn=m.sgn, impl=m.impl,
-        )
-    if use == "mambair":
-        return create_mixer("mamba", m.embed_dim, d_state=m.d_state, expand=m.expand, scan="cross4", causal=False, impl=m.impl)
-    if use == "gated_cnn":
-        return create_mixer("gated_cnn", m.embed_dim)
-    raise ValueError(f"unknown restoration variant {use!r}; use one of {VARIANTS}")
+# The variants: each layer's main mixer, from the params and the layer's global index. ``attn_branch``
+# puts a window attention in front of it, so swinir's own attention then takes the next layer's shift.
+VARIANTS = VariantTable(
+    VariantSpec("mambairv2", ssm=True, defaults={"attn_branch": True}, build=lambda m, layer: ASSM(
+        m.embed_dim, d_state=m.d_state, expand=m.expand, num_prompts=m.num_prompts, prompt_rank=m.prompt_rank,
+        ase=m.ase, prompt_into=m.prompt_into, sgn=m.sgn, impl=m.impl)),
+    VariantSpec("mambair", mixer="mamba", options=lambda m, layer: dict(
+        d_state=m.d_state, expand=m.expand, scan="cross4", causal=False, impl=m.impl)),
+    VariantSpec("swinir", mixer="attention", options=lambda m, layer: window_options(m, layer + m.attn_branch)),
+    VariantSpec("gated_cnn", mixer="gated_cnn"),
+)
 
 
 def layer_mixers(use: str, m: RestorationModel, layer: int) -> list[nn.Module]:
-    """The token mixers of layer ``layer`` (global index) for variant ``use``, in order."""
-    if use == "swinir":
-        return [window_attention(m, layer)] + ([window_attention(m, layer + 1)] if m.attn_branch else [])
-    return ([window_attention(m, layer)] if m.attn_branch else []) + [main_mixer(use, m)]
+    """The token mixers of layer ``layer`` (global index) for variant ``use``, in order (and made in order:
+    the initialisation draws from one RNG stream)."""
+    spec = VARIANTS[use]
+    mixers = [create_mixer("attention", m.embed_dim, **window_options(m, layer))] if m.attn_branch else []
+    mixers.append(spec.build(m, layer) if spec.build is not None else create_mixer(spec.mixer, m.embed_dim, **spec.options(m, layer)))
+    return mixers
 
 
 def has_attention(use: str, m: RestorationModel) -> bool:
-    return use == "swinir" or m.attn_branch
+    return VARIANTS[use].mixer == "attention" or m.attn_branch

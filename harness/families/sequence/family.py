@@ -14,8 +14,9 @@ from pydantic import Field, field_validator
 
 from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext
 from harness.families.sequence import data as D
+from harness.families.variants import VariantSpec, VariantTable
 from harness.models.sequence_model import SequenceModel
-from harness.modules.registry import MIXERS
+from harness.modules.registry import MIXERS, is_ssm
 from harness.registry import UnknownNameError
 
 # A seed offset that keeps the evaluation stream apart from every training step's stream.
@@ -28,7 +29,7 @@ class SequenceModelParams(Params):
     pattern: list[str] | None = Field(None, description="hybrid layer pattern, e.g. [mamba, mamba, attention]")
     mlp_ratio: float | None = Field(None, ge=0, description="MLP after each mixer (default: 4 for attention, else 0)")
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    # mixer options; each mixer receives only those its constructor takes
+    # mixer options (which mixer reads which: VARIANTS below)
     d_state: int | None = Field(None, ge=1)
     d_conv: int | None = Field(None, ge=1)
     expand: int | None = Field(None, ge=1)
@@ -43,6 +44,7 @@ class SequenceModelParams(Params):
     expansion_ratio: float | None = Field(None, gt=0)
     kernel_size: int | None = Field(None, ge=1)
     pos: Literal["none", "rope"] | None = "rope"
+    # each variant's mixer reads its own options (VARIANTS below); None leaves the mixer's default
 
     @field_validator("pattern")
     @classmethod
@@ -53,6 +55,31 @@ class SequenceModelParams(Params):
             except UnknownNameError as exc:
                 raise ValueError(str(exc)) from None  # pydantic reports ValueErrors at the field's line
         return pattern
+
+
+# The variants, each a mixer in every layer (``hybrid``: the mixers of ``model.pattern``, cycled), and the
+# options each mixer reads from the ``model:`` block. Every mixer is causal here: the tasks are token streams.
+VARIANTS = VariantTable(
+    VariantSpec("mamba", mixer="mamba", options=lambda m: dict(
+        d_state=m.d_state, d_conv=m.d_conv, expand=m.expand, chunk_size=m.chunk_size, selective=m.selective,
+        scan=m.scan, A_init=m.A_init, discretization=m.discretization, impl=m.impl, causal=True)),
+    VariantSpec("mamba2", mixer="mamba2", options=lambda m: dict(
+        d_state=m.d_state, d_conv=m.d_conv, expand=m.expand, headdim=m.headdim, chunk_size=m.chunk_size,
+        scan=m.scan, impl=m.impl)),  # causal by construction
+    VariantSpec("attention", mixer="attention", options=lambda m: dict(n_heads=m.n_heads, pos=m.pos, causal=True),
+                defaults={"mlp_ratio": 4.0}),
+    VariantSpec("gated_cnn", mixer="gated_cnn", options=lambda m: dict(
+        expansion_ratio=m.expansion_ratio, kernel_size=m.kernel_size, d_conv=m.d_conv, causal=True)),
+    # layers cycle the mixers of model.pattern, each with its own variant's options
+    VariantSpec("hybrid", ssm=lambda m: any(is_ssm(name) for name in m.pattern or ())),
+)
+
+
+def layer_pattern(use: str, m: SequenceModelParams) -> list[tuple[str, dict[str, Any]]]:
+    """``(mixer, options)`` per layer of the pattern: the variant's own mixer, or ``hybrid``'s ``pattern``."""
+    spec = VARIANTS[use]
+    specs = [VARIANTS.for_mixer(name) for name in m.pattern] if spec.mixer is None else [spec]
+    return [(s.mixer, s.options(m)) for s in specs]
 
 
 def _rank_world() -> tuple[int, int]:
@@ -113,8 +140,7 @@ class SequenceFamily(Family):
         "mqar": DatasetSpec(D.MQARData, "Zoology's multi-query associative recall"),
         "majority": DatasetSpec(D.MajorityData, "majority bit of a binary sequence (long-range aggregate)"),
     }
-    variants: ClassVar[tuple[str, ...]] = ("mamba", "mamba2", "attention", "gated_cnn", "hybrid")
-    ssm_variants: ClassVar[tuple[str, ...]] = ("mamba", "mamba2", "hybrid")
+    variants = VARIANTS
     metrics: ClassVar[dict[str, MetricSpec]] = {
         "accuracy": MetricSpec(higher_is_better=True, unit="fraction", primary=True),
         "eval_loss": MetricSpec(higher_is_better=False, unit="nats/token"),
@@ -122,25 +148,25 @@ class SequenceFamily(Family):
     causal: ClassVar[bool] = True
     width_multiple: ClassVar[int] = 16
 
-    def variant_defaults(self, use: str) -> dict[str, Any]:
-        return {"mlp_ratio": 4.0} if use == "attention" else {}
-
     def check_config(self, use: str, data: Params, model: Params) -> None:
-        if use == "hybrid" and not getattr(model, "pattern", None):
-            raise ValueError("variant 'hybrid' needs model.pattern, e.g. [mamba, mamba, mamba, attention]")
+        if VARIANTS[use].mixer is None and not getattr(model, "pattern", None):
+            raise ValueError(f"variant {use!r} needs model.pattern, e.g. [mamba, mamba, mamba, attention]")
+        for name in model.pattern or () if VARIANTS[use].mixer is None else ():
+            try:
+                VARIANTS.for_mixer(name)
+            except UnknownNameError as exc:  # a registered mixer no variant here configures (galerkin: not causal)
+                raise ValueError(f"model.pattern: mixer {name!r} is not the mixer of a sequence variant; "
+                                 f"use {', '.join(exc.known)}") from None
 
     def build_model(self, ctx: RunContext) -> torch.nn.Module:
         m: SequenceModelParams = ctx.model
         self.check_config(ctx.use, ctx.data, m)
-        pattern = m.pattern if ctx.use == "hybrid" else [ctx.use]
-        options = m.model_dump(exclude={"d_model", "n_layers", "pattern", "mlp_ratio", "norm"})
         return SequenceModel(
             vocab_size=D.vocab_size(ctx.dataset, ctx.data),
             d_model=m.d_model,
             n_layers=m.n_layers,
-            pattern=pattern,
+            pattern=layer_pattern(ctx.use, m),
             n_outputs=D.n_outputs(ctx.dataset, ctx.data),
-            mixer_options={**options, "causal": True},
             mlp_ratio=m.mlp_ratio or 0.0,
             norm=m.norm,
         )

@@ -7,7 +7,7 @@ Variants (``use:``):
   input-dependent discretization off, ``d_state`` is N.
 - ``softmax_attention``: one softmax-attention layer, the last token as the query.
 - ``linear_attention``: the same with a linear (Galerkin) attention layer.
-Only ``ssm`` is an SSM (``ssm_variants``). Budget matching solves ``d_model`` (``width_field``).
+Only ``ssm`` is an SSM (``VARIANTS``). Budget matching solves ``d_model`` (``width_field``).
 
 Metrics: ``train_acc`` (on the training set as trained on), ``test_acc`` and ``gen_gap = train_acc -
 test_acc``. Every run tracks ``batch_loss`` after each step and SSM runs ``s_A`` (the spine records the
@@ -38,6 +38,7 @@ from harness.families.theory.data import (
     load_or_generate,
 )
 from harness.families.theory.models import LastTokenAttentionClassifier, SelectiveSSMClassifier
+from harness.families.variants import VariantSpec, VariantTable
 
 
 class TheoryModelParams(Params):
@@ -60,6 +61,15 @@ class TheoryModelParams(Params):
     )
 
 
+# The variants: the paper's selective-SSM model, or the one-layer attention classifier with a mixer.
+VARIANTS = VariantTable(
+    VariantSpec("ssm", ssm=True, build=lambda m, vocab, classes: SelectiveSSMClassifier(
+        vocab, classes, m.d_model, m.d_state, m.s_A, m.a_step, m.delta, m.delta_bias_init, m.impl)),
+    VariantSpec("softmax_attention", mixer="attention", options=lambda m: dict(n_heads=m.n_heads, causal=True, pos=m.pos)),
+    VariantSpec("linear_attention", mixer="linear_attention", options=lambda m: dict(n_heads=m.n_heads)),
+)
+
+
 class TheoryFamily(Family):
     name = "theory"
     description = "selective-SSM generalization vs sequence length and spectral abscissa (arXiv 2502.01473)"
@@ -68,8 +78,7 @@ class TheoryFamily(Family):
         "majority": DatasetSpec(MajorityParams, "binary sequences, label = majority bit; training inputs partly zeroed"),
         "listops": DatasetSpec(ListOpsParams, "LRA ListOps: nested MAX/MIN/MED/SUM_MOD, 10 classes, left-padded"),
     }
-    variants = ("ssm", "softmax_attention", "linear_attention")
-    ssm_variants: ClassVar[frozenset[str]] = frozenset({"ssm"})
+    variants = VARIANTS
     metrics = {
         "train_acc": MetricSpec(higher_is_better=True, unit="fraction"),
         "test_acc": MetricSpec(higher_is_better=True, unit="fraction", primary=True),
@@ -80,19 +89,11 @@ class TheoryFamily(Family):
     width_multiple: ClassVar[int] = 2  # RoPE rotates channel pairs, so solved widths stay even
 
     def build_model(self, ctx: RunContext) -> nn.Module:
-        m = ctx.model
+        m, spec = ctx.model, VARIANTS[ctx.use]
         vocab, classes = VOCAB_SIZE[ctx.dataset], NUM_CLASSES[ctx.dataset]
-        if ctx.use == "ssm":
-            return SelectiveSSMClassifier(
-                vocab, classes, m.d_model, m.d_state, m.s_A, m.a_step, m.delta, m.delta_bias_init, m.impl
-            )
-        if ctx.use == "softmax_attention":
-            return LastTokenAttentionClassifier(
-                vocab, classes, m.d_model, "attention", n_heads=m.n_heads, causal=True, pos=m.pos
-            )
-        if ctx.use == "linear_attention":
-            return LastTokenAttentionClassifier(vocab, classes, m.d_model, "linear_attention", n_heads=m.n_heads)
-        raise ValueError(f"theory: unknown variant {ctx.use!r}; use one of {self.variants}")
+        if spec.build is not None:
+            return spec.build(m, vocab, classes)
+        return LastTokenAttentionClassifier(vocab, classes, m.d_model, spec.mixer, **spec.options(m))
 
     def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
         gen = torch.Generator().manual_seed(ctx.seed)

@@ -20,7 +20,7 @@ from harness.families.base import Experiment, Family, MetricSpec, Params, RunCon
 from harness.families.vision.batching import StepSampler, collate, eval_chunks, example_images
 from harness.families.vision.classification_data import DATASETS, LOADERS, ClassificationData
 from harness.families.vision.model import (
-    VARIANTS, VisionModelParams, build_backbone, check_resolution, token_columns, variant_defaults,
+    VARIANTS, VisionModelParams, build_backbone, check_resolution, token_columns,
 )
 from harness.models.backbone import ImageClassifier
 
@@ -76,9 +76,6 @@ class ClassificationFamily(Family):
     }
     causal = False
     width_field = "width"
-
-    def variant_defaults(self, use: str) -> dict[str, Any]:
-        return variant_defaults(use)
 
     def _num_classes(self, ctx: RunContext) -> int:
         if ctx.dataset in NUM_CLASSES:

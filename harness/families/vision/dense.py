@@ -24,7 +24,7 @@ from harness.families.vision.batching import StepSampler, eval_chunks, example_i
 from harness.families.vision.dense_data import DATASETS, IGNORE_INDEX, LOADERS, DenseData
 from harness.families.vision.dense_heads import Detector, Segmenter
 from harness.families.vision.model import (
-    VARIANTS, VisionModelParams, build_backbone, check_resolution, token_columns, variant_defaults,
+    VARIANTS, VisionModelParams, build_backbone, check_resolution, token_columns,
 )
 from harness.families.vision.shapes import CLASSES
 
@@ -126,9 +126,6 @@ class DenseFamily(Family):
         """The head's metrics: a segmentation task's primary metric is miou, not the family's first (map)."""
         head = model.get("head", DenseModelParams.model_fields["head"].default)
         return cls.HEAD_METRICS.get(head, tuple(cls.metrics))  # an unknown head is the schema's error to report
-
-    def variant_defaults(self, use: str) -> dict[str, Any]:
-        return variant_defaults(use)
 
     def check_config(self, use: str, data: Params, model: Params) -> None:
         check_resolution(model, data.resolution)

@@ -1,4 +1,5 @@
-"""Model pairing for the vision families: one ``model:`` schema, the per-variant mixer options, L/(6D).
+"""Model pairing for the vision families: one ``model:`` schema, the variant table (mixer options per
+stage and block), L/(6D).
 
 MambaOut (arXiv 2405.07992) pairs Gated CNN (``gated_cnn``), Mamba (``mamba``/``mamba2``, the Gated CNN
 block with the SSM restored, scanned VMamba-style ``cross4`` or Vim-style ``bidirectional``) and attention
@@ -20,9 +21,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from harness.families.base import Params
+from harness.families.variants import VariantSpec, VariantTable
 from harness.models.backbone import MAMBAOUT_SIZES, VisionBackbone
-
-VARIANTS = ("mamba", "mamba2", "attention", "gated_cnn")
 
 
 class VisionModelParams(Params):
@@ -89,31 +89,27 @@ class VisionModelParams(Params):
         return depths, dims
 
 
-def variant_defaults(use: str) -> dict[str, Any]:
-    """Attention blocks carry an MLP (Swin/ViT); Mamba and Gated CNN blocks are already expanded."""
-    return {"mlp_ratio": 4.0} if use == "attention" else {}
+def _attention(p: VisionModelParams, stage: int, block: int) -> dict[str, Any]:
+    """Swin: (shifted) windows in the high-resolution stages, global attention late (or everywhere)."""
+    windowed = p.attention_mode == "swin" and p.layout == "hierarchical" and stage < p.window_stages
+    pos = p.pos if p.pos != "auto" else ("relative" if windowed else "rope")
+    kw: dict[str, Any] = dict(head_dim=p.head_dim, pos=pos)
+    if windowed:  # Swin alternates plain and half-window-shifted windows
+        kw.update(window=p.window, shift=block % 2 == 1)
+    return kw
 
 
-def mixer_options(use: str, p: VisionModelParams):
-    """``(stage, block) -> mixer kwargs`` for the backbone, per variant."""
-    if use == "gated_cnn":
-        return lambda stage, block: dict(expansion_ratio=p.expansion_ratio, kernel_size=p.kernel_size, conv_ratio=p.conv_ratio)
-    if use == "mamba":
-        return lambda stage, block: dict(d_state=p.d_state, expand=p.expand, scan=p.scan)
-    if use == "mamba2":
-        return lambda stage, block: dict(d_state=p.d_state, expand=p.expand, scan=p.scan, headdim=p.head_dim)
-    if use == "attention":
-
-        def attention(stage: int, block: int) -> dict[str, Any]:
-            windowed = p.attention_mode == "swin" and p.layout == "hierarchical" and stage < p.window_stages
-            pos = p.pos if p.pos != "auto" else ("relative" if windowed else "rope")
-            kw: dict[str, Any] = dict(head_dim=p.head_dim, pos=pos)
-            if windowed:  # Swin alternates plain and half-window-shifted windows
-                kw.update(window=p.window, shift=block % 2 == 1)
-            return kw
-
-        return attention
-    raise ValueError(f"unknown vision variant {use!r}; use one of {', '.join(VARIANTS)}")
+# The vision variants and each mixer's options per (stage, block). Attention blocks carry an MLP
+# (Swin/ViT); Mamba and Gated CNN blocks are already expanded. For gated_cnn the backbone passes the
+# stage's first entry to timm's MambaOutStage.
+VARIANTS = VariantTable(
+    VariantSpec("mamba", mixer="mamba", options=lambda p, stage, block: dict(d_state=p.d_state, expand=p.expand, scan=p.scan)),
+    VariantSpec("mamba2", mixer="mamba2", options=lambda p, stage, block: dict(
+        d_state=p.d_state, expand=p.expand, scan=p.scan, headdim=p.head_dim)),
+    VariantSpec("attention", mixer="attention", options=_attention, defaults={"mlp_ratio": 4.0}),
+    VariantSpec("gated_cnn", mixer="gated_cnn", options=lambda p, stage, block: dict(
+        expansion_ratio=p.expansion_ratio, kernel_size=p.kernel_size, conv_ratio=p.conv_ratio)),
+)
 
 
 def check_resolution(p: VisionModelParams, resolution: int) -> None:
@@ -136,10 +132,11 @@ def check_resolution(p: VisionModelParams, resolution: int) -> None:
 
 
 def build_backbone(use: str, p: VisionModelParams) -> VisionBackbone:
+    spec = VARIANTS[use]
     depths, dims = p.resolved_depths_dims()
     return VisionBackbone(
-        use, depths, dims, layout=p.layout, patch_size=p.patch_size, mlp_ratio=p.mlp_ratio,
-        drop_path=p.drop_path, mixer_kwargs=mixer_options(use, p),
+        spec.mixer, depths, dims, layout=p.layout, patch_size=p.patch_size, mlp_ratio=p.mlp_ratio,
+        drop_path=p.drop_path, mixer_kwargs=lambda stage, block: spec.options(p, stage, block),
     )
 
 
