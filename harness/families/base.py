@@ -1,27 +1,32 @@
 """The contract every task family implements, so the spine can plan, train and measure it.
 
-A family (``harness/families/<name>/``) holds its data, its model pairing and its metrics, and registers
-itself in ``harness.families.FAMILIES``. The spine owns everything else: YAML validation, planning, the
+A family (``harness/families/<name>/``) provides data, a model and metrics, and registers itself in
+``harness.families.FAMILIES``. The spine owns everything else: YAML validation, planning, seeding, the
 training loop (``harness.run.train``), measurement (``harness.measure``), budget matching and the store.
-Families never time themselves and never write files outside ``ctx.cache_dir``.
+Families never seed the run, never time themselves and never write files outside ``ctx.cache_dir``
+(``harness.families.cache``).
 
 Life of one run (task x variant x seed x sweep point), in ``harness.run.runner``:
-    fam = FAMILIES.get(spec.family)()
-    ctx = RunContext(...)                       # validated params, seed, device
-    (budget matching may call fam.build_model(ctx, overrides) and fam.example_inputs(ctx, b) many times)
-    exp = fam.build(ctx)                        # data + model, on ctx.device
-    train(exp, ctx.train)                       # shared loop: exp.train_batch(step) -> exp.loss(batch)
-    metrics = exp.evaluate()                    # {"top1": ..., ...}
-    costs = measure_model(exp.model, exp.example_inputs(b), exp.loss ...)   # FLOPs, latency, memory
-    row = {...spec, **exp.row_extras(), **metrics, **costs, **exp.extra_measurements(measurer)}
+    fam = FAMILIES.get(config.family)()
+    ctx = RunContext(...)                              # validated params, seed, device
+    (budget matching calls fam.build_model(ctx') and fam.example_inputs(ctx', b) for trial widths)
+    exp = build_experiment(fam, ctx):                  # the spine composes, the same way for every family:
+        fam.check_config(ctx.use, ctx.data, ctx.model)
+        data = fam.load_data(ctx)                      # generated, cached or read
+        torch.manual_seed(ctx.seed)                    # the model's init depends on the seed alone
+        fam.experiment_class(ctx, fam.build_model(ctx, data).to(ctx.device), data)
+    train(exp, train_config, device)                   # shared loop: exp.train_batch(step) -> exp.loss(batch)
+    metrics = exp.evaluate()                           # {"top1": ..., ...}
+    costs = measure_model(exp.model, fam.example_inputs(ctx, b, exp.data), exp.loss ...)  # FLOPs, latency, memory
+    row = {...config columns, **exp.row_extras(), **metrics, **costs, **exp.extra_measurements(measurer)}
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -74,7 +79,9 @@ class RunContext:
     cache_dir: Path  # for generated datasets / tokenizers, keyed by their own config
     train_batch_size: int
     eval_batch_size: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: the spine's training loop, for artefacts a family trains for itself (a tokenizer, a scoring classifier):
+    #: ``fit(experiment, device, **TrainConfig fields) -> TrainResult`` (families do not import the spine)
+    fit: Callable[..., Any] | None = None
 
     def with_model(self, **updates: Any) -> "RunContext":
         """A copy with some ``model:`` fields replaced (budget matching solves a width this way)."""
@@ -84,9 +91,13 @@ class RunContext:
 
 
 class Experiment(ABC):
-    """One built run: a model plus its data, able to give batches, a loss and an evaluation."""
+    """One built run: a model plus its data, able to give batches, a loss and an evaluation.
 
-    model: nn.Module
+    The spine makes it as ``experiment_class(ctx, model, data)``: the model already on ``ctx.device``,
+    ``data`` what the family's ``load_data`` returned."""
+
+    def __init__(self, ctx: RunContext, model: nn.Module, data: Any):
+        self.ctx, self.model, self.data = ctx, model, data
 
     @abstractmethod
     def train_batch(self, step: int) -> Any:
@@ -99,10 +110,6 @@ class Experiment(ABC):
     @abstractmethod
     def evaluate(self) -> dict[str, float]:
         """Quality metrics on held-out data (model in eval mode, no grad); keys are the family's metrics."""
-
-    @abstractmethod
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        """Inputs for ``self.model(*inputs)`` at the task's size, for FLOPs/latency/memory measurement."""
 
     def reference_loss(self) -> float | None:
         """The loss scale divergence is judged against (e.g. chance level, ln #classes); None: the first
@@ -147,6 +154,7 @@ class Family(ABC):
     width_field: ClassVar[str] = "d_model"  # the ``model:`` field budget matching solves
     width_multiple: ClassVar[int] = 1  # solved widths are multiples of this (head/group divisibility)
     #: the ``use`` names that contain an SSM whatever their params (a run's ``is_ssm``: :meth:`is_ssm`)
+    experiment_class: ClassVar[type[Experiment]]  # what the spine wraps the model and data in
     ssm_variants: ClassVar[frozenset[str]] = _DerivedFromTable(lambda cls: cls.variants.ssm_names())  # type: ignore[assignment]
     #: bump in the commit that changes numbers this family's stored runs hold (data, model, metrics);
     #: rows record it (``harness.versions``) and resume reruns runs of another version
@@ -156,17 +164,20 @@ class Family(ABC):
         """Solved widths of variant ``use`` are multiples of this (``width_multiple`` unless heads need more)."""
         return self.width_multiple
 
-    @abstractmethod
-    def build_model(self, ctx: RunContext) -> nn.Module:
-        """The model alone (cheap, on CPU): used by budget matching to count params/FLOPs."""
+    def load_data(self, ctx: RunContext) -> Any:
+        """The run's data (generated, read, or from ``ctx.cache_dir``), before the model is seeded and built;
+        whatever the family's experiment and ``example_inputs`` take. None: nothing beyond the config."""
+        return None
 
     @abstractmethod
-    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
-        """Inputs of the task's size without generating the dataset (for FLOP matching)."""
+    def build_model(self, ctx: RunContext, data: Any = None) -> nn.Module:
+        """The model of variant ``ctx.use``, on the CPU. ``data`` is the run's, or None when budget matching
+        counts the params/FLOPs of trial widths (then everything comes from the config)."""
 
     @abstractmethod
-    def build(self, ctx: RunContext) -> Experiment:
-        """Data + model on ``ctx.device``, seeded by ``ctx.seed``."""
+    def example_inputs(self, ctx: RunContext, batch_size: int, data: Any = None) -> tuple[torch.Tensor, ...]:
+        """Inputs for ``model(*inputs)`` at the task's size, for FLOPs/latency/memory: drawn from ``data``
+        where the family has it, else made from the config alone (budget matching by FLOPs)."""
 
     @classmethod
     def variant_defaults(cls, use: str) -> dict[str, Any]:
@@ -187,4 +198,4 @@ class Family(ABC):
     def check_config(self, use: str, data: Params, model: Params) -> None:
         """Raise ValueError if variant ``use`` cannot run with these ``data:`` and ``model:`` blocks together:
         what neither block's schema sees alone. Suite validation calls it (an error at the task's line), and
-        so does the family's own build."""
+        so does the spine before it builds a run."""

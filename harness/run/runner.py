@@ -19,11 +19,11 @@ import torch
 from harness import __version__
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.errors import Diverged
-from harness.families import FAMILIES, Family, RunContext
+from harness.families import FAMILIES, Experiment, Family, RunContext
 from harness.modules.attention import sdpa_kernels
 from harness.modules.registry import backends_of
 from harness.run import distributed
-from harness.run.train import seed_everything, train
+from harness.run.train import fit, seed_everything, train
 from harness.versions import results_version
 
 OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
@@ -65,7 +65,19 @@ def make_context(config: dict[str, Any], family: Family, device: torch.device, c
         cache_dir=cache_dir,
         train_batch_size=train_cfg.batch_size,
         eval_batch_size=train_cfg.eval_batch_size,
+        fit=fit,
     )
+
+
+def build_experiment(family: Family, ctx: RunContext) -> Experiment:
+    """The run's experiment, composed the same way for every family: check the config, load the data,
+    seed, build the model on the device, wrap them. The model's initialisation depends on the seed alone,
+    not on what data loading, a cache or budget matching drew from the RNG before it."""
+    family.check_config(ctx.use, ctx.data, ctx.model)
+    data = family.load_data(ctx)
+    torch.manual_seed(ctx.seed)
+    model = family.build_model(ctx, data).to(ctx.device)
+    return family.experiment_class(ctx, model, data)
 
 
 def solve_budget(config: dict[str, Any], family: Family, ctx: RunContext) -> tuple[RunContext, dict[str, Any]]:
@@ -160,6 +172,7 @@ def execute_run(config: dict[str, Any], run_id: str, cache_dir: Path) -> dict[st
             seed_everything(config["seed"])
             family = family_cls()
             ctx = make_context(config, family, device, cache_dir)
+            family.check_config(ctx.use, ctx.data, ctx.model)  # before budget matching builds trial models
             ctx, budget = solve_budget(config, family, ctx)
             row.update(budget)
             row.update(_train_and_measure(family, ctx, config, device))
@@ -180,8 +193,7 @@ def _train_and_measure(family: Family, ctx: RunContext, config: dict[str, Any], 
     measure_cfg = MeasureConfig.model_validate(config["measure"])
     if measure_cfg.latency_seeds is not None and config["seed"] not in measure_cfg.latency_seeds:
         measure_cfg = measure_cfg.model_copy(update={"latency": False})
-    exp = family.build(ctx)
-    exp.model.to(device)
+    exp = build_experiment(family, ctx)
     out: dict[str, Any] = dict(exp.row_extras())
     if "l_over_6d" not in out and out.get("seq_len") and out.get("d_model"):  # MambaOut's ratio, every family
         out["l_over_6d"] = out["seq_len"] / (6 * out["d_model"])
@@ -200,7 +212,7 @@ def _train_and_measure(family: Family, ctx: RunContext, config: dict[str, Any], 
     out["backend"] = backends_of(exp.model)
     if not distributed.is_main():
         return out  # DDP: only rank 0 measures (single device, unwrapped model) and writes the row
-    inputs = exp.example_inputs(measure_cfg.batch_size)
+    inputs = tuple(t.to(device) for t in family.example_inputs(ctx, measure_cfg.batch_size, exp.data))
     sample = exp.train_batch(0)  # the global batch, unsharded: the train-step costs of one optimizer step
     out.update(measure_batch=measure_cfg.batch_size, train_step_batch=train_cfg.batch_size)
     out.update(measure_model(exp.model, inputs, lambda: exp.loss(sample), measure_cfg, device))

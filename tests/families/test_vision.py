@@ -19,6 +19,7 @@ from harness.families.vision.pathfinder import render_pathfinder
 from harness.families.vision.shapes import render_shapes
 from harness.models.backbone import ImageClassifier, VisionBackbone
 from harness.run.train import train
+from harness.run.runner import build_experiment
 
 TINY = dict(depths=[1, 1, 1, 1], dims=[16, 16, 32, 32], head_dim=16)
 TINY3 = dict(depths=[1, 1, 1], dims=[16, 16, 32], head_dim=16)  # 32 px: 8x8, 4x4, 2x2 (4 stages: a 1x1 last)
@@ -132,19 +133,19 @@ def test_width_knob_and_token_columns():
 def test_classification_digits_trains(tmp_path):
     fam = FAMILIES.get("classification")()
     ctx = make_ctx("classification", "gated_cnn", "digits", {"resolution": 32}, TINY3, tmp_path, batch=32)
-    exp = fam.build(ctx)
+    exp = build_experiment(fam, ctx)
     result = train(exp, TrainConfig(steps=20, lr=3e-3, warmup_steps=2), ctx.device)
     assert decreased(result.losses)
     metrics = exp.evaluate()
     assert set(metrics) == set(fam.metrics) and metrics["top1"] > 0.2  # 10 classes: chance is 0.1
-    assert exp.example_inputs(2)[0].shape == (2, 3, 32, 32)
+    assert fam.example_inputs(ctx, 2, exp.data)[0].shape == (2, 3, 32, 32)
     assert exp.row_extras()["seq_len"] == 64
 
 
 def test_lfw_faces_is_binary_without_top5(tmp_path):
     fam = FAMILIES.get("classification")()
     ctx = make_ctx("classification", "gated_cnn", "lfw_faces", {"resolution": 32}, TINY3, tmp_path)
-    exp = fam.build(ctx)
+    exp = build_experiment(fam, ctx)
     assert exp.data.num_classes == 2 and len(exp.data.train) + len(exp.data.val) == 200
     assert math.isnan(exp.evaluate()["top5"])
 
@@ -153,7 +154,7 @@ def test_imagefolder_missing_path_is_clear(tmp_path):
     fam = FAMILIES.get("classification")()
     ctx = make_ctx("classification", "gated_cnn", "imagefolder", {"path": str(tmp_path / "nope")}, TINY, tmp_path)
     with pytest.raises(HarnessError, match="train/<class>"):
-        fam.build(ctx)
+        build_experiment(fam, ctx)
 
 
 @pytest.mark.parametrize("head", ["detection", "segmentation"])
@@ -161,10 +162,10 @@ def test_dense_heads_train(head, tmp_path):
     fam = FAMILIES.get("dense")()
     data = {"resolution": 64, "n_train": 32, "n_val": 8}
     ctx = make_ctx("dense", "gated_cnn", "shapes", data, {**TINY, "head": head}, tmp_path, batch=8)
-    exp = fam.build(ctx)
+    exp = build_experiment(fam, ctx)
     result = train(exp, TrainConfig(steps=12, lr=3e-3, warmup_steps=2), ctx.device)
     assert decreased(result.losses)
-    outputs = exp.model(*exp.example_inputs(2))
+    outputs = exp.model(*fam.example_inputs(ctx, 2, exp.data))
     assert all(torch.isfinite(o).all() for o in (outputs if isinstance(outputs, tuple) else (outputs,)))
     if head == "segmentation":
         metrics = exp.evaluate()
@@ -177,7 +178,7 @@ def test_detection_map(tmp_path):
     fam = FAMILIES.get("dense")()
     data = {"resolution": 64, "n_train": 16, "n_val": 8}
     ctx = make_ctx("dense", "gated_cnn", "shapes", data, {**TINY, "head": "detection"}, tmp_path, batch=8)
-    exp = fam.build(ctx)
+    exp = build_experiment(fam, ctx)
     train(exp, TrainConfig(steps=4, lr=3e-3, warmup_steps=1), ctx.device)
     metrics = exp.evaluate()
     assert 0 <= metrics["map"] <= 1 and 0 <= metrics["map_50"] <= 1 and math.isnan(metrics["miou"])
@@ -188,4 +189,4 @@ def test_dense_head_needs_matching_targets(tmp_path):
     fam = FAMILIES.get("dense")()
     ctx = make_ctx("dense", "gated_cnn", "ade20k", {"path": str(tmp_path)}, {**TINY, "head": "detection"}, tmp_path)
     with pytest.raises(HarnessError, match="annotations"):
-        fam.build(ctx)
+        build_experiment(fam, ctx)

@@ -4,7 +4,7 @@ Every sample is an input function ``a: (C_in, *grid)`` and an output function ``
 solvers (``solvers.py``) run on a fine grid, the result is subsampled to the *2x* grid, and the training
 grid is every second point of that, so the same samples exist at the training resolution and at twice it
 (zero-shot super-resolution, as in FNO and Cheng et al., arXiv 2410.02113). Generated sets are cached in
-``ctx.cache_dir/pde/`` under a hash of everything that determines them; the file is written atomically so
+``ctx.cache_dir/pde/`` under a hash of everything that determines them (``harness.families.cache``), so
 concurrent runs may race to create it safely.
 
 Grids: ``periodic`` problems use x_i = i/n (i < n), so the 2x grid has 2n points; ``nodes`` problems
@@ -15,10 +15,7 @@ models append these coordinates as input channels, so a model trained at n evalu
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,6 +25,7 @@ import torch
 from pydantic import Field
 
 from harness.families.base import Params
+from harness.families.cache import config_key, load_or_build
 from harness.families.pde import solvers
 
 GENERATOR_VERSION = 1  # bump when a solver changes its output, so stale caches are not reused
@@ -204,23 +202,20 @@ def generated_layout(dataset: str, p: Params) -> Layout:
 
 def cache_path(cache_dir: Path, dataset: str, p: Params) -> Path:
     """``cache_dir/pde/<dataset>-<hash>.pt``; the hash covers every parameter and the generator version."""
-    key = json.dumps({"dataset": dataset, "version": GENERATOR_VERSION, **p.model_dump()}, sort_keys=True)
-    return Path(cache_dir) / "pde" / f"{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    key = config_key({"dataset": dataset, "version": GENERATOR_VERSION, **p.model_dump()})
+    return Path(cache_dir) / "pde" / f"{dataset}-{key}.pt"
 
 
 def load_generated(dataset: str, p: Params, cache_dir: Path, device: torch.device) -> PDEData:
     """Generate (on ``device`` when it is a GPU) or read from the cache; returns float32 data on the CPU."""
-    path = cache_path(cache_dir, dataset, p)
-    if path.exists():
-        x2, y2 = torch.load(path)
-    else:
+
+    def generate() -> tuple[torch.Tensor, torch.Tensor]:
         _, make, _, _ = GENERATORS[dataset]
         solve_on = device if device.type == "cuda" else torch.device("cpu")
         x2, y2 = (t.float().cpu().contiguous() for t in make(p, solve_on))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save((x2, y2), tmp)
-        os.replace(tmp, path)
+        return x2, y2
+
+    (x2, y2), _ = load_or_build(cache_path(cache_dir, dataset, p), generate)
     layout = generated_layout(dataset, p)
     if not p.test_2x:
         n = p.n_train

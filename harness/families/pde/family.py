@@ -76,18 +76,11 @@ def dataset_layout(dataset: str, p: Params) -> D.Layout:
     return pdebench_layout(p) if dataset == "pdebench" else D.generated_layout(dataset, p)
 
 
-def load_data(ctx: RunContext) -> D.PDEData:
-    if ctx.dataset == "pdebench":
-        return load_pdebench(ctx.data)
-    return D.load_generated(ctx.dataset, ctx.data, ctx.cache_dir, ctx.device)
-
-
 class PDEExperiment(Experiment):
     def __init__(self, ctx: RunContext, model: Operator, data: D.PDEData):
-        self.ctx, self.data = ctx, data.to(ctx.device)
+        super().__init__(ctx, model, data.to(ctx.device))
         self.layout = data.layout
         model.fit_normalizers(self.data.train_x, self.data.train_y)
-        self.model = model.to(ctx.device)
         self.loss_fn = M.relative_l2_loss(self.layout.dim)
 
     def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,10 +112,6 @@ class PDEExperiment(Experiment):
         if d.test_x_2x is not None:
             out["rel_l2_2x"] = M.relative_l2(self._predict(d.test_x_2x), d.test_y_2x, dim)
         return out
-
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        reps = math.ceil(batch_size / len(self.data.test_x))
-        return (self.data.test_x.repeat(reps, *([1] * (self.layout.dim + 1)))[:batch_size],)
 
     def row_extras(self) -> dict[str, Any]:
         lay, m = self.layout, self.ctx.model
@@ -165,16 +154,20 @@ class PDEFamily(Family):
     causal: ClassVar[bool] = False
     width_field: ClassVar[str] = "width"
     width_multiple: ClassVar[int] = 8  # keeps width / n_heads whole for the attention variants
+    experiment_class = PDEExperiment
 
-    def build_model(self, ctx: RunContext) -> Operator:
+    def load_data(self, ctx: RunContext) -> D.PDEData:
+        if ctx.dataset == "pdebench":
+            return load_pdebench(ctx.data)
+        return D.load_generated(ctx.dataset, ctx.data, ctx.cache_dir, ctx.device)
+
+    def build_model(self, ctx: RunContext, data: Any = None) -> Operator:
         return build_operator(ctx.use, dataset_layout(ctx.dataset, ctx.data), ctx.model)
 
-    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
+    def example_inputs(self, ctx: RunContext, batch_size: int, data: Any = None) -> tuple[torch.Tensor, ...]:
+        if data is not None:  # test inputs, repeated up to the batch
+            reps = math.ceil(batch_size / len(data.test_x))
+            return (data.test_x.repeat(reps, *([1] * (data.layout.dim + 1)))[:batch_size],)
         lay = dataset_layout(ctx.dataset, ctx.data)
         gen = torch.Generator().manual_seed(ctx.seed)
         return (torch.randn((batch_size, lay.in_channels) + lay.shape(), generator=gen),)
-
-    def build(self, ctx: RunContext) -> PDEExperiment:
-        data = load_data(ctx)
-        torch.manual_seed(ctx.seed)
-        return PDEExperiment(ctx, self.build_model(ctx), data)

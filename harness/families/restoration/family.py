@@ -42,15 +42,15 @@ def input_side(data: RestorationData) -> int:
     return data.patch_size // data.scale
 
 
-def example_images(data: RestorationData, batch_size: int, device: torch.device) -> tuple[torch.Tensor]:
+def example_images(data: RestorationData, batch_size: int) -> tuple[torch.Tensor]:
     side = input_side(data)
     gen = torch.Generator().manual_seed(_EXAMPLE_SEED)
-    return (torch.rand(batch_size, 3, side, side, generator=gen).to(device),)
+    return (torch.rand(batch_size, 3, side, side, generator=gen),)
 
 
 class RestorationExperiment(Experiment):
     def __init__(self, ctx: RunContext, model: RestorationNet, data: RestorationSet):
-        self.ctx, self.model, self.data = ctx, model, data
+        super().__init__(ctx, model, data)
         self.params: RestorationData = ctx.data
 
     def train_batch(self, step: int) -> Batch:
@@ -79,9 +79,6 @@ class RestorationExperiment(Experiment):
             "psnr_noisy": math.nan if sr else base,
             "psnr_gain": psnr - base,
         }
-
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return example_images(self.params, batch_size, self.ctx.device)
 
     def row_extras(self) -> dict[str, Any]:
         m: RestorationModel = self.ctx.model
@@ -121,13 +118,13 @@ class RestorationFamily(Family):
     width_field = "embed_dim"
     width_multiple = 4  # keeps embed_dim a multiple of the default 4 attention heads
 
-    def build_model(self, ctx: RunContext) -> nn.Module:
+    experiment_class = RestorationExperiment
+
+    def load_data(self, ctx: RunContext) -> RestorationSet:
+        return RestorationSet(ctx.data, ctx.seed)
+
+    def build_model(self, ctx: RunContext, data: Any = None) -> nn.Module:
         return build_net(ctx.use, ctx.model, ctx.data)
 
-    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return example_images(ctx.data, batch_size, torch.device("cpu"))
-
-    def build(self, ctx: RunContext) -> Experiment:
-        torch.manual_seed(ctx.seed)
-        model = build_net(ctx.use, ctx.model, ctx.data).to(ctx.device)
-        return RestorationExperiment(ctx, model, RestorationSet(ctx.data, ctx.seed))
+    def example_inputs(self, ctx: RunContext, batch_size: int, data: Any = None) -> tuple[torch.Tensor, ...]:
+        return example_images(ctx.data, batch_size)  # random images: their values change no cost

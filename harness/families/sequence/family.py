@@ -91,9 +91,11 @@ def _rank_world() -> tuple[int, int]:
 
 
 class SequenceExperiment(Experiment):
-    def __init__(self, ctx: RunContext, model: torch.nn.Module):
-        self.ctx, self.model = ctx, model.to(ctx.device)
-        self.eval_tokens, self.eval_targets = D.generate(ctx.dataset, ctx.data, ctx.data.n_eval, ctx.seed + EVAL_STREAM)
+    """``data``: the evaluation set, ``(tokens, targets)``."""
+
+    def __init__(self, ctx: RunContext, model: torch.nn.Module, data: tuple[torch.Tensor, torch.Tensor]):
+        super().__init__(ctx, model, data)
+        self.eval_tokens, self.eval_targets = data
 
     def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         # one generator per (seed, step): reruns and resumed runs see identical batches
@@ -124,9 +126,6 @@ class SequenceExperiment(Experiment):
             correct, total, loss_sum = int(sums[0]), int(sums[1]), float(sums[2])
         return {"accuracy": correct / total, "eval_loss": loss_sum / total}
 
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return (self.eval_tokens[:batch_size].to(self.ctx.device),)
-
     def row_extras(self) -> dict[str, Any]:
         return {"seq_len": int(self.eval_tokens.shape[1]), "d_model": self.ctx.model.d_model}
 
@@ -145,6 +144,10 @@ class SequenceFamily(Family):
         "accuracy": MetricSpec(higher_is_better=True, unit="fraction", primary=True),
         "eval_loss": MetricSpec(higher_is_better=False, unit="nats/token"),
     }
+    experiment_class = SequenceExperiment
+    #: 1: the spine seeds the model right before building it; a budget-matched variant's init no longer
+    #: depends on the trial models budget matching built before it (it now equals an unmatched run's)
+    results_version: ClassVar[int] = 1
     causal: ClassVar[bool] = True
     width_multiple: ClassVar[int] = 16
 
@@ -158,9 +161,12 @@ class SequenceFamily(Family):
                 raise ValueError(f"model.pattern: mixer {name!r} is not the mixer of a sequence variant; "
                                  f"use {', '.join(exc.known)}") from None
 
-    def build_model(self, ctx: RunContext) -> torch.nn.Module:
+    def load_data(self, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """The evaluation set (training batches are generated per step, ``SequenceExperiment.train_batch``)."""
+        return D.generate(ctx.dataset, ctx.data, ctx.data.n_eval, ctx.seed + EVAL_STREAM)
+
+    def build_model(self, ctx: RunContext, data: Any = None) -> torch.nn.Module:
         m: SequenceModelParams = ctx.model
-        self.check_config(ctx.use, ctx.data, m)
         return SequenceModel(
             vocab_size=D.vocab_size(ctx.dataset, ctx.data),
             d_model=m.d_model,
@@ -171,9 +177,8 @@ class SequenceFamily(Family):
             norm=m.norm,
         )
 
-    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
+    def example_inputs(self, ctx: RunContext, batch_size: int, data: Any = None) -> tuple[torch.Tensor, ...]:
+        if data is not None:
+            return (data[0][:batch_size],)
         tokens, _ = D.generate(ctx.dataset, ctx.data, batch_size, ctx.seed)
         return (tokens,)
-
-    def build(self, ctx: RunContext) -> SequenceExperiment:
-        return SequenceExperiment(ctx, self.build_model(ctx))

@@ -70,45 +70,12 @@ VARIANTS = VariantTable(
 )
 
 
-class TheoryFamily(Family):
-    name = "theory"
-    description = "selective-SSM generalization vs sequence length and spectral abscissa (arXiv 2502.01473)"
-    ModelParams = TheoryModelParams
-    datasets = {
-        "majority": DatasetSpec(MajorityParams, "binary sequences, label = majority bit; training inputs partly zeroed"),
-        "listops": DatasetSpec(ListOpsParams, "LRA ListOps: nested MAX/MIN/MED/SUM_MOD, 10 classes, left-padded"),
-    }
-    variants = VARIANTS
-    metrics = {
-        "train_acc": MetricSpec(higher_is_better=True, unit="fraction"),
-        "test_acc": MetricSpec(higher_is_better=True, unit="fraction", primary=True),
-        "gen_gap": MetricSpec(higher_is_better=False, unit="fraction"),
-    }
-    causal = False  # sequence classification: the whole input is seen before the answer
-    width_field = "d_model"
-    width_multiple: ClassVar[int] = 2  # RoPE rotates channel pairs, so solved widths stay even
-
-    def build_model(self, ctx: RunContext) -> nn.Module:
-        m, spec = ctx.model, VARIANTS[ctx.use]
-        vocab, classes = VOCAB_SIZE[ctx.dataset], NUM_CLASSES[ctx.dataset]
-        if spec.build is not None:
-            return spec.build(m, vocab, classes)
-        return LastTokenAttentionClassifier(vocab, classes, m.d_model, spec.mixer, **spec.options(m))
-
-    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
-        gen = torch.Generator().manual_seed(ctx.seed)
-        tokens = torch.randint(1, VOCAB_SIZE[ctx.dataset], (batch_size, ctx.data.seq_len), generator=gen)
-        return (tokens.to(ctx.device),)
-
-    def build(self, ctx: RunContext) -> Experiment:
-        train, test = load_or_generate(ctx.dataset, ctx.data, ctx.seed, ctx.cache_dir)
-        return TheoryExperiment(ctx, self.build_model(ctx).to(ctx.device), train, test)
-
-
 class TheoryExperiment(Experiment):
-    def __init__(self, ctx: RunContext, model: nn.Module, train: Split, test: Split):
-        self.ctx, self.model = ctx, model
-        self.train, self.test = train, test
+    """``data``: the (train, test) splits."""
+
+    def __init__(self, ctx: RunContext, model: nn.Module, data: tuple[Split, Split]):
+        super().__init__(ctx, model, data)
+        self.train, self.test = data
         self.is_ssm = isinstance(model, SelectiveSSMClassifier)
         self.s_A_init = model.spectral_abscissa() if self.is_ssm else None
         self._last_loss = torch.tensor(float("nan"))  # set by loss(), read by after_step()
@@ -148,10 +115,6 @@ class TheoryExperiment(Experiment):
         train_acc, test_acc = self.accuracy(self.train), self.accuracy(self.test)
         return {"train_acc": train_acc, "test_acc": test_acc, "gen_gap": train_acc - test_acc}
 
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        idx = torch.arange(batch_size) % len(self.test)
-        return (self.test.tokens[idx].to(self.ctx.device),)
-
     def reference_loss(self) -> float:
         """Chance level, ln(#classes): an unstable SSM (s_A > 0, long T) can blow up from the first step,
         so divergence is judged against chance rather than against the first loss."""
@@ -180,3 +143,44 @@ class TheoryExperiment(Experiment):
         else:
             extras.update(n_heads=m.n_heads)
         return extras
+
+
+class TheoryFamily(Family):
+    name = "theory"
+    description = "selective-SSM generalization vs sequence length and spectral abscissa (arXiv 2502.01473)"
+    ModelParams = TheoryModelParams
+    datasets = {
+        "majority": DatasetSpec(MajorityParams, "binary sequences, label = majority bit; training inputs partly zeroed"),
+        "listops": DatasetSpec(ListOpsParams, "LRA ListOps: nested MAX/MIN/MED/SUM_MOD, 10 classes, left-padded"),
+    }
+    variants = VARIANTS
+    metrics = {
+        "train_acc": MetricSpec(higher_is_better=True, unit="fraction"),
+        "test_acc": MetricSpec(higher_is_better=True, unit="fraction", primary=True),
+        "gen_gap": MetricSpec(higher_is_better=False, unit="fraction"),
+    }
+    causal = False  # sequence classification: the whole input is seen before the answer
+    width_field = "d_model"
+    width_multiple: ClassVar[int] = 2  # RoPE rotates channel pairs, so solved widths stay even
+    experiment_class = TheoryExperiment
+    #: 1: the spine seeds the model right before building it; a budget-matched variant's init no longer
+    #: depends on the trial models budget matching built before it (it now equals an unmatched run's)
+    results_version: ClassVar[int] = 1
+
+    def load_data(self, ctx: RunContext) -> tuple[Split, Split]:
+        """(train, test), generated for the run's seed (or read back from ``ctx.cache_dir``)."""
+        return load_or_generate(ctx.dataset, ctx.data, ctx.seed, ctx.cache_dir)
+
+    def build_model(self, ctx: RunContext, data: Any = None) -> nn.Module:
+        m, spec = ctx.model, VARIANTS[ctx.use]
+        vocab, classes = VOCAB_SIZE[ctx.dataset], NUM_CLASSES[ctx.dataset]
+        if spec.build is not None:
+            return spec.build(m, vocab, classes)
+        return LastTokenAttentionClassifier(vocab, classes, m.d_model, spec.mixer, **spec.options(m))
+
+    def example_inputs(self, ctx: RunContext, batch_size: int, data: Any = None) -> tuple[torch.Tensor, ...]:
+        if data is not None:  # test sequences, cycled
+            test = data[1]
+            return (test.tokens[torch.arange(batch_size) % len(test)],)
+        gen = torch.Generator().manual_seed(ctx.seed)
+        return (torch.randint(1, VOCAB_SIZE[ctx.dataset], (batch_size, ctx.data.seq_len), generator=gen),)
