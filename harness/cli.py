@@ -131,9 +131,9 @@ def run(
         fail("--address, --gpus-per-run, --cpus-per-run and --memory-per-run apply to --executor ray only")
     if jobs > 1 and executor is ExecutorChoice.ray:
         fail("--jobs applies to --executor local; with ray, --gpus-per-run below 1 puts several runs on a GPU")
-    if jobs > 1 and any(s.config.get("distributed") for s in specs):
+    if jobs > 1 and any(s.run.distributed for s in specs):
         fail("--jobs > 1 cannot run distributed tasks (torchrun uses every device); run them with --jobs 1")
-    multinode = {s.config["task"]: s.config["distributed"]["nnodes"] for s in specs if (s.config.get("distributed") or {}).get("nnodes", 1) > 1}
+    multinode = {s.run.task: s.run.distributed.nnodes for s in specs if s.run.distributed and s.run.distributed.nnodes > 1}
     if multinode and executor is ExecutorChoice.local:  # one torchrun per node: only Ray places them
         fail(f"task(s) {', '.join(sorted(multinode))}: distributed.nnodes > 1 runs on several machines, which the local executor cannot reach; "
              f"use --executor ray --address HOST:PORT (a Ray cluster with at least {max(multinode.values())} nodes)")

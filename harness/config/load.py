@@ -297,11 +297,11 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
                 fam().check_config(variant.uses, data, model)
             except ValueError as exc:
                 raise ConfigError(*where["model"], f"{'.'.join(map(str, model_prefix))}: {exc}") from None
-            for section, model in SECTION_MODELS.items():
-                validate_section(model, config[section], roots[section], (entry.name, section), where[section])
+            sections = {section: validate_section(model, config[section], roots[section], (entry.name, section), where[section])
+                        for section, model in SECTION_MODELS.items()}
             if entry.distributed is not None:
                 ranks = entry.distributed.nproc_per_node * entry.distributed.nnodes
-                batch = TrainConfig.model_validate(config["train"]).batch_size
+                batch = sections["train"].batch_size
                 if batch % ranks:
                     file, line = line_of(raw_task, ("distributed",))
                     raise ConfigError(file, line, f"{entry.name}.distributed: train.batch_size {batch} must be divisible by nproc_per_node x nnodes = {ranks} (each rank trains on an equal shard of the global batch)")

@@ -60,8 +60,8 @@ def _failure_row(spec: RunSpec, message: str) -> dict[str, Any]:
     from harness.run.runner import spec_columns
     import torch
 
-    return {**spec_columns(spec.config, spec.run_id), "status": "error", "error": message,
-            **environment(torch.device(spec.config["device"]))}
+    return {**spec_columns(spec.run, spec.run_id), "status": "error", "error": message,
+            **environment(torch.device(spec.run.device))}
 
 
 def death_reason(code: int | None, log: Path) -> str:
@@ -87,7 +87,7 @@ def run_one(spec: RunSpec, store: ResultStore, cache_dir: Path, timeout: float |
     """Run one spec in its own process; returns its row (a failure row if the process died), or None
     when ``stop`` was set before it finished (the run is dropped and reruns next time)."""
     log = store.log_path(spec.run_id)
-    if spec.config.get("distributed"):  # a DDP run: torchrun launches its ranks instead of one process
+    if spec.run.distributed is not None:  # a DDP run: torchrun launches its ranks instead of one process
         from harness.execute.torchrun import run_torchrun
 
         return run_torchrun(spec, log, cache_dir, timeout)

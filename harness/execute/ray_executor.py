@@ -61,10 +61,10 @@ def available() -> bool:
 
 def resources(spec: RunSpec, *, cpus_per_run: float | None = None, gpus_per_run: float | None = None, memory_per_run_gb: float | None = None) -> dict[str, Any]:
     """The Ray resource request of one run (per process, times the DDP processes on the node)."""
-    c = spec.config
-    procs = int(c["distributed"]["nproc_per_node"]) if c.get("distributed") else 1
-    cpus = cpus_per_run if cpus_per_run is not None else (c["measure"].get("cpu_threads") or 1)
-    gpus = gpus_per_run if gpus_per_run is not None else (1 if c["device"] == "cuda" else 0)
+    r = spec.run
+    procs = r.distributed.nproc_per_node if r.distributed is not None else 1
+    cpus = cpus_per_run if cpus_per_run is not None else (r.measure.cpu_threads or 1)
+    gpus = gpus_per_run if gpus_per_run is not None else (1 if r.device == "cuda" else 0)
     request: dict[str, Any] = {"num_cpus": cpus * procs, "num_gpus": gpus * procs}
     if memory_per_run_gb:
         request["memory"] = int(memory_per_run_gb * 2**30 * procs)
@@ -72,7 +72,7 @@ def resources(spec: RunSpec, *, cpus_per_run: float | None = None, gpus_per_run:
 
 
 def nnodes(spec: RunSpec) -> int:
-    return int((spec.config.get("distributed") or {}).get("nnodes", 1))
+    return spec.run.distributed.nnodes if spec.run.distributed is not None else 1
 
 
 def bundle(request: dict[str, Any]) -> dict[str, float]:
@@ -97,7 +97,7 @@ def _run_remote(
 
     if cwd and os.path.isdir(cwd):  # relative paths in a config resolve as they do for the driver
         os.chdir(cwd)
-    spec = RunSpec(run_id=run_id, config=config)
+    spec = RunSpec.from_json(run_id, config)
     with tempfile.TemporaryDirectory(prefix="harness-ray-") as tmp:
         scratch = ResultStore(tmp).create()  # the log lands here, on the worker, and travels back
         log_path = scratch.log_path(run_id)
@@ -149,7 +149,7 @@ def _run_nodes_remote(run_id: str, config: dict[str, Any], cache_dir: str, timeo
     """
     from ray.util.placement_group import placement_group, remove_placement_group
 
-    spec = RunSpec(run_id=run_id, config=config)
+    spec = RunSpec.from_json(run_id, config)
     group = placement_group([bundle(request)] * nnodes(spec), strategy="STRICT_SPREAD")
     try:
         master = _task(_master_address, num_cpus=0).options(scheduling_strategy=_in_bundle(group, 0)).remote()
@@ -220,7 +220,7 @@ def check_cluster(specs: Iterable[RunSpec], requests: dict[str, dict[str, Any]])
         fit = sum(all(total.get(k, 0) >= v for k, v in share.items()) for total in nodes)
         if need > fit:
             each = ", ".join(f"{k}={v:g}" for k, v in share.items())
-            problems.setdefault(spec.config["task"], f"task {spec.config['task']!r} needs {need} Ray nodes with {each} each (distributed.nnodes: {need}), the cluster has {fit} (of {len(nodes)} alive)")
+            problems.setdefault(spec.run.task, f"task {spec.run.task!r} needs {need} Ray nodes with {each} each (distributed.nnodes: {need}), the cluster has {fit} (of {len(nodes)} alive)")
     if problems:
         raise HarnessError(
             "; ".join(problems.values()) + "; join a cluster with enough nodes (--address HOST:PORT; the Ray instance "

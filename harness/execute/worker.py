@@ -32,9 +32,11 @@ def _die_with_parent() -> None:
 
 
 def run(spec: dict, result_path: Path, cache_dir: Path, threads: int | None = None) -> None:
-    """Execute the run and write its row; ``threads``: torch CPU threads (several runs side by side)."""
+    """Execute the run ``{"run_id", "config": its JSON}`` (parsed here, once) and write its row;
+    ``threads``: torch CPU threads (several runs side by side)."""
     import torch
 
+    from harness.config.run_config import RunConfig
     from harness.measure import exclusive
     from harness.run.runner import execute_run
     from harness.store.store import atomic_write_text
@@ -42,7 +44,7 @@ def run(spec: dict, result_path: Path, cache_dir: Path, threads: int | None = No
     if threads:
         torch.set_num_threads(threads)  # the suite's measure.cpu_threads, when set, still wins
     exclusive.hold()  # when runs share the device (--jobs): all of this run's device work, until it exits
-    row = execute_run(spec["config"], spec["run_id"], cache_dir)
+    row = execute_run(RunConfig.from_json(spec["config"]), spec["run_id"], cache_dir)
     atomic_write_text(result_path, json.dumps(row, default=str))
 
 

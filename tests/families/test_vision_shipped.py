@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from harness.config.load import load_suite
+from harness.config.run_config import RunConfig
 from harness.families import FAMILIES
 from harness.families.base import RunContext
 from harness.families.vision.dense_heads import extra_levels
@@ -56,7 +57,7 @@ def test_shipped_task_trains_every_parameter(name, tmp_path):
     """The shipped model size, one real batch of 2: every parameter gets a non-zero gradient."""
     config = SHIPPED[name]
     fam = FAMILIES.get(config["family"])()
-    ctx = make_context(config, fam, torch.device("cpu"), tmp_path)
+    ctx = make_context(RunConfig.from_json(config), fam, torch.device("cpu"), tmp_path)
     small = {k: v for k, v in {"n_train": 4, "n_val": 2}.items() if k in type(ctx.data).model_fields}
     ctx = replace(ctx, data=ctx.data.model_copy(update=small), train_batch_size=2)
     torch.manual_seed(0)
