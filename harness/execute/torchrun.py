@@ -59,10 +59,10 @@ def run_torchrun(
 ) -> dict[str, Any] | None:
     """Run one node of ``spec``'s DDP job; returns the row (node 0) or None (other nodes, on success).
 
-    Like ``harness.execute.local.run_one``: a job that dies without a result gives a failure row.
+    Like ``harness.execute.process.run_one``: a job that dies without a result gives a failure row.
     """
-    from harness.execute.local import _failure_row, death_reason
-    from harness.execute.worker import _die_with_parent
+    from harness.execute.launcher import death_reason, failure_row
+    from harness.execute.worker import die_with_parent
     from harness.store.store import atomic_write_text
 
     setting = spec.run.distributed
@@ -81,13 +81,13 @@ def run_torchrun(
         with open(log, "w") as log_fh:
             log_fh.write(f"$ {' '.join(cmd)}\n")
             log_fh.flush()
-            proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+            proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
             try:
                 code = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()  # the ranks die with their agent (PR_SET_PDEATHSIG in main)
                 proc.wait()
-                return _failure_row(spec, f"timed out after {timeout:g} s (log: {log})")
+                return failure_row(spec, f"timed out after {timeout:g} s (log: {log})")
             except BaseException:
                 proc.kill()
                 proc.wait()
@@ -96,7 +96,7 @@ def run_torchrun(
             return json.loads(result_path.read_text())
         if node_rank != 0 and code == 0:
             return None
-        return _failure_row(spec, f"torchrun ({_label(setting)}, node {node_rank}) {death_reason(code, log)}")
+        return failure_row(spec, f"torchrun ({_label(setting)}, node {node_rank}) {death_reason(code, log)}")
 
 
 def is_loopback(address: str) -> bool:
@@ -114,9 +114,9 @@ def _label(setting: Distributed) -> str:
 
 def main(argv: list[str]) -> int:
     """One rank: join the process group, run, and (rank 0) write the row."""
-    from harness.execute.worker import _die_with_parent
+    from harness.execute.worker import die_with_parent
 
-    _die_with_parent()  # the rank dies with its torchrun agent
+    die_with_parent()  # the rank dies with its torchrun agent
     spec_path, result_path, cache_dir = map(Path, argv)
     spec = json.loads(spec_path.read_text())
     import torch

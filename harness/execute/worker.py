@@ -23,7 +23,7 @@ from pathlib import Path
 PRELOAD = ["torch", "timm", "harness.run.runner", "harness.measure"]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask the kernel to SIGKILL this process when its parent dies (a kill -9 of the suite takes its run)."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -52,7 +52,7 @@ def run_child(spec: dict, result_path: str, cache_dir: str, log_path: str, env: 
               threads: int | None = None) -> None:
     """Forkserver target: stdout/stderr go to the run's log file; ``env`` is set first (the forkserver
     keeps the environment it started with, so per-run settings travel here)."""
-    _die_with_parent()
+    die_with_parent()
     os.environ.update(env or {})
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)

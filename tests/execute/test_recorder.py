@@ -9,7 +9,7 @@ from rich.console import Console
 
 from harness.config.run_config import RunConfig
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
-from harness.execute.local import ExecutionSummary, Recorder
+from harness.execute.launcher import ExecutionSummary, Recorder
 from harness.plan.planner import RunSpec
 from harness.store.store import ResultStore
 from harness.store.summary import print_runs, print_summary

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from harness.config.load import load_suite
-from harness.execute.local import pending
+from harness.execute.launcher import pending
 from harness.plan.planner import plan
 from harness.store.store import ResultStore
 
