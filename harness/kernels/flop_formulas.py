@@ -1,4 +1,7 @@
-"""Closed-form FLOP/MAC counts of the scans, registered with both counters the harness uses.
+"""Closed-form FLOP/MAC counts of the scans and the short conv, for both counters the harness uses.
+
+A leaf of the kernel layer (no harness imports): ``harness.kernels.ops`` registers these forms for its
+custom ops with FlopCounterMode, and the fvcore handles are here.
 
 Conventions (one MAC = one multiply-add = 2 FLOPs; ``FlopCounterMode`` reports FLOPs, fvcore reports MACs):
 
@@ -31,9 +34,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
-
-import harness.kernels.ops  # noqa: F401  (defines torch.ops.harness.*)
+from torch.utils.flop_counter import FlopCounterMode
 
 BACKWARD_FACTOR = 2
 
@@ -58,37 +59,6 @@ def ssd_macs(batch: int, seqlen: int, nheads: int, headdim: int, dstate: int, ch
     per_head += math.ceil(seqlen / q) * dstate * headdim
     per_head += seqlen * headdim * (int(has_D) + int(has_z))
     return batch * nheads * per_head
-
-
-# ---- FlopCounterMode (FLOPs) ----------------------------------------------------------------------------
-
-
-def _ss_fwd(u, delta, A, B, C, D, z, *args, **kwargs) -> int:
-    return selective_scan_flops(u[0], u[1], u[2], A[1], D is not None, z is not None)
-
-
-def _ssd_fwd(x, dt, A, B, C, chunk_size, D, z, *args, **kwargs) -> int:
-    return 2 * ssd_macs(x[0], x[1], x[2], x[3], B[-1], chunk_size, D is not None, z is not None)
-
-
-@register_flop_formula(torch.ops.harness.selective_scan)
-def _(*args, out_shape=None, **kwargs) -> int:
-    return _ss_fwd(*args)
-
-
-@register_flop_formula(torch.ops.harness.selective_scan_bwd)
-def _(dout, dlast, *args, out_shape=None, **kwargs) -> int:
-    return BACKWARD_FACTOR * _ss_fwd(*args)
-
-
-@register_flop_formula(torch.ops.harness.ssd_scan)
-def _(*args, out_shape=None, **kwargs) -> int:
-    return _ssd_fwd(*args)
-
-
-@register_flop_formula(torch.ops.harness.ssd_scan_bwd)
-def _(dy, dfinal, *args, out_shape=None, **kwargs) -> int:
-    return BACKWARD_FACTOR * _ssd_fwd(*args)
 
 
 # ---- fused kernels, invisible to FlopCounterMode ----------------------------------------------------------
@@ -122,17 +92,6 @@ def count_fused(fwd_op: Any, bwd_op: Any, fwd_flops: int, out: torch.Tensor) -> 
 #: namespaces of the custom ops inside fused kernels whose callers add closed forms through ``count_fused``
 #: (causal_conv1d's ``DaoAILab::_causal_conv1d_*``): counted, so not reported as skipped.
 COUNTED_BY_CALLER = ("DaoAILab",)
-
-
-def count_fused_selective_scan(out: torch.Tensor, u: torch.Tensor, A: torch.Tensor, D: Any, z: Any) -> None:
-    b, d, l = u.shape
-    flops = selective_scan_flops(b, d, l, A.shape[1], D is not None, z is not None)
-    count_fused(torch.ops.harness.selective_scan, torch.ops.harness.selective_scan_bwd, flops, out)
-
-
-def count_fused_ssd(out: torch.Tensor, x: torch.Tensor, B: torch.Tensor, chunk_size: int, D: Any, z: Any) -> None:
-    flops = 2 * ssd_macs(*x.shape, B.shape[-1], chunk_size, D is not None, z is not None)
-    count_fused(torch.ops.harness.ssd_scan, torch.ops.harness.ssd_scan_bwd, flops, out)
 
 
 # ---- fvcore (MACs) ------------------------------------------------------------------------------------
