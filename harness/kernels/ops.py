@@ -29,6 +29,8 @@ from harness.kernels.ssd import ssd_fn, ssd_ref
 
 IMPLS = ("auto", "fused", "ref")
 FUSED_BACKEND, REF_BACKEND = "mamba_ssm-cuda", "reference"
+#: device types mamba_ssm's and causal_conv1d's kernels run on (tests add "cpu" beside stand-in kernels)
+KERNEL_DEVICE_TYPES = ("cuda",)
 
 
 def _empty_like_or_placeholder(t: Optional[Tensor], like: Tensor) -> Tensor:
@@ -210,7 +212,7 @@ def resolve_impl(impl: str, device: torch.device, fused_available: bool, fused_s
     """The backend that will run: ``FUSED_BACKEND`` or ``REF_BACKEND``; ``fused`` raises when impossible."""
     if impl not in IMPLS:
         raise ValueError(f"unknown impl {impl!r}; use one of {IMPLS}")
-    usable = fused_available and fused_supported and device.type == "cuda"
+    usable = fused_available and fused_supported and device.type in KERNEL_DEVICE_TYPES
     if impl == "fused" and not usable:
         why = (
             "mamba_ssm is not installed (pip install 'harness[gpu]')" if not fused_available
