@@ -1,4 +1,5 @@
-"""Shared test fixtures: paths, and a CUDA skip for tests marked ``gpu``."""
+"""Shared test fixtures: paths, a CUDA skip for tests marked ``gpu``, a tiny measurement protocol, and
+stand-ins for the CUDA kernels."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_cfg():
+    """A measurement protocol of a few calls, for tests that measure (never for reported numbers)."""
+    from harness.config.sections import MeasureConfig
+
+    return MeasureConfig(warmup_iters=1, warmup_s=0.0, min_iters=2, min_time_s=0.0, max_iters=5)
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ for stage in "${stages[@]}"; do
     check)
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
       "$py" -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
-      "$py" -m harness.kernels.conformance --out "$here/conformance.csv" --timer-out "$here/timer.csv" \
+      "$py" -m harness.benchmarks.conformance --out "$here/conformance.csv" --timer-out "$here/timer.csv" \
         --layers-out "$here/layers.csv"
       "$py" -m pytest -q -m gpu -p no:cacheprovider --tb=short tests/kernels tests/modules tests/measure tests/families
       ;;

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from harness.kernels import conformance, short_conv
+from harness.benchmarks import conformance
+from harness.kernels import short_conv
 from harness.kernels.selective_scan import selective_scan_fn
 from harness.kernels.ssd import ssd_fn
 

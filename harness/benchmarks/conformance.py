@@ -1,4 +1,4 @@
-"""GPU conformance: ``python -m harness.kernels.conformance [--out conformance.csv] [--timer-out timer.csv]``.
+"""GPU conformance: ``python -m harness.benchmarks.conformance [--out conformance.csv] [--timer-out timer.csv]``.
 
 Needs CUDA and mamba_ssm. Prints and writes (CSV) the max relative error, max|a - b| / max|b|, of
 mamba_ssm's kernels against our references, forward and backward, for the selective scan and SSD, and of
@@ -109,7 +109,7 @@ def module_errors(kind: str, device: str = "cuda", dim: int = 64, l: int = 256) 
 def timer_rows(d_model: int = 768, seq_len: int = 4096, batch: int = 8) -> list[dict[str, object]]:
     """Harness p50 vs do_bench p50 for each mixer's forward and forward+backward (same callable for both)."""
     from harness.config.sections import MeasureConfig
-    from harness.measure.bench import SEQUENCE_DEFAULTS
+    from harness.benchmarks.bench import SEQUENCE_DEFAULTS
     from harness.measure.latency import validate_against_do_bench
     from harness.measure.measurer import Measurer
     from harness.modules.registry import create_mixer
