@@ -1,30 +1,41 @@
-"""GPU conformance: ``python -m harness.benchmarks.conformance [--out conformance.csv] [--timer-out timer.csv]``.
+"""Conformance on the GPU, and the device script of the H100 baselines.
 
-Needs CUDA and mamba_ssm. Prints and writes (CSV) the max relative error, max|a - b| / max|b|, of
-mamba_ssm's kernels against our references, forward and backward, for the selective scan and SSD, and of
-mamba_ssm's ``Mamba`` / ``Mamba2`` modules against ours after loading their state dict into ours (the
-"special inits and layouts survive" check of the conformance rules). The GPU tests in ``tests/kernels``
-assert on these numbers.
+    python -m harness.benchmarks.conformance [--out conformance.csv] [--layers-out layers.csv]
+        [--timer-out timer.csv] [--device cuda] [--lengths 1024,4096,16384] [--d-model 768] [--batch-size 8]
+        [--deadline EPOCH_SECONDS]
 
-``--timer-out`` also checks the timer: every mixer's forward and forward+backward at d_model 768, L 4096,
-batch 8, bf16 autocast, timed by the harness protocol (``Measurer.time``) and by
+``--out``: the max relative error, max|a - b| / max|b|, forward and backward (worst input or parameter
+gradient), of mamba_ssm's and causal_conv1d's kernels against our references, of mamba_ssm's ``Mamba`` /
+``Mamba2`` against ours after loading their state dict into ours (special inits and layouts survive), and
+of our mixers on mamba_ssm's fused functions against their reference path. A check this machine cannot
+run (no CUDA, mamba_ssm or causal_conv1d missing) is a row saying ``unavailable: ...``. The GPU tests in
+``tests/kernels`` and ``tests/modules`` assert on these numbers.
+
+``--layers-out``: our Mamba / Mamba-2 layers beside mamba_ssm's modules, forward and train step
+(``harness.benchmarks.layers``). ``--timer-out`` (CUDA): every mixer's forward and forward+backward at
+d_model 768, L 4096, batch 8, bf16 autocast, timed by the harness protocol and by
 ``triton.testing.do_bench`` on the very same callable; the medians should agree within 5%.
 
-``--layers-out`` times our ``mamba``/``mamba2`` layers (short conv on causal_conv1d's kernel, and on
-torch's conv) beside mamba_ssm's own ``Mamba``/``Mamba2`` at d_model 768, batch 8, L 1K/4K/16K.
+One process; layers first (the figures), then the checks (the non-Triton ones first: Triton compiles and
+autotunes its kernels on first use), then the timer. Each CSV is rewritten after every row, so a run cut
+short keeps what it finished; ``--deadline`` (default: ``HARNESS_DEADLINE``) skips what would start later.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-from contextlib import nullcontext
+import os
+import time
 from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
+from harness.kernels import fused_path, short_conv
 from harness.kernels.selective_scan import selective_scan_fn, selective_scan_ref
 from harness.kernels.ssd import ssd_fn, ssd_ref
+from harness.modules.registry import create_mixer
 
 
 def max_rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -68,51 +79,64 @@ def short_conv_errors(device: str = "cuda", b: int = 2, c: int = 64, l: int = 51
     """causal_conv1d's kernel vs torch's depthwise conv (padded, sliced to the causal part), with SiLU."""
     import torch.nn.functional as F
 
-    from harness.kernels.short_conv import causal_conv1d_fn
-
-    if causal_conv1d_fn is None:
-        raise RuntimeError("causal_conv1d is not installed (pip install 'harness[gpu]')")
     g = torch.Generator(device).manual_seed(0)
     ins = [torch.randn(*s, device=device, generator=g) for s in ((b, c, l), (c, k), (c,))]
 
     def torch_conv(x, w, bias):
         return F.silu(F.conv1d(x, w[:, None], bias, padding=k - 1, groups=c)[..., :l])
 
-    return _fwd_bwd(lambda x, w, bias: causal_conv1d_fn(x, w, bias, activation="silu"), torch_conv, ins)
+    return _fwd_bwd(lambda x, w, bias: short_conv.causal_conv1d_fn(x, w, bias, activation="silu"), torch_conv, ins)
+
+
+# Mamba-2 at (headdim 32, d_state 32, chunk 64), ssd_errors' shape: Triton autotunes once for both
+MODULE_CONFIGS: dict[str, dict[str, Any]] = {"mamba": {"d_state": 16},
+                                             "mamba2": {"d_state": 32, "headdim": 32, "chunk_size": 64}}
+
+
+def _pair_errors(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor) -> tuple[float, float]:
+    """Output and worst parameter-gradient error of ``a`` against ``b`` (parameters matched by name)."""
+    params_a, params_b = dict(a.named_parameters()), dict(b.named_parameters())
+    ya, yb = a(x), b(x)
+    w = torch.randn_like(yb)
+    ga = torch.autograd.grad((ya * w).sum(), [params_a[k] for k in params_b])
+    gb = torch.autograd.grad((yb * w).sum(), list(params_b.values()))
+    return max_rel_err(ya, yb), max(max_rel_err(u, v) for u, v in zip(ga, gb))
 
 
 def module_errors(kind: str, device: str = "cuda", dim: int = 64, l: int = 256) -> tuple[float, float]:
     """mamba_ssm module vs ours (impl='ref') after ``ours.load_state_dict(theirs.state_dict())``."""
-    from harness.modules.registry import create_mixer
+    import mamba_ssm
 
+    torch.manual_seed(0)
+    kw = MODULE_CONFIGS[kind]
     if kind == "mamba":
-        from mamba_ssm import Mamba as Theirs
-
-        theirs, ours = Theirs(d_model=dim, d_state=16), create_mixer("mamba", dim, d_state=16, impl="ref")
-    else:
-        from mamba_ssm import Mamba2 as Theirs
-
-        # use_mem_eff_path=False: its fused path runs conv, scan and out_proj as one function, unlike ours
-        theirs = Theirs(d_model=dim, d_state=32, headdim=16, chunk_size=64, use_mem_eff_path=False)
-        ours = create_mixer("mamba2", dim, d_state=32, headdim=16, chunk_size=64, impl="ref")
+        theirs = mamba_ssm.Mamba(d_model=dim, **kw)
+    else:  # use_mem_eff_path=False: their unfused path (their fused one is ours too: fused_path_errors)
+        theirs = mamba_ssm.Mamba2(d_model=dim, **kw, use_mem_eff_path=False)
+    ours = create_mixer(kind, dim, **kw, impl="ref")
     theirs, ours = theirs.to(device), ours.to(device)
     ours.load_state_dict(theirs.state_dict(), strict=True)
-    x = torch.randn(2, l, dim, device=device)
-    params_t, params_o = dict(theirs.named_parameters()), dict(ours.named_parameters())
-    yt, yo = theirs(x), ours(x)
-    w = torch.randn_like(yt)
-    gt = torch.autograd.grad((yt * w).sum(), list(params_t.values()))
-    go = torch.autograd.grad((yo * w).sum(), [params_o[k] for k in params_t])
-    return max_rel_err(yo, yt), max(max_rel_err(a, b) for a, b in zip(go, gt))
+    return _pair_errors(ours, theirs, torch.randn(2, l, dim, device=device))
+
+
+def fused_path_errors(kind: str, device: str = "cuda", dim: int = 64, l: int = 256) -> tuple[float, float]:
+    """Our mixer on mamba_ssm's fused function vs the same mixer's reference path (same state dict)."""
+    torch.manual_seed(0)
+    fused = create_mixer(kind, dim, **MODULE_CONFIGS[kind]).to(device)
+    ref = create_mixer(kind, dim, **MODULE_CONFIGS[kind], impl="ref").to(device)
+    ref.load_state_dict(fused.state_dict(), strict=True)
+    errors = _pair_errors(fused, ref, torch.randn(2, l, dim, device=device))
+    if fused.last_backend != fused_path.FUSED_PATH_BACKEND:
+        raise RuntimeError(f"the fused path did not run: {fused.last_backend}")
+    return errors
 
 
 def timer_rows(d_model: int = 768, seq_len: int = 4096, batch: int = 8) -> list[dict[str, object]]:
     """Harness p50 vs do_bench p50 for each mixer's forward and forward+backward (same callable for both)."""
-    from harness.config.sections import MeasureConfig
     from harness.benchmarks.bench import SEQUENCE_DEFAULTS
+    from harness.config.sections import MeasureConfig
     from harness.measure.latency import validate_against_do_bench
     from harness.measure.measurer import Measurer
-    from harness.modules.registry import create_mixer
 
     device = torch.device("cuda")
     measurer = Measurer(MeasureConfig(), device)  # the suites' default protocol, bf16 autocast on CUDA
@@ -136,104 +160,124 @@ def timer_rows(d_model: int = 768, seq_len: int = 4096, batch: int = 8) -> list[
     return rows
 
 
-LAYER_CONFIGS = {"mamba": {}, "mamba2": {"d_state": 128, "headdim": 64}}  # suites/scaling.yaml's mixers
-
-
-def layer_rows(d_model: int = 768, batch: int = 8, lengths: tuple[int, ...] = (1024, 4096, 16384)) -> list[dict[str, object]]:
-    """Forward p50 of our mamba/mamba2 layers (conv on causal_conv1d, and on torch's conv) beside
-    mamba_ssm's own ``Mamba``/``Mamba2`` (fused path) at the same sizes, under the harness protocol.
-
-    Tells how much of a gap between our layers and mamba_ssm's the short conv explains.
-    """
-    import mamba_ssm
-
-    from harness.config.sections import MeasureConfig
-    from harness.kernels.short_conv import torch_conv_only
-    from harness.measure.measurer import Measurer
-    from harness.modules.registry import create_mixer
-
-    device = torch.device("cuda")
-    measurer = Measurer(MeasureConfig(), device)
-    rows = []
-    print(f"\n{'layer':28s} {'L':>6s} {'backend':34s} {'p50 ms':>8s} {'p10-p90 ms':>14s}", flush=True)
-    for name, kw in LAYER_CONFIGS.items():
-        theirs_cls = mamba_ssm.Mamba if name == "mamba" else mamba_ssm.Mamba2
-        for l in lengths:
-            torch.manual_seed(0)
-            x = torch.randn(batch, l, d_model, device=device)
-            ours = create_mixer(name, d_model, **kw).to(device)
-            layers = [(f"ours {name}", ours, nullcontext), (f"ours {name}, torch conv", ours, torch_conv_only),
-                      (f"mamba_ssm.{theirs_cls.__name__}", theirs_cls(d_model=d_model, **kw).to(device), nullcontext)]
-            for label, layer, ctx in layers:
-                def call(layer=layer, ctx=ctx):
-                    with ctx():
-                        return layer(x)
-
-                try:
-                    t = measurer.time(call, inference=True)
-                    backend = getattr(layer, "last_backend", None) or "mamba_ssm"
-                    row = {"layer": label, "seq_len": l, "d_model": d_model, "batch": batch, "backend": backend,
-                           "p50_ms": t.p50_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms, "error": ""}
-                except Exception as exc:  # noqa: BLE001 - an OOM or a missing kernel is a row
-                    row = {"layer": label, "seq_len": l, "d_model": d_model, "batch": batch, "backend": "",
-                           "p50_ms": None, "p10_ms": None, "p90_ms": None, "error": f"{type(exc).__name__}: {exc}"}
-                rows.append(row)
-                spread = "" if row["p50_ms"] is None else f"{row['p10_ms']:.3f}-{row['p90_ms']:.3f}"
-                shown = row["error"][:40] if row["error"] else f"{row['p50_ms']:8.3f}"
-                print(f"{label:28s} {l:6d} {row['backend']:34s} {shown:>8s} {spread:>14s}", flush=True)
-            layers = ours = None
-            torch.cuda.empty_cache()
-    return rows
-
-
-def _write_csv(rows: list[dict[str, object]], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-CHECKS = {
-    "selective_scan kernel vs ref": selective_scan_errors,
-    "ssd kernel vs ref": ssd_errors,
-    "mamba_ssm.Mamba -> ours": lambda: module_errors("mamba"),
-    "mamba_ssm.Mamba2 -> ours": lambda: module_errors("mamba2"),
-    "causal_conv1d kernel vs torch conv": short_conv_errors,
+# name -> (function of the device, what it needs); the ones without Triton kernels first
+CHECKS: dict[str, tuple[Callable[[str], tuple[float, float]], tuple[str, ...]]] = {
+    "selective_scan kernel vs ref": (selective_scan_errors, ("CUDA", "mamba_ssm")),
+    "causal_conv1d kernel vs torch conv": (short_conv_errors, ("CUDA", "causal_conv1d")),
+    "mamba_ssm.Mamba -> ours": (lambda dev: module_errors("mamba", dev), ("CUDA", "mamba_ssm")),
+    "ours mamba: fused path vs ref": (lambda dev: fused_path_errors("mamba", dev), ("CUDA", "mamba_ssm", "causal_conv1d")),
+    "ssd kernel vs ref": (ssd_errors, ("CUDA", "mamba_ssm")),
+    "mamba_ssm.Mamba2 -> ours": (lambda dev: module_errors("mamba2", dev), ("CUDA", "mamba_ssm")),
+    "ours mamba2: fused path vs ref": (lambda dev: fused_path_errors("mamba2", dev), ("CUDA", "mamba_ssm", "causal_conv1d")),
 }
 
 
-def run() -> list[dict[str, object]]:
-    """Every check, printed as it finishes; a check that raises is a row with its error, not a crash."""
-    rows = []
-    print(f"{'check':32s} {'fwd max rel err':>16s} {'bwd max rel err':>16s}", flush=True)
-    for name, fn in CHECKS.items():
-        try:
-            fwd, bwd = fn()
-            rows.append({"check": name, "fwd_max_rel_err": fwd, "bwd_max_rel_err": bwd, "error": ""})
-            print(f"{name:32s} {fwd:16.2e} {bwd:16.2e}", flush=True)
-        except Exception as exc:  # noqa: BLE001 - report every check
-            rows.append({"check": name, "fwd_max_rel_err": None, "bwd_max_rel_err": None, "error": f"{type(exc).__name__}: {exc}"})
-            print(f"{name:32s} error: {type(exc).__name__}: {exc}", flush=True)
-    return rows
+def missing(device: torch.device, needs: Iterable[str]) -> list[str]:
+    """What of ``needs`` (CUDA, mamba_ssm, causal_conv1d) this machine lacks for a check on ``device``."""
+    have = {"CUDA": device.type == "cuda" and torch.cuda.is_available(),
+            "mamba_ssm": selective_scan_fn is not None and ssd_fn is not None,
+            "causal_conv1d": short_conv.causal_conv1d_fn is not None}
+    return [n for n in needs if not have[n]]
+
+
+def check_rows(device: torch.device | str = "cuda", deadline: float | None = None) -> Iterator[dict[str, object]]:
+    """Every check, printed as it finishes; one that cannot run or raises is a row saying why, not a crash."""
+    device = torch.device(device)
+    print(f"{'check':34s} {'fwd max rel err':>16s} {'bwd max rel err':>16s}", flush=True)
+    for name, (fn, needs) in CHECKS.items():
+        row: dict[str, object] = {"check": name, "fwd_max_rel_err": None, "bwd_max_rel_err": None, "error": ""}
+        lacking = missing(device, needs)
+        if lacking:
+            row["error"] = f"unavailable: needs {', '.join(lacking)}"
+        elif deadline is not None and time.time() > deadline:
+            row["error"] = "skipped: deadline"
+        else:
+            try:
+                row["fwd_max_rel_err"], row["bwd_max_rel_err"] = fn(str(device))
+            except Exception as exc:  # noqa: BLE001 - report every check
+                row["error"] = f"{type(exc).__name__}: {exc}"
+        shown = row["error"] or f"{row['fwd_max_rel_err']:16.2e} {row['bwd_max_rel_err']:16.2e}"
+        print(f"{name:34s} {shown}", flush=True)
+        yield row
+
+
+def _write_csv(rows: list[dict[str, object]], path: Path) -> None:
+    """Write ``rows`` to ``path`` whole (a temporary file renamed over it): readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _collect(rows: Iterable[dict[str, Any]], path: Path,
+             show: Callable[[dict[str, Any]], None] = lambda row: None) -> list[dict[str, Any]]:
+    """Consume ``rows``, rewriting ``path`` after each one (a run cut short keeps what it finished)."""
+    done: list[dict[str, Any]] = []
+    for row in rows:
+        done.append(row)
+        _write_csv(done, path)
+        show(row)
+    return done
+
+
+def _ms(v: Any, digits: int = 3) -> str:
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+LAYER_HEADER = (f"{'layer':34s} {'L':>6s} {'backend':34s} {'fwd p50 ms':>10s} {'train p50 ms':>12s} {'fwd/theirs':>10s} "
+                f"{'train/theirs':>12s}  status")
+
+
+def _show_layer(r: dict[str, Any]) -> None:
+    print(f"{r['kind'] + ' ' + r['layer']:34.34s} {r['seq_len']:6d} {str(r['backend'] or ''):34.34s} "
+          f"{_ms(r['latency_ms_p50']):>10s} {_ms(r['train_step_ms_p50']):>12s} {_ms(r['latency_ratio'], 2):>10s} "
+          f"{_ms(r['train_step_ratio'], 2):>12s}  {r['status']}", flush=True)
+
+
+def _positive_ints(text: str) -> tuple[int, ...]:
+    values = tuple(int(v) for v in text.split(",") if v.strip())
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
 
 
 def main(argv: list[str] | None = None) -> None:
+    from harness.benchmarks.layers import LENGTHS, layer_rows
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="CSV path for the kernel and module checks")
-    ap.add_argument("--timer-out", type=Path, help="also compare the harness timer with do_bench; CSV path")
     ap.add_argument("--layers-out", type=Path, help="also time our mamba/mamba2 layers beside mamba_ssm's; CSV path")
+    ap.add_argument("--timer-out", type=Path, help="also compare the harness timer with do_bench (CUDA); CSV path")
+    ap.add_argument("--device", default="cuda", help="cuda (default) or cpu: a dry run, mamba_ssm's rows unavailable")
+    ap.add_argument("--lengths", type=_positive_ints, default=LENGTHS, help="layer sequence lengths, comma-separated")
+    ap.add_argument("--d-model", type=int, default=768)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--deadline", type=float, default=float(os.environ.get("HARNESS_DEADLINE") or 0) or None,
+                    help="seconds since the epoch after which nothing new starts (default: HARNESS_DEADLINE)")
     args = ap.parse_args(argv)
     if args.out is None and args.timer_out is None and args.layers_out is None:
-        ap.error("nothing to do: give --out (kernel checks), --timer-out (timer check), --layers-out (layer timing)")
-    if not torch.cuda.is_available() or selective_scan_fn is None or ssd_fn is None:
-        raise SystemExit("conformance needs CUDA and mamba_ssm (pip install 'harness[gpu]')")
+        ap.error("nothing to do: give --out (kernel checks), --layers-out (layer timing), --timer-out (timer check)")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda but CUDA is not available here (use --device cpu for a dry run)")
+    if args.timer_out and device.type != "cuda":
+        ap.error("--timer-out needs --device cuda (triton.testing.do_bench is GPU-only)")
+    if min(args.d_model, args.batch_size) < 1:
+        ap.error("--d-model and --batch-size must be positive")
+    start = time.time()
+    if args.layers_out:
+        print(LAYER_HEADER, flush=True)
+        _collect(layer_rows(device, args.d_model, args.batch_size, args.lengths, deadline=args.deadline),
+                 args.layers_out, _show_layer)
+        print(flush=True)
     if args.out:
-        _write_csv(run(), args.out)
+        _collect(check_rows(device, args.deadline), args.out)
     if args.timer_out:
         _write_csv(timer_rows(), args.timer_out)
-    if args.layers_out:
-        _write_csv(layer_rows(), args.layers_out)
+    print(f"\ndone in {time.time() - start:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

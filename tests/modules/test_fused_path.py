@@ -107,3 +107,50 @@ def test_the_measured_row_names_the_fused_path(standin_kernels):
     m = create_mixer("mamba", 16, d_state=4)
     row = measure_model(m, (torch.randn(2, 12, 16),), None, cfg, "cpu")
     assert row["backend"] == FUSED and row["measure_status"] == "ok"
+
+
+# ---- the real kernels (CUDA, mamba_ssm, causal_conv1d) -------------------------------------------------------
+
+def real_kernels(test):
+    for mark in (pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+                 pytest.mark.skipif(fused_path.mamba_inner_fn is None or fused_path.mamba_split_conv1d_scan_combined
+                                    is None, reason="needs mamba_ssm and causal_conv1d")):
+        test = mark(test)
+    return test
+
+
+@pytest.mark.parametrize("kind,fwd_tol,bwd_tol", [("mamba", 1e-4, 1e-3), ("mamba2", 5e-3, 1e-2)])  # SSD: TF32
+@real_kernels
+def test_real_fused_path_matches_the_reference(kind, fwd_tol, bwd_tol):
+    from harness.benchmarks import conformance
+
+    fwd, bwd = conformance.fused_path_errors(kind)
+    assert fwd < fwd_tol and bwd < bwd_tol
+
+
+@pytest.mark.parametrize("kind", ["mamba", "mamba2"])
+@pytest.mark.parametrize("autocast", [False, True])
+@real_kernels
+def test_real_fused_path_matches_the_unfused_kernels_and_counts_the_same_flops(kind, autocast):
+    """At suite-like widths, in fp32 and under bf16 autocast (the protocol's): same output and gradients
+    as the scan and conv kernels apart, within the precision, and the same FLOPs."""
+    from harness.benchmarks.conformance import max_rel_err
+
+    torch.manual_seed(0)
+    kw = {"d_state": 16} if kind == "mamba" else {"d_state": 64, "headdim": 64}
+    m = create_mixer(kind, 256, **kw).cuda()
+    x = torch.randn(2, 512, 256, device="cuda")
+    with torch.autocast("cuda", torch.bfloat16, enabled=autocast):
+        y, grads, ran = _run(m, x)
+        with fused_path.unfused_only():
+            y_ref, grads_ref, ran_ref = _run(m, x)
+    assert (ran, ran_ref) == (FUSED, KERNELS)
+    tol = 3e-2 if autocast else (1e-4 if kind == "mamba" else 5e-3)
+    assert max_rel_err(y, y_ref) < tol
+    assert max(max_rel_err(g, g_ref) for g, g_ref in zip(grads, grads_ref, strict=True)) < 10 * tol
+    loss = lambda: m(x).square().mean()  # noqa: E731
+    fused = count_flops(m, (x,), loss)
+    with fused_path.unfused_only():
+        unfused = count_flops(m, (x,), loss)
+    assert (fused.flops_fwd, fused.flops_train_step, fused.macs_fwd_fvcore) == (
+        unfused.flops_fwd, unfused.flops_train_step, unfused.macs_fwd_fvcore)
