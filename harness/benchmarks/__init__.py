@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure and report numbers (run with ``python -m harness.benchmarks.<name>``)."""
