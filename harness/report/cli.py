@@ -21,7 +21,7 @@ def print_verdicts(verdicts, console=None) -> None:
     from rich.table import Table
 
     console = _console(console)
-    style = {"SSM needed": "bold green", "SSM not needed": "bold blue", "inconclusive": "bold yellow"}
+    style = {"SSM needed": "bold green", "SSM not needed": "bold blue", "inconclusive": "bold yellow", "cost only": "dim"}
     tab = Table(title="Does this task need an SSM?", show_lines=True)
     for c in ("task", "verdict", "recommended", "reasons"):
         tab.add_column(c, overflow="fold")
