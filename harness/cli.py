@@ -110,8 +110,9 @@ def run(
 ) -> None:
     """Plan and execute a suite: task x variant x seed x sweep point, one row per run."""
     from harness.execute import launcher_options
+    from harness.plan.describe import describe_suite
     from harness.plan.planner import plan
-    from harness.store.meta import suite_meta
+    from harness.store.results_format import SUITE_JSON
     from harness.store.store import ResultStore
     from harness.store.summary import print_summary
 
@@ -138,7 +139,7 @@ def run(
     _check_results_out(root, loaded.name)
     created = next((p for p in reversed((root, *root.parents)) if not p.exists()), None)  # the top folder this run makes
     store = ResultStore(root).create()
-    store.write_meta("suite.json", suite_meta(loaded))
+    store.write_meta(SUITE_JSON, describe_suite(loaded).to_json())
     try:
         summary = launcher(store, cache_dir(), timeout=timeout, console=err_console, **options).execute(
             specs, resume=resume, retry=frozenset({"error", "oom"}) if retry_failed else frozenset(), accept_stale=accept_stale)
@@ -205,12 +206,12 @@ def list_(what: ListWhat = typer.Argument(ListWhat.families)) -> None:
 def _check_results_out(root: Path, suite_name: str) -> None:
     """Refuse, before anything is written, a folder that cannot be written or holds another suite's
     results (its rows would mix with these and its suite.json be overwritten); the same suite resumes."""
-    from harness.report.load import load_suite
+    from harness.store.results_format import SuiteInfo
     from harness.store.store import check_writable_dir
 
     try:
         check_writable_dir(root)
-        stored = load_suite(root).name
+        stored = SuiteInfo.read(root).name
     except HarnessError as exc:
         fail(str(exc))
     if stored and stored != suite_name:
@@ -226,7 +227,8 @@ def _results_dir(path: Path) -> Path:
 @app.command()
 def show(results: Path = typer.Argument(..., help="a results folder (results/<suite>)"), runs: bool = typer.Option(False, "--runs", help="one line per run instead of per task x variant")) -> None:
     """Print a results table in the terminal."""
-    from harness.report.load import drop_superseded, keep_one_version, read_table
+    from harness.report.load import drop_superseded, keep_one_version
+    from harness.store.results_format import read_table
     from harness.store.summary import print_runs, print_summary
 
     try:
@@ -258,13 +260,13 @@ def report(
 
 def _suite_dirs(path: Path) -> dict[str, Path]:
     """Suite name -> results folder, for a results folder or a folder of them (e.g. baselines/h100)."""
-    from harness.report.load import load_suite
+    from harness.store.results_format import SuiteInfo
 
     folders = [path] if (path / "results.parquet").exists() else sorted(p.parent for p in path.glob("*/results.parquet"))
     if not folders:
         fail(f"{path}: no results.parquet here or in its subfolders (run a suite first: harness run SUITE --out {path})")
     try:
-        return {load_suite(f).name or f.name: f for f in folders}
+        return {SuiteInfo.read(f).name or f.name: f for f in folders}
     except HarnessError as exc:
         fail(str(exc))
 

@@ -362,9 +362,12 @@ def load_suite(path: str | Path) -> Suite:
             node = raw_task if "measure" in raw_task else raw
             raise ConfigError(*line_of(node, ("measure",)), f"measure.latency_seeds {list(timed)} names none of the suite's seeds "
                               f"{list(suite.seeds)}: no run of task {entry.name!r} would be timed")
-        for key in entry.factors:
-            if key not in resolved_task.sweep:
-                raise ConfigError(*line_of(raw_task, ("factors",)), f"factor {key!r} is not a sweep key of task {entry.name!r} ({', '.join(resolved_task.sweep) or 'no sweep'})")
+        for role, keys in (("factor", entry.factors), ("size", entry.sizes or [])):
+            for key in keys:
+                if key not in resolved_task.sweep:
+                    raise ConfigError(*line_of(raw_task, (f"{role}s",)), f"{role} {key!r} is not a sweep key of task {entry.name!r} ({', '.join(resolved_task.sweep) or 'no sweep'})")
+        for key in set(entry.factors) & set(entry.sizes or []):
+            raise ConfigError(*line_of(raw_task, ("sizes",)), f"sweep key {key!r} is both a factor (studied) and a size (a scaling axis); list it once")
         sweep_node = raw_task if "sweep" in raw_task else raw
         match_node = raw_task if "match" in raw_task else raw
         _check_task(resolved_task, raw_task, raw_variants, line_of(sweep_node, ("sweep",)), line_of(match_node, ("match",)))

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from harness.modules.block import Block
+from harness.modules.block import MixerBlock
 from harness.modules.registry import create_mixer
 
 
@@ -31,7 +31,7 @@ class SequenceModel(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, d_model)
         self.layers = nn.ModuleList(
-            Block(d_model, create_mixer(name, d_model, **options), mlp_ratio=mlp_ratio, norm=norm)
+            MixerBlock(d_model, create_mixer(name, d_model, **options), mlp_ratio=mlp_ratio, norm=norm)
             for name, options in (pattern[i % len(pattern)] for i in range(n_layers))
         )
         self.norm_f = nn.LayerNorm(d_model) if norm == "layernorm" else nn.RMSNorm(d_model)

@@ -49,9 +49,9 @@ def test_shipped_suite_budgets_are_reachable(path: Path, tmp_path: Path) -> None
 def test_each_dense_task_declares_its_head_metrics_and_primary():
     """A segmentation task's primary metric is miou (the family's first primary, map, is a detection
     metric its runs never fill: its verdict was always 'no primary metric recorded')."""
-    from harness.store.meta import suite_meta
+    from harness.plan.describe import describe_suite
 
-    tasks = suite_meta(load_suite(ROOT / "suites" / "standard.yaml"))["tasks"]
+    tasks = describe_suite(load_suite(ROOT / "suites" / "standard.yaml")).to_json()["tasks"]
     assert tasks["shapes_segmentation_128"]["primary_metric"] == "miou"
     assert set(tasks["shapes_segmentation_128"]["metrics"]) == {"miou", "pixel_acc"}
     assert tasks["shapes_detection_128"]["primary_metric"] == "map"

@@ -26,7 +26,7 @@ from torch import nn
 
 from harness.families.argen.config import ARModelParams
 from harness.families.variants import VariantSpec, VariantTable
-from harness.modules.block import Block, make_norm
+from harness.modules.block import MixerBlock, make_norm
 from harness.modules.registry import create_mixer
 
 # The variants: each mixer's options from the model params, and the defaults that make it its paper's model.
@@ -52,7 +52,7 @@ class AdaLNBlock(nn.Module):
         self.table = nn.Parameter(torch.tensor([0.0, 0.0, 1.0])[:, None].repeat(1, dim))
         self.table._no_weight_decay = True
         self.mlp = None
-        if mlp_ratio > 0:  # unmodulated MLP branch, as in harness Block (AiM itself has none)
+        if mlp_ratio > 0:  # unmodulated MLP branch, as in harness MixerBlock (AiM itself has none)
             self.norm2 = make_norm(norm, dim)
             self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
 
@@ -107,7 +107,7 @@ class ARModel(nn.Module):
             return create_mixer(mixer_name, d, **options(p))
 
         self.blocks = nn.ModuleList(
-            AdaLNBlock(d, mixer(), p.norm, p.mlp_ratio) if groups else Block(d, mixer(), p.mlp_ratio, p.norm)
+            AdaLNBlock(d, mixer(), p.norm, p.mlp_ratio) if groups else MixerBlock(d, mixer(), p.mlp_ratio, p.norm)
             for _ in range(p.depth)
         )
         self.norm_f = make_norm(p.norm, d)
