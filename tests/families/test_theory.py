@@ -22,7 +22,7 @@ from harness.families.theory.data import (
     majority,
 )
 from harness.families.theory.family import TheoryFamily, TheoryModelParams
-from harness.families.theory.models import SelectiveSSMClassifier
+from harness.families.theory.model import SelectiveSSMClassifier
 from harness.run.train import seed_everything, train
 from harness.run.runner import build_experiment
 

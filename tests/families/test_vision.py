@@ -15,8 +15,8 @@ from harness.errors import HarnessError
 from harness.families import FAMILIES
 from harness.families.base import RunContext
 from harness.families.vision.model import VisionModelParams, build_backbone, token_columns
-from harness.families.vision.pathfinder import render_pathfinder
-from harness.families.vision.shapes import render_shapes
+from harness.families.classification.pathfinder import render_pathfinder
+from harness.families.dense.shapes import render_shapes
 from harness.models.backbone import ImageClassifier, VisionBackbone
 from harness.run.train import train
 from harness.run.runner import build_experiment

@@ -19,7 +19,7 @@ from harness.config.load import load_suite
 from harness.config.run_config import RunConfig
 from harness.families import FAMILIES
 from harness.families.base import RunContext
-from harness.families.vision.dense_heads import extra_levels
+from harness.families.dense.model import extra_levels
 from harness.families.vision.model import VisionModelParams, build_backbone, check_resolution
 from harness.plan.planner import plan
 from harness.run.runner import make_context

@@ -37,7 +37,7 @@ from harness.families.theory.data import (
     Split,
     load_or_generate,
 )
-from harness.families.theory.models import LastTokenAttentionClassifier, SelectiveSSMClassifier
+from harness.families.theory.model import LastTokenAttentionClassifier, SelectiveSSMClassifier
 from harness.families.variants import VariantSpec, VariantTable
 
 

@@ -18,7 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext
 from harness.families.vision.batching import StepSampler, collate, eval_chunks, example_images
-from harness.families.vision.classification_data import DATASETS, LOADERS, ClassificationData
+from harness.families.classification.data import DATASETS, LOADERS, ClassificationData
 from harness.families.vision.model import (
     VARIANTS, VisionModelParams, build_backbone, check_resolution, token_columns,
 )

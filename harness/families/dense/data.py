@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from harness.errors import HarnessError
 from harness.families.base import DatasetSpec, Params, user_path
 from harness.families.vision.batching import RenderedDataset
-from harness.families.vision.shapes import CLASSES, render_shapes
+from harness.families.dense.shapes import CLASSES, render_shapes
 
 IGNORE_INDEX = 255
 

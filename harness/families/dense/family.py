@@ -21,12 +21,12 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 from harness.errors import HarnessError
 from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext
 from harness.families.vision.batching import StepSampler, eval_chunks, example_images
-from harness.families.vision.dense_data import DATASETS, IGNORE_INDEX, LOADERS, DenseData
-from harness.families.vision.dense_heads import Detector, Segmenter
+from harness.families.dense.data import DATASETS, IGNORE_INDEX, LOADERS, DenseData
+from harness.families.dense.model import Detector, Segmenter
 from harness.families.vision.model import (
     VARIANTS, VisionModelParams, build_backbone, check_resolution, token_columns,
 )
-from harness.families.vision.shapes import CLASSES
+from harness.families.dense.shapes import CLASSES
 
 
 class DenseModelParams(VisionModelParams):

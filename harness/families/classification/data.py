@@ -25,7 +25,7 @@ from torch.utils.data import Dataset, TensorDataset
 from harness.errors import HarnessError
 from harness.families.base import DatasetSpec, Params, user_path
 from harness.families.vision.batching import RenderedDataset
-from harness.families.vision.pathfinder import render_pathfinder
+from harness.families.classification.pathfinder import render_pathfinder
 
 
 class DigitsParams(Params):
