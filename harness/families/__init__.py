@@ -5,7 +5,7 @@ Add a family: create ``harness/families/<name>/`` with a ``Family`` subclass and
 
 from __future__ import annotations
 
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext
+from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
 from harness.registry import Registry
 
 FAMILIES: Registry[type[Family]] = Registry("family")
@@ -17,4 +17,4 @@ FAMILIES.add("restoration", "harness.families.restoration.family:RestorationFami
 FAMILIES.add("argen", "harness.families.argen.family:ARGenFamily")
 FAMILIES.add("pde", "harness.families.pde.family:PDEFamily")
 
-__all__ = ["FAMILIES", "DatasetSpec", "Experiment", "Family", "MetricSpec", "Params", "RunContext"]
+__all__ = ["FAMILIES", "DatasetSpec", "Experiment", "Family", "MetricSpec", "Params", "RunContext", "TinyConfig"]

@@ -24,7 +24,7 @@ Life of one run (task x variant x seed x sweep point), in ``harness.run.runner``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -62,6 +62,18 @@ class DatasetSpec:
 
     params: type[Params]
     description: str
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    """The smallest task of a family that builds and trains every variant in a second or so on a CPU: what
+    the one contract test (``tests/families/test_contract.py``) runs for each family x variant, as timm's
+    tests do over its registry. ``variants``: ``model:`` overrides a variant needs (a hybrid's pattern)."""
+
+    dataset: str
+    data: dict[str, Any]
+    model: dict[str, Any]
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -156,6 +168,7 @@ class Family(ABC):
     #: the ``use`` names that contain an SSM whatever their params (a run's ``is_ssm``: :meth:`is_ssm`)
     experiment_class: ClassVar[type[Experiment]]  # what the spine wraps the model and data in
     ssm_variants: ClassVar[frozenset[str]] = _DerivedFromTable(lambda cls: cls.variants.ssm_names())  # type: ignore[assignment]
+    tiny: ClassVar[TinyConfig]  # its smallest task, for the contract test
     #: bump in the commit that changes numbers this family's stored runs hold (data, model, metrics);
     #: rows record it (``harness.versions``) and resume reruns runs of another version
     results_version: ClassVar[int] = 0

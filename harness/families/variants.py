@@ -79,6 +79,10 @@ class VariantTable(Mapping[str, VariantSpec]):
         self._specs[spec.name] = spec
         return spec
 
+    def unregister(self, name: str) -> VariantSpec:
+        """Take a registered variant out again (a test's, or a plugin's that is unloaded)."""
+        return self._specs.pop(self[name].name)
+
     def __getitem__(self, name: str) -> VariantSpec:
         try:
             return self._specs[name]

@@ -18,8 +18,8 @@ from harness.families import FAMILIES, RunContext
 from harness.families.pde import data as D
 from harness.families.pde import metrics as M
 from harness.families.pde import solvers as S
-from harness.families.pde.family import PDEModelParams
-from harness.families.pde.pdebench import PDEBenchParams, load_pdebench
+from harness.families.pde.config import BurgersParams, DarcyParams, NavierStokesParams, PDEBenchParams, PDEModelParams
+from harness.families.pde.pdebench import load_pdebench
 from harness.modules.registry import backends_of
 from harness.plan.planner import plan
 from harness.run.train import train
@@ -27,8 +27,8 @@ from harness.run.runner import build_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = dict(width=8, n_layers=1, n_heads=2, d_state=4, n_modes=4, kernel_size=3)
-TINY_BURGERS = D.BurgersParams(resolution=16, n_train=24, n_test=8)
-TINY_DARCY = D.DarcyParams(resolution=5, n_train=4, n_test=4, refine=1)
+TINY_BURGERS = BurgersParams(resolution=16, n_train=24, n_test=8)
+TINY_DARCY = DarcyParams(resolution=5, n_train=4, n_test=4, refine=1)
 
 
 
@@ -132,14 +132,14 @@ def test_cache_hit_returns_identical_data_without_solving(tmp_path, monkeypatch)
     def no_solve(*_):
         raise AssertionError("the cache was not used")
 
-    monkeypatch.setitem(D.GENERATORS, "burgers", (D.BurgersParams, no_solve, 1, "periodic"))
+    monkeypatch.setitem(D.GENERATORS, "burgers", (BurgersParams, no_solve, 1, "periodic"))
     again = D.load_generated("burgers", TINY_BURGERS, tmp_path, torch.device("cpu"))
     for x, y in zip((first.train_x, first.test_y_2x), (again.train_x, again.test_y_2x)):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
 
 
 def test_navier_stokes_dataset_windows_snapshots(tmp_path):
-    p = D.NavierStokesParams(resolution=8, n_train=2, n_test=1, input_steps=2, output_steps=1, dt=0.01,
+    p = NavierStokesParams(resolution=8, n_train=2, n_test=1, input_steps=2, output_steps=1, dt=0.01,
                              record_every=0.1)
     d = D.load_generated("navier_stokes", p, tmp_path, torch.device("cpu"))
     assert d.train_x.shape == (2, 2, 8, 8) and d.train_y.shape == (2, 1, 8, 8) and d.test_x_2x.shape == (1, 2, 16, 16)

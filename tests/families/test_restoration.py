@@ -13,7 +13,8 @@ from harness.config.sections import TrainConfig
 from harness.families import FAMILIES
 from harness.families.base import RunContext
 from harness.families.restoration.assm import ASSM, sgn_order
-from harness.families.restoration.data import FolderData, PhotoData, RestorationSet, downsample, skimage_photo
+from harness.families.restoration.config import FolderData, PhotoData
+from harness.families.restoration.data import RestorationSet, downsample, skimage_photo
 from harness.families.restoration.metrics import psnr_ssim
 from harness.kernels.selective_scan import selective_scan_loop
 from harness.modules.scan_order import reorder

@@ -21,7 +21,8 @@ from harness.families.theory.data import (
     listops,
     majority,
 )
-from harness.families.theory.family import TheoryFamily, TheoryModelParams
+from harness.families.theory.config import TheoryModelParams
+from harness.families.theory.family import TheoryFamily
 from harness.families.theory.model import SelectiveSSMClassifier
 from harness.run.train import seed_everything, train
 from harness.run.runner import build_experiment

@@ -20,7 +20,8 @@ from harness.config.run_config import RunConfig
 from harness.families import FAMILIES
 from harness.families.base import RunContext
 from harness.families.dense.model import extra_levels
-from harness.families.vision.model import VisionModelParams, build_backbone, check_resolution
+from harness.families.vision.config import VisionModelParams
+from harness.families.vision.model import build_backbone, check_resolution
 from harness.plan.planner import plan
 from harness.run.runner import make_context
 from harness.run.runner import build_experiment

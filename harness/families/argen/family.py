@@ -34,7 +34,7 @@ from harness.families.argen.metrics import (
 )
 from harness.families.argen.model import VARIANTS, ARModel
 from harness.families.argen.tokenizer import VQModel, get_tokenizer, token_grid
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, RunContext
+from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, RunContext, TinyConfig
 
 
 def _encode(tokenizer: VQModel, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -145,6 +145,11 @@ class ARGenFamily(Family):
     }
     variants = VARIANTS
     experiment_class = ARGenExperiment
+    tiny = TinyConfig("digits", {"resolution": 8, "tokenizer": {"steps": 4, "batch_size": 16, "channels": 8, "z_channels": 8,
+                                                               "codebook_size": 16},
+                                 "classifier": {"steps": 4, "width": 8}},
+                      {"d_model": 32, "depth": 2, "headdim": 8, "d_state": 8, "n_heads": 2, "samples_per_class": 2,
+                       "decode_batch_sizes": [1]})
     metrics = {
         "nll_bits_per_token": MetricSpec(higher_is_better=False, unit="bits", primary=True),
         "fid_classifier": MetricSpec(higher_is_better=False),

@@ -16,12 +16,11 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext
-from harness.families.vision.batching import StepSampler, collate, eval_chunks, example_images
+from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
 from harness.families.classification.data import DATASETS, LOADERS, ClassificationData
-from harness.families.vision.model import (
-    VARIANTS, VisionModelParams, build_backbone, check_resolution, token_columns,
-)
+from harness.families.vision.batching import StepSampler, collate, eval_chunks, example_images
+from harness.families.vision.config import VisionModelParams
+from harness.families.vision.model import VARIANTS, build_backbone, check_resolution, token_columns
 from harness.models.backbone import ImageClassifier
 
 # classes of the built-in datasets (imagefolder counts its folders), so build_model needs no data
@@ -74,6 +73,7 @@ class ClassificationFamily(Family):
     causal = False
     width_field = "width"
     experiment_class = ClassificationExperiment
+    tiny = TinyConfig("digits", {"resolution": 32}, {"depths": [1, 1, 1], "dims": [16, 16, 32], "head_dim": 16})
 
     def _num_classes(self, ctx: RunContext) -> int:
         if ctx.dataset in NUM_CLASSES:

@@ -11,28 +11,20 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 from harness.errors import HarnessError
-from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext
-from harness.families.vision.batching import StepSampler, eval_chunks, example_images
+from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
+from harness.families.dense.config import DenseModelParams
 from harness.families.dense.data import DATASETS, IGNORE_INDEX, LOADERS, DenseData
 from harness.families.dense.model import Detector, Segmenter
-from harness.families.vision.model import (
-    VARIANTS, VisionModelParams, build_backbone, check_resolution, token_columns,
-)
 from harness.families.dense.shapes import CLASSES
-
-
-class DenseModelParams(VisionModelParams):
-    head: Literal["detection", "segmentation"] = Field("detection", description="FCOS boxes or FPN semantic masks")
-    fpn_channels: int = Field(32, ge=16, multiple_of=16, description="FPN width (FCOS's GroupNorm needs 16 | it)")
-    head_convs: int = Field(2, ge=1, description="FCOS tower depth (torchvision's default is 4)")
+from harness.families.vision.batching import StepSampler, eval_chunks, example_images
+from harness.families.vision.model import VARIANTS, build_backbone, check_resolution, token_columns
 
 
 # classes of the built-in set, so build_model needs no data (COCO/ADE read their annotations)
@@ -119,6 +111,8 @@ class DenseFamily(Family):
     width_field = "width"
     HEAD_METRICS: ClassVar[dict[str, tuple[str, ...]]] = {"detection": ("map", "map_50"), "segmentation": ("miou", "pixel_acc")}
     experiment_class = DenseExperiment
+    tiny = TinyConfig("shapes", {"resolution": 64, "n_train": 8, "n_val": 4},
+                      {"depths": [1, 1, 1, 1], "dims": [16, 16, 32, 32], "head_dim": 16, "head": "segmentation"})
 
     @classmethod
     def task_metrics(cls, model: dict[str, Any]) -> tuple[str, ...]:

@@ -15,36 +15,20 @@ train on and the sweep axis for the resolution scaling of latency and memory.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext
+from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
 from harness.families.pde import data as D
 from harness.families.pde import metrics as M
+from harness.families.pde.config import BurgersParams, DarcyParams, NavierStokesParams, PDEBenchParams, PDEModelParams
 from harness.families.pde.model import FNOOperator, MixerOperator, Operator
-from harness.families.pde.pdebench import PDEBenchParams, load_pdebench, pdebench_layout
+from harness.families.pde.pdebench import load_pdebench, pdebench_layout
 from harness.families.variants import VariantSpec, VariantTable
 
 # Keeps the batch-sampling streams of different seeds apart (one generator per (seed, step)).
 SEED_STRIDE = 1_000_003
-
-
-class PDEModelParams(Params):
-    width: int = Field(32, ge=1, description="channels of every layer (FNO's hidden_channels)")
-    n_layers: int = Field(4, ge=1, description="mixer blocks / FNO layers")
-    mlp_ratio: float = Field(2.0, ge=0, description="MLP after each mixer (not used by fno)")
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    projection_ratio: float = Field(2.0, gt=0, description="hidden width of the projection MLP / width")
-    n_heads: int = Field(4, ge=1, description="softmax and galerkin heads")
-    d_state: int = Field(16, ge=1, description="mno state size")
-    expand: int = Field(2, ge=1, description="mno inner width / width")
-    scan: Literal["auto", "raster", "bidirectional", "cross4"] = Field(
-        "auto", description="mno scan order; auto = bidirectional on 1-D grids, cross4 on 2-D (Cheng et al.)"
-    )
-    kernel_size: int = Field(7, ge=1, description="gated_cnn depthwise kernel (odd)")
-    n_modes: int = Field(12, ge=1, description="fno Fourier modes kept per axis")
 
 
 def resolved_scan(m: PDEModelParams, dim: int) -> str:
@@ -136,9 +120,9 @@ class PDEFamily(Family):
     description: ClassVar[str] = "neural operators (Burgers, Darcy, Navier-Stokes, PDEBench): MNO vs attention vs FNO"
     ModelParams = PDEModelParams
     datasets: ClassVar[dict[str, DatasetSpec]] = {
-        "burgers": DatasetSpec(D.BurgersParams, "Burgers 1-D u(0) -> u(T), periodic, IF-RK4 pseudo-spectral"),
-        "darcy": DatasetSpec(D.DarcyParams, "Darcy 2-D permeability -> pressure, 5-point FD + spsolve"),
-        "navier_stokes": DatasetSpec(D.NavierStokesParams, "Navier-Stokes 2-D vorticity, earlier -> later steps"),
+        "burgers": DatasetSpec(BurgersParams, "Burgers 1-D u(0) -> u(T), periodic, IF-RK4 pseudo-spectral"),
+        "darcy": DatasetSpec(DarcyParams, "Darcy 2-D permeability -> pressure, 5-point FD + spsolve"),
+        "navier_stokes": DatasetSpec(NavierStokesParams, "Navier-Stokes 2-D vorticity, earlier -> later steps"),
         "pdebench": DatasetSpec(PDEBenchParams, "a PDEBench HDF5 file (Burgers, Darcy or incompressible NS)"),
     }
     variants = VARIANTS
@@ -155,6 +139,8 @@ class PDEFamily(Family):
     width_field: ClassVar[str] = "width"
     width_multiple: ClassVar[int] = 8  # keeps width / n_heads whole for the attention variants
     experiment_class = PDEExperiment
+    tiny = TinyConfig("burgers", {"resolution": 16, "n_train": 8, "n_test": 4},
+                      {"width": 8, "n_layers": 1, "n_heads": 2, "d_state": 4, "n_modes": 4, "kernel_size": 3})
 
     def load_data(self, ctx: RunContext) -> D.PDEData:
         if ctx.dataset == "pdebench":

@@ -6,55 +6,21 @@ content-dependent selection (Mamba §4.1; Zoology), majority needs a long-range 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
 
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext
+from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
 from harness.families.sequence import data as D
+from harness.families.sequence.config import MajorityData, MQARData, SelectiveCopyData, SequenceModelParams
 from harness.families.variants import VariantSpec, VariantTable
 from harness.models.sequence_model import SequenceModel
-from harness.modules.registry import MIXERS, is_ssm
+from harness.modules.registry import is_ssm
 from harness.registry import UnknownNameError
 
 # A seed offset that keeps the evaluation stream apart from every training step's stream.
 EVAL_STREAM = 1_000_003
-
-
-class SequenceModelParams(Params):
-    d_model: int = Field(64, ge=4)
-    n_layers: int = Field(2, ge=1)
-    pattern: list[str] | None = Field(None, description="hybrid layer pattern, e.g. [mamba, mamba, attention]")
-    mlp_ratio: float | None = Field(None, ge=0, description="MLP after each mixer (default: 4 for attention, else 0)")
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    # mixer options (which mixer reads which: VARIANTS below)
-    d_state: int | None = Field(None, ge=1)
-    d_conv: int | None = Field(None, ge=1)
-    expand: int | None = Field(None, ge=1)
-    headdim: int | None = Field(None, ge=1)
-    chunk_size: int | None = Field(None, ge=1)
-    n_heads: int | None = Field(4, ge=1)
-    selective: bool | None = None
-    scan: Literal["raster", "bidirectional"] | None = Field(None, description="bidirectional sees the future: an ablation only")
-    A_init: Literal["s4d_real", "s4d_lin", "random"] | None = None  # harness.modules.mamba.A_INITS
-    discretization: Literal["zoh", "euler"] | None = None
-    impl: Literal["auto", "fused", "ref"] | None = None
-    expansion_ratio: float | None = Field(None, gt=0)
-    kernel_size: int | None = Field(None, ge=1)
-    pos: Literal["none", "rope"] | None = "rope"
-    # each variant's mixer reads its own options (VARIANTS below); None leaves the mixer's default
-
-    @field_validator("pattern")
-    @classmethod
-    def _known_mixers(cls, pattern: list[str] | None) -> list[str] | None:
-        for name in pattern or ():
-            try:
-                MIXERS.canonical(name)
-            except UnknownNameError as exc:
-                raise ValueError(str(exc)) from None  # pydantic reports ValueErrors at the field's line
-        return pattern
 
 
 # The variants, each a mixer in every layer (``hybrid``: the mixers of ``model.pattern``, cycled), and the
@@ -135,9 +101,9 @@ class SequenceFamily(Family):
     description: ClassVar[str] = "selective copying, MQAR associative recall, majority (synthetic, seeded)"
     ModelParams = SequenceModelParams
     datasets: ClassVar[dict[str, DatasetSpec]] = {
-        "selective_copy": DatasetSpec(D.SelectiveCopyData, "Mamba's selective copying task"),
-        "mqar": DatasetSpec(D.MQARData, "Zoology's multi-query associative recall"),
-        "majority": DatasetSpec(D.MajorityData, "majority bit of a binary sequence (long-range aggregate)"),
+        "selective_copy": DatasetSpec(SelectiveCopyData, "Mamba's selective copying task"),
+        "mqar": DatasetSpec(MQARData, "Zoology's multi-query associative recall"),
+        "majority": DatasetSpec(MajorityData, "majority bit of a binary sequence (long-range aggregate)"),
     }
     variants = VARIANTS
     metrics: ClassVar[dict[str, MetricSpec]] = {
@@ -145,6 +111,9 @@ class SequenceFamily(Family):
         "eval_loss": MetricSpec(higher_is_better=False, unit="nats/token"),
     }
     experiment_class = SequenceExperiment
+    tiny = TinyConfig("mqar", {"seq_len": 16, "num_kv": 2, "key_vocab": 8, "value_vocab": 8, "n_eval": 16},
+                      {"d_model": 16, "n_layers": 1, "d_state": 4, "n_heads": 2, "headdim": 8},
+                      variants={"hybrid": {"n_layers": 2, "pattern": ["mamba", "attention"]}})
     #: 1: the spine seeds the model right before building it; a budget-matched variant's init no longer
     #: depends on the trial models budget matching built before it (it now equals an unmatched run's)
     results_version: ClassVar[int] = 1

@@ -19,47 +19,18 @@ clipping, so at long T the loss blows up; the spine records ``diverged`` when it
 from __future__ import annotations
 
 import math
-
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext
-from harness.families.theory.data import (
-    NUM_CLASSES,
-    VOCAB_SIZE,
-    ListOpsParams,
-    MajorityParams,
-    Split,
-    load_or_generate,
-)
+from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, RunContext, TinyConfig
+from harness.families.theory.config import ListOpsParams, MajorityParams, TheoryModelParams
+from harness.families.theory.data import NUM_CLASSES, VOCAB_SIZE, Split, load_or_generate
 from harness.families.theory.model import LastTokenAttentionClassifier, SelectiveSSMClassifier
 from harness.families.variants import VariantSpec, VariantTable
-
-
-class TheoryModelParams(Params):
-    # ---- shared
-    d_model: int = Field(16, ge=1, description="embedding / channel width (the budget-matching field)")
-    # ---- ssm
-    d_state: int = Field(8, ge=1, description="N, the state size of the diagonal A")
-    s_A: float = Field(-0.1, description="spectral abscissa max(A) at initialisation")
-    a_step: float = Field(1.0, ge=0, description="initial A_n = s_A - a_step * n (S4D-Real spacing)")
-    delta: Literal["input", "fixed"] = Field("input", description="Delta_t = softplus(p + q.u_t) | softplus(p)")
-    clip_A: bool = Field(False, description="keep max(A) <= s_A after every optimizer step")
-    delta_bias_init: float = Field(0.0, description="initial p (Delta = softplus(p) ~ 0.69 at 0)")
-    impl: Literal["unrolled", "scan"] = Field(
-        "unrolled", description="last output in the paper's attention form, or via the shared reference scan"
-    )
-    # ---- attention counterparts
-    n_heads: int = Field(1, ge=1)
-    pos: Literal["none", "rope", "relative"] = Field(
-        "none", description="softmax-attention positions (majority is order-free; ListOps wants rope)"
-    )
-
 
 # The variants: the paper's selective-SSM model, or the one-layer attention classifier with a mixer.
 VARIANTS = VariantTable(
@@ -163,6 +134,7 @@ class TheoryFamily(Family):
     width_field = "d_model"
     width_multiple: ClassVar[int] = 2  # RoPE rotates channel pairs, so solved widths stay even
     experiment_class = TheoryExperiment
+    tiny = TinyConfig("majority", {"seq_len": 8, "n_train": 16, "n_test": 16}, {"d_model": 8, "d_state": 4})
     #: 1: the spine seeds the model right before building it; a budget-matched variant's init no longer
     #: depends on the trial models budget matching built before it (it now equals an unmatched run's)
     results_version: ClassVar[int] = 1
