@@ -2,7 +2,7 @@
 choices must not leak from one run into the next).
 
 Two entry points run the same thing:
-- ``run_child``, the target the local executor starts from a forkserver that has already imported torch,
+- ``run_child``, the target ``harness.execute.process`` starts from a forkserver that has already imported torch,
   timm and the harness (a fresh process per run without paying seconds of imports per run);
 - ``python -m harness.execute.worker SPEC.json RESULT.json CACHE_DIR`` for launchers that need a command
   line (torchrun, remote workers).

@@ -24,7 +24,7 @@ Life of one run (task x variant x seed x sweep point), in ``harness.run.runner``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -97,8 +97,6 @@ class RunContext:
 
     def with_model(self, **updates: Any) -> "RunContext":
         """A copy with some ``model:`` fields replaced (budget matching solves a width this way)."""
-        from dataclasses import replace
-
         return replace(self, model=self.model.model_copy(update=updates))
 
 
