@@ -1,4 +1,4 @@
-"""The ``harness`` command line (typer): run, validate, list, show, report, compare, bench.
+"""The ``harness`` command line (typer): run, validate, list, show, report, claims, compare, bench.
 
 Bad input (a suite that does not validate, a missing folder) prints ``FILE:LINE: message`` and exits
 with code 2, with no traceback and nothing written.
@@ -256,6 +256,22 @@ def report(
     if format not in ("html", "md"):
         fail(f"--format must be html or md, got {format!r}")
     raise typer.Exit(code=cli_report(_results_dir(results), fmt=format, baseline=baseline, out=out, console=console))
+
+
+class FailOn(str, Enum):
+    contradicted = "contradicted"
+    undecided = "undecided"
+
+
+@app.command()
+def claims(
+    results: Path = typer.Argument(..., help="a results folder"),
+    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="exit 1 when a claim is contradicted, or (undecided) not reproduced"),
+) -> None:
+    """Check the suite's claims (expect:): reproduced, contradicted or undecided; writes claims.csv beside the results."""
+    from harness.report import cli_claims
+
+    raise typer.Exit(code=cli_claims(_results_dir(results), fail_on=fail_on.value if fail_on else None, console=console))
 
 
 def _suite_dirs(path: Path) -> dict[str, Path]:

@@ -163,10 +163,13 @@ class Family(ABC):
     causal: ClassVar[bool] = False  # whether the task is causal/autoregressive (MambaOut's criterion)
     width_field: ClassVar[str] = "d_model"  # the ``model:`` field budget matching solves
     width_multiple: ClassVar[int] = 1  # solved widths are multiples of this (head/group divisibility)
-    #: the ``use`` names that contain an SSM whatever their params (a run's ``is_ssm``: :meth:`is_ssm`)
     experiment_class: ClassVar[type[Experiment]]  # what the spine wraps the model and data in
+    #: the ``use`` names that contain an SSM whatever their params (a run's ``is_ssm``: :meth:`is_ssm`)
     ssm_variants: ClassVar[frozenset[str]] = _DerivedFromTable(lambda cls: cls.variants.ssm_names())  # type: ignore[assignment]
     tiny: ClassVar[TinyConfig]  # its smallest task, for the contract test
+    #: numeric row columns beyond ``metrics`` and the spine's costs (fnmatch patterns, e.g. decode costs),
+    #: with how they read; claims (``expect:``) may name them
+    columns: ClassVar[dict[str, MetricSpec]] = {}
     #: bump in the commit that changes numbers this family's stored runs hold (data, model, metrics);
     #: rows record it (``harness.versions``) and resume reruns runs of another version
     results_version: ClassVar[int] = 0

@@ -3,6 +3,7 @@ directions, verdict thresholds and the roles of its sweep keys, so reports need 
 
 from __future__ import annotations
 
+from harness.config.claim_checks import claims_meta
 from harness.config.load import Suite
 from harness.store.results_format import MetricInfo, SuiteInfo, TaskInfo, guessed_size_key
 
@@ -20,6 +21,6 @@ def describe_suite(suite: Suite) -> SuiteInfo:
             causal=bool(fam.causal), primary_metric=primary, metrics=metrics,
             thresholds=dict(entry.verdict.thresholds), relative=dict(entry.verdict.relative),
             sweep_keys=list(task.sweep), factor_keys=list(entry.factors), declared_size_keys=list(sizes),
-            variants=[v.name for v in task.variants],
+            variants=[v.name for v in task.variants], claims=claims_meta(task),
         )
     return SuiteInfo(name=suite.name, tasks=tasks, description=suite.description, seeds=list(suite.seeds))

@@ -9,7 +9,8 @@
     suite.json            {"suite", "description", "seeds", "tasks": {task: {"family", "dataset", "description",
                            "causal", "primary_metric", "metrics": {m: {"higher_is_better", "unit", "primary"}},
                            "verdict": {"thresholds": {m: float}, "relative": {m: bool}}, "sweep_keys": [...],
-                           "factor_keys": [...], "size_keys": [...], "variants": [...]}}}
+                           "factor_keys": [...], "size_keys": [...], "variants": [...],
+                           "claims": [{"claim": {...}, "metrics": {...}}]}}}
 
 Sweep keys are of three kinds: *size* keys (sequence length, resolution, grid: the axis of a scaling
 study, never tuned; a suite declares them with ``sizes:``), *factor* keys (``factors:``, studied: part of
@@ -46,6 +47,14 @@ ID_COLUMNS = [
     "backend", "device", "gpu_name", "torch_version", "cuda_version", "git_commit", "harness_version",
     "config_hash", "started_at", "ablation", "causal", "results_version", "accepted_stale",
 ]
+
+#: the columns ``harness.measure.measure_model`` fills in every row (None where a phase is off)
+MEASURED_COLUMNS = (
+    "params", "flops_fwd", "macs_fwd_fvcore", "flops_train_step", "flops_skipped",
+    "latency_ms_p10", "latency_ms_p50", "latency_ms_p90", "train_step_ms_p10", "train_step_ms_p50",
+    "train_step_ms_p90", "peak_mem_mb_infer", "peak_mem_mb_train", "mem_approx", "throughput",
+    "latency_protocol", "measure_dtype", "measure_status", "backend",
+)
 
 #: cost columns and their (label, unit) - lower is better except ``HIGHER_IS_BETTER_COSTS``.
 COST_COLUMNS: dict[str, tuple[str, str]] = {
@@ -115,6 +124,7 @@ class TaskInfo:
     factor_keys: list[str] = field(default_factory=list)  # studied factors: part of the variant, never tuned
     declared_size_keys: list[str] | None = None  # None: a folder from before size_keys, guessed by name
     variants: list[str] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)  # the task's expect: (harness.report.claims)
 
     def is_size_key(self, key: str) -> bool:
         return key in self.declared_size_keys if self.declared_size_keys is not None else guessed_size_key(key)
@@ -159,6 +169,7 @@ class TaskInfo:
             "factor_keys": list(self.factor_keys),
             "size_keys": self.size_keys,
             "variants": list(self.variants),
+            "claims": list(self.claims),
         }
 
     @classmethod
@@ -177,6 +188,7 @@ class TaskInfo:
             relative={k: bool(v) for k, v in (verdict.get("relative") or {}).items()},
             sweep_keys=list(t.get("sweep_keys") or []), factor_keys=list(t.get("factor_keys") or []),
             declared_size_keys=None if sizes is None else list(sizes), variants=list(t.get("variants") or []),
+            claims=list(t.get("claims") or []),
         )
 
 
