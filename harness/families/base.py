@@ -17,6 +17,7 @@ Life of one run (task x variant x seed x sweep point), in ``harness.run.runner``
         fam.experiment_class(ctx, fam.build_model(ctx, data).to(ctx.device), data)
     train(exp, train_config, device)                   # shared loop: exp.train_batch(step) -> exp.loss(batch)
     metrics = exp.evaluate()                           # {"top1": ..., ...}
+    baselines = exp.trivial_baselines()                # {"top1": Baseline(0.1, "majority class")}: the row's baseline
     costs = measure_model(exp.model, fam.example_inputs(ctx, b, exp.data), exp.loss ...)  # FLOPs, latency, memory
     row = {...config columns, **exp.row_extras(), **metrics, **costs, **exp.extra_measurements(measurer)}
 """
@@ -54,6 +55,16 @@ class MetricSpec:
     higher_is_better: bool
     unit: str = ""
     primary: bool = False
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a metric reads for the task's strongest trivial predictor (one that learned nothing: chance or the
+    majority class, bicubic upsampling, the unigram distribution...) on the run's evaluation data, and its
+    short name. The verdict counts a variant as evidence only when it beats this value with confidence."""
+
+    value: float
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,12 @@ class Experiment(ABC):
     @abstractmethod
     def evaluate(self) -> dict[str, float]:
         """Quality metrics on held-out data (model in eval mode, no grad); keys are the family's metrics."""
+
+    def trivial_baselines(self) -> dict[str, Baseline]:
+        """Metric -> the strongest trivial predictor's score on this run's evaluation data (the family owns the
+        data and the metrics, so it computes them; the spine writes the primary metric's into the row as
+        ``baseline`` / ``baseline_kind``). Empty: no trivial predictor is defined for the task."""
+        return {}
 
     def reference_loss(self) -> float | None:
         """The loss scale divergence is judged against (e.g. chance level, ln #classes); None: the first

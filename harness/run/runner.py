@@ -49,6 +49,14 @@ def primary_metric(family: type[Family], values: dict[str, Any]) -> str:
     return names[0] if names else ""
 
 
+def baseline_columns(exp: Experiment, metric: str) -> dict[str, Any]:
+    """``baseline`` / ``baseline_kind``: the task's strongest trivial predictor on the primary ``metric``
+    (the family computes it on the run's evaluation data); none when the family defines no such predictor."""
+    with torch.no_grad():
+        base = exp.trivial_baselines().get(metric) if metric else None
+    return {} if base is None else {"baseline": float(base.value), "baseline_kind": base.kind}
+
+
 def make_context(run: RunConfig, family: Family, device: torch.device, cache_dir: Path) -> RunContext:
     """The family's view of the run: its ``data:`` and ``model:`` blocks parsed by its own schemas."""
     fam = type(family)
@@ -203,6 +211,7 @@ def _train_and_measure(family: Family, ctx: RunContext, run: RunConfig, device: 
         raise RuntimeError(f"family {family.name!r} returned undeclared metrics {sorted(unknown)}")
     out.update({k: v for k, v in metrics.items() if k in run.metrics})
     out["primary_metric"] = primary_metric(type(family), out)
+    out.update(baseline_columns(exp, out["primary_metric"]))
     out["backend"] = backends_of(exp.model)
     if not distributed.is_main():
         return out  # DDP: only rank 0 measures (single device, unwrapped model) and writes the row

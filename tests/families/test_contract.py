@@ -1,7 +1,7 @@
 """The family contract over the registry, as timm's tests parametrize over its models: every family x
 variant at the family's ``tiny`` config validates as a suite, plans, builds, runs a forward on its example
-inputs, trains a step, evaluates to declared metrics, and its row says ``is_ssm`` exactly when the model
-holds an SSM. A new variant is one registration in its family's table (the last test)."""
+inputs, trains a step, evaluates to declared metrics with a trivial baseline for the primary one, and its row
+says ``is_ssm`` exactly when the model holds an SSM. A new variant is one registration in its family's table (the last test)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,9 @@ def test_every_variant_keeps_the_contract(planned, family, use):
     with torch.no_grad():
         metrics = exp.evaluate()
     assert set(metrics) <= set(type(fam).metrics)
-    assert any(type(fam).metrics[m].primary and not math.isnan(v) for m, v in metrics.items())
+    primary = next(m for m, v in metrics.items() if type(fam).metrics[m].primary and not math.isnan(v))
+    base = exp.trivial_baselines()[primary]  # every family defines the trivial predictor of its primary metric
+    assert math.isfinite(base.value) and base.kind
     extras = exp.row_extras()
     assert extras["seq_len"] > 0 and extras["d_model"] > 0
     holds_ssm = any(isinstance(m, SSM_MODULES) for m in exp.model.modules())

@@ -31,10 +31,11 @@ from harness.families.argen.metrics import (
     generate_per_class,
     inception_fid,
     nll_bits_per_token,
+    unigram_nll_bits_per_token,
 )
 from harness.families.argen.model import VARIANTS, ARModel
 from harness.families.argen.tokenizer import VQModel, get_tokenizer, token_grid
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, RunContext, TinyConfig
+from harness.families.base import Baseline, DatasetSpec, Experiment, Family, MetricSpec, RunContext, TinyConfig
 
 
 def _encode(tokenizer: VQModel, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -92,6 +93,10 @@ class ARGenExperiment(Experiment):
         if weights is not None:
             out["fid_inception"] = inception_fid(weights, real, fake, bs)
         return out
+
+    def trivial_baselines(self) -> dict[str, Baseline]:
+        nll = unigram_nll_bits_per_token(self.train_codes, self.test_codes, self.model.vocab)
+        return {"nll_bits_per_token": Baseline(nll, "unigram codes")}
 
     def row_extras(self) -> dict[str, Any]:
         seq_len, d = self.model.seq_len, self.p.d_model

@@ -1,7 +1,8 @@
 """Quality metrics of the AR-generation family.
 
 - ``nll_bits_per_token`` (primary): teacher-forced test NLL of the codes, in bits — deterministic, and the
-  quantity AR image models are compared on before sampling noise enters.
+  quantity AR image models are compared on before sampling noise enters. Its trivial baseline
+  (``unigram_nll_bits_per_token``): the same NLL under the training codes' unigram distribution.
 - ``fid_classifier``: Fréchet distance between classifier features of CFG samples and of test images
   (torchmetrics' ``FrechetInceptionDistance`` with our classifier as the custom ``feature`` module; see
   ``classifier.py`` for why). ``sample_acc``: how often that classifier recognises the requested class.
@@ -29,6 +30,14 @@ def nll_bits_per_token(model: ARModel, codes: torch.Tensor, labels: torch.Tensor
         x, y = codes[i : i + batch_size], labels[i : i + batch_size]
         total += float(F.cross_entropy(model(x, y).flatten(0, 1).float(), x.flatten(), reduction="sum"))
     return total / codes.numel() / math.log(2)
+
+
+def unigram_nll_bits_per_token(train_codes: torch.Tensor, test_codes: torch.Tensor, vocab: int) -> float:
+    """The test codes' NLL in bits under the training codes' unigram distribution: the trivial predictor of
+    AR generation (no context, no class). Add-one smoothed, so a code unseen in training costs finite bits."""
+    counts = torch.bincount(train_codes.flatten().long(), minlength=vocab).double() + 1.0
+    log2p = torch.log2(counts / counts.sum())
+    return float(-log2p[test_codes.flatten().long()].mean())
 
 
 @torch.no_grad()

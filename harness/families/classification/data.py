@@ -39,6 +39,17 @@ class ClassificationData:
     prepare: Callable[[torch.Tensor], torch.Tensor]
 
 
+def labels_of(dataset: Dataset) -> torch.Tensor:
+    """Every label of a split, without decoding images where the dataset keeps them apart (tensors, an
+    ImageFolder's ``targets``); rendered sets are rendered (and cached) as evaluation renders them."""
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1]
+    targets = getattr(dataset, "targets", None)
+    if targets is not None:
+        return torch.as_tensor(targets)
+    return torch.as_tensor([int(dataset[i][1]) for i in range(len(dataset))])
+
+
 def to_model_input(resolution: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """[0, 1] images of any size/channels -> 3-channel, ``resolution``-sized, zero-mean inputs."""
 

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
-from harness.families.classification.data import DATASETS, LOADERS, ClassificationData
+from harness.families.base import Baseline, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
+from harness.families.classification.data import DATASETS, LOADERS, ClassificationData, labels_of
+from harness.families.trivial import CHANCE, majority_class, most_frequent
 from harness.families.vision.batching import StepSampler, collate, eval_chunks, example_images
 from harness.families.vision.config import VisionModelParams
 from harness.families.vision.model import VARIANTS, build_backbone, check_resolution, token_columns
@@ -54,6 +55,14 @@ class ClassificationExperiment(Experiment):
             if top5 is not None:
                 top5.update(logits, labels)
         return {"top1": float(top1.compute()), "top5": float(top5.compute()) if top5 is not None else math.nan}
+
+    def trivial_baselines(self) -> dict[str, Baseline]:
+        """Top-1 of answering the training set's most frequent class, on the validation set (Pathfinder draws
+        its two labels alike, so chance: its training images are not rendered just for their labels)."""
+        val = labels_of(self.data.val)
+        if self.ctx.dataset == "pathfinder":
+            return {"top1": majority_class(val, range(NUM_CLASSES["pathfinder"]), kind=CHANCE)}
+        return {"top1": majority_class(val, most_frequent(labels_of(self.data.train)))}
 
     def row_extras(self) -> dict[str, Any]:
         r = self.data.resolution

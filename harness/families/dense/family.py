@@ -18,17 +18,20 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 from harness.errors import HarnessError
-from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
+from harness.families.base import Baseline, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
 from harness.families.dense.config import DenseModelParams
 from harness.families.dense.data import DATASETS, IGNORE_INDEX, LOADERS, DenseData
 from harness.families.dense.model import Detector, Segmenter
 from harness.families.dense.shapes import CLASSES
+from harness.families.trivial import MAJORITY
 from harness.families.vision.batching import StepSampler, eval_chunks, example_images
 from harness.families.vision.model import VARIANTS, build_backbone, check_resolution, token_columns
 
 
 # classes of the built-in set, so build_model needs no data (COCO/ADE read their annotations)
 BUILTIN_CLASSES = {"shapes": len(CLASSES) + 1}
+# training masks counted for the segmentation baseline's majority class
+MASK_SAMPLES = 256
 
 
 def collate_dense(dataset, indices: list[int], device: torch.device) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
@@ -89,6 +92,32 @@ class DenseExperiment(Experiment):
                 acc.update(pred, masks)
             out.update(miou=float(miou.compute()), pixel_acc=float(acc.compute()))
         return out
+
+    @torch.no_grad()
+    def trivial_baselines(self) -> dict[str, Baseline]:
+        """The head's metric for a predictor that learned nothing, scored by the same metric on the validation
+        set: no detections (mAP), or the training masks' most frequent class at every pixel (mIoU; counted
+        over at most ``MASK_SAMPLES`` training images, so a large set is not read twice)."""
+        chunks = eval_chunks(len(self.data.val), self.ctx.eval_batch_size)
+        if self.head == "detection":
+            metric = map_metric()
+            for chunk in chunks:
+                _, targets = collate_dense(self.data.val, chunk, torch.device("cpu"))
+                empty = {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.long)}
+                metric.update([empty] * len(targets), [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets])
+            return {"map": Baseline(float(metric.compute()["map"]), "no detections")}
+        k = self.data.num_classes
+        counts = torch.zeros(k, dtype=torch.long)
+        for i in range(min(len(self.data.train), MASK_SAMPLES)):
+            mask = self.data.train[i][1]["mask"].flatten()
+            counts += torch.bincount(mask[mask != IGNORE_INDEX].long(), minlength=k)[:k]
+        favoured = int(counts.argmax())
+        miou = MulticlassJaccardIndex(k, average="macro", ignore_index=IGNORE_INDEX)
+        for chunk in chunks:
+            _, targets = collate_dense(self.data.val, chunk, torch.device("cpu"))
+            masks = torch.stack([t["mask"] for t in targets])
+            miou.update(torch.full_like(masks, favoured), masks)
+        return {"miou": Baseline(float(miou.compute()), MAJORITY)}
 
     def row_extras(self) -> dict[str, Any]:
         r = self.data.resolution

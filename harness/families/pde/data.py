@@ -41,6 +41,7 @@ class Layout:
     out_channels: int
     grid: Grid
     resolution: int
+    same_field: bool = False  # the output is the input field later in time (Burgers, Navier-Stokes), not another one (Darcy)
 
     def shape(self, resolution: int | None = None) -> tuple[int, ...]:
         return (resolution or self.resolution,) * self.dim
@@ -142,7 +143,7 @@ GENERATORS = {
 def generated_layout(dataset: str, p: Params) -> Layout:
     _, _, dim, grid = GENERATORS[dataset]
     c_in, c_out = (p.input_steps, p.output_steps) if dataset == "navier_stokes" else (1, 1)
-    return Layout(dim, c_in, c_out, grid, p.resolution)
+    return Layout(dim, c_in, c_out, grid, p.resolution, same_field=dataset != "darcy")
 
 
 def cache_path(cache_dir: Path, dataset: str, p: Params) -> Path:

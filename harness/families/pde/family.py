@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
+from harness.families.base import Baseline, DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
 from harness.families.pde import data as D
 from harness.families.pde import metrics as M
 from harness.families.pde.config import BurgersParams, DarcyParams, NavierStokesParams, PDEBenchParams, PDEModelParams
@@ -96,6 +96,11 @@ class PDEExperiment(Experiment):
         if d.test_x_2x is not None:
             out["rel_l2_2x"] = M.relative_l2(self._predict(d.test_x_2x), d.test_y_2x, dim)
         return out
+
+    def trivial_baselines(self) -> dict[str, Baseline]:
+        d = self.data
+        value, kind = M.trivial_rel_l2(d.train_y, d.test_x, d.test_y, self.layout.dim, self.layout.same_field)
+        return {"rel_l2": Baseline(value, kind)}
 
     def row_extras(self) -> dict[str, Any]:
         lay, m = self.layout, self.ctx.model

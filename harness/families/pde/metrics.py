@@ -2,6 +2,7 @@
 
 - ``relative_l2``: the mean over samples and channels of ||pred - true|| / ||true|| (FNO's and the
   Galerkin Transformer's reported error; neuraloperator's ``LpLoss.rel``, also the training loss).
+- ``trivial_rel_l2``: the trivial baseline of ``relative_l2`` (mean field or identity, the better).
 - ``nrmse``, ``max_error`` and the low/mid/high ``fourier_band_errors``: PDEBench's definitions
   (Takamoto et al., arXiv 2210.07182; ``pdebench/models/metrics.py``). The Fourier error is the
   batch-RMS of the spectral error, binned by integer radius |k| over the non-negative quadrant, divided by
@@ -28,6 +29,19 @@ def relative_l2_loss(dim: int) -> LpLoss:
 
 def relative_l2(pred: torch.Tensor, true: torch.Tensor, dim: int) -> float:
     return float(relative_l2_loss(dim).rel(pred, true))
+
+
+def trivial_rel_l2(train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, dim: int,
+                   same_field: bool) -> tuple[float, str]:
+    """The better relative L2 of two predictors that learned nothing: the training targets' mean field, and
+    (where the output is the input field later in time) the identity, the last input snapshot carried to
+    every output step."""
+    mean = train_y.mean(0, keepdim=True).expand_as(test_y).contiguous()
+    best = (relative_l2(mean, test_y, dim), "mean field")
+    if same_field:
+        identity = test_x[:, -1:].expand_as(test_y).contiguous()
+        best = min(best, (relative_l2(identity, test_y, dim), "identity"))
+    return best
 
 
 def nrmse(pred: torch.Tensor, true: torch.Tensor) -> float:

@@ -34,7 +34,7 @@ EXPECTED = {
 def pdebench_layout(p: PDEBenchParams) -> Layout:
     dim = 1 if p.equation == "burgers" else 2
     c_in, c_out = (1, 1) if p.equation == "darcy" else (p.input_steps, p.output_steps)
-    return Layout(dim, c_in, c_out, "periodic", p.resolution)
+    return Layout(dim, c_in, c_out, "periodic", p.resolution, same_field=p.equation != "darcy")
 
 
 def _read(f, key: str, p: PDEBenchParams, ndim: int) -> np.ndarray:

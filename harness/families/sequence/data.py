@@ -18,8 +18,11 @@ import torch
 
 from harness.families.base import Params
 from harness.families.sequence.config import MajorityData, MQARData, SelectiveCopyData
+from harness.families.trivial import CHANCE, MAJORITY
 
 IGNORE = -100
+COPY_NOISE, COPY_MARKER, COPY_FIRST_DATA = 0, 1, 2  # selective copying's token ids (data tokens follow)
+MQAR_NOISE, MQAR_FIRST_KEY = 0, 1  # recall's token ids (keys, then values)
 
 
 def _rand_positions(gen: torch.Generator, n: int, length: int, k: int) -> torch.Tensor:
@@ -28,7 +31,7 @@ def _rand_positions(gen: torch.Generator, n: int, length: int, k: int) -> torch.
 
 
 def selective_copy(p: SelectiveCopyData, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    noise, marker, first_data = 0, 1, 2
+    noise, marker, first_data = COPY_NOISE, COPY_MARKER, COPY_FIRST_DATA
     total = p.seq_len + p.num_tokens
     tokens = torch.full((n, total), noise, dtype=torch.long)
     data = torch.randint(first_data, first_data + p.vocab, (n, p.num_tokens), generator=gen)
@@ -41,7 +44,7 @@ def selective_copy(p: SelectiveCopyData, n: int, gen: torch.Generator) -> tuple[
 
 
 def mqar(p: MQARData, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    noise, first_key = 0, 1
+    noise, first_key = MQAR_NOISE, MQAR_FIRST_KEY
     first_value = first_key + p.key_vocab
     keys = torch.rand(n, p.key_vocab, generator=gen).argsort(dim=1)[:, : p.num_kv] + first_key
     values = torch.randint(first_value, first_value + p.value_vocab, (n, p.num_kv), generator=gen)
@@ -78,6 +81,18 @@ def vocab_size(name: str, p: Params) -> int:
 
 def n_outputs(name: str, p: Params) -> int:
     return 2 if name == "majority" else vocab_size(name, p)
+
+
+def favoured_targets(name: str, p: Params) -> tuple[list[int], str]:
+    """The target tokens the generator makes most likely, and the trivial predictor's name: every data token
+    (copying) or value token (recall) alike, so chance; for majority the bit ties go to (0) when ``seq_len``
+    is even, both bits alike when it is odd."""
+    if name == "selective_copy":
+        return list(range(COPY_FIRST_DATA, COPY_FIRST_DATA + p.vocab)), CHANCE
+    if name == "mqar":
+        first_value = MQAR_FIRST_KEY + p.key_vocab
+        return list(range(first_value, first_value + p.value_vocab)), CHANCE
+    return ([0], MAJORITY) if p.seq_len % 2 == 0 else ([0, 1], CHANCE)
 
 
 def generate(name: str, p: Params, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

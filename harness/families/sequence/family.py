@@ -11,9 +11,10 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
+from harness.families.base import Baseline, DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
 from harness.families.sequence import data as D
 from harness.families.sequence.config import MajorityData, MQARData, SelectiveCopyData, SequenceModelParams
+from harness.families.trivial import majority_class
 from harness.families.variants import VariantSpec, VariantTable
 from harness.models.sequence_model import SequenceModel
 from harness.modules.registry import is_ssm
@@ -91,6 +92,12 @@ class SequenceExperiment(Experiment):
             torch.distributed.all_reduce(sums)
             correct, total, loss_sum = int(sums[0]), int(sums[1]), float(sums[2])
         return {"accuracy": correct / total, "eval_loss": loss_sum / total}
+
+    def trivial_baselines(self) -> dict[str, Baseline]:
+        """Accuracy of answering the class the generator favours, on the evaluation targets: chance for copying
+        and recall (their targets are uniform over the data / value tokens), the majority bit for majority."""
+        classes, kind = D.favoured_targets(self.ctx.dataset, self.ctx.data)
+        return {"accuracy": majority_class(self.eval_targets, classes, ignore=D.IGNORE, kind=kind)}
 
     def row_extras(self) -> dict[str, Any]:
         return {"seq_len": int(self.eval_tokens.shape[1]), "d_model": self.ctx.model.d_model}

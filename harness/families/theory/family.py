@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, RunContext, TinyConfig
+from harness.families.base import Baseline, DatasetSpec, Experiment, Family, MetricSpec, RunContext, TinyConfig
 from harness.families.theory.config import ListOpsParams, MajorityParams, TheoryModelParams
 from harness.families.theory.data import NUM_CLASSES, VOCAB_SIZE, Split, load_or_generate
 from harness.families.theory.model import LastTokenAttentionClassifier, SelectiveSSMClassifier
+from harness.families.trivial import CHANCE, majority_class, most_frequent
 from harness.families.variants import VariantSpec, VariantTable
 
 # The variants: the paper's selective-SSM model, or the one-layer attention classifier with a mixer.
@@ -85,6 +86,13 @@ class TheoryExperiment(Experiment):
     def evaluate(self) -> dict[str, float]:
         train_acc, test_acc = self.accuracy(self.train), self.accuracy(self.test)
         return {"train_acc": train_acc, "test_acc": test_acc, "gen_gap": train_acc - test_acc}
+
+    def trivial_baselines(self) -> dict[str, Baseline]:
+        """Test accuracy of answering the training labels' most frequent class: chance for majority, whose two
+        labels are equally likely by construction (ties are redrawn); ListOps' skewed values favour one."""
+        if self.ctx.dataset == "majority":
+            return {"test_acc": majority_class(self.test.labels, range(NUM_CLASSES["majority"]), kind=CHANCE)}
+        return {"test_acc": majority_class(self.test.labels, most_frequent(self.train.labels))}
 
     def reference_loss(self) -> float:
         """Chance level, ln(#classes): an unstable SSM (s_A > 0, long T) can blow up from the first step,
