@@ -26,6 +26,10 @@ console = Console(width=max(160, shutil.get_terminal_size((160, 24)).columns))
 err_console = Console(stderr=True)
 
 
+#: ``--until-decided``'s design unless given: up to 10 seeds per grid point, 2 more per look
+DEFAULT_MAX_SEEDS, DEFAULT_SEED_BATCH = 10, 2
+
+
 class DeviceChoice(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -107,6 +111,9 @@ def run(
     cpus_per_run: Optional[float] = typer.Option(None, "--cpus-per-run", min=0, help="ray: CPUs per run process (default measure.cpu_threads or 1)"),
     memory_per_run: Optional[float] = typer.Option(None, "--memory-per-run", min=0, help="ray: memory (GiB) per run process"),
     max_retries: int = typer.Option(2, "--max-retries", min=0, help="ray: resubmissions of a run whose worker or node died"),
+    until_decided: bool = typer.Option(False, "--until-decided", help="after the planned seeds, add seeds in looks to the variants of every undecided verdict cell and claim, until decided or --max-seeds"),
+    max_seeds: Optional[int] = typer.Option(None, "--max-seeds", help=f"--until-decided: seeds per grid point at most (default {DEFAULT_MAX_SEEDS})"),
+    seed_batch: Optional[int] = typer.Option(None, "--seed-batch", help=f"--until-decided: seeds added per look (default {DEFAULT_SEED_BATCH}; the last look is cut to reach --max-seeds)"),
 ) -> None:
     """Plan and execute a suite: task x variant x seed x sweep point, one row per run."""
     from harness.execute import launcher_options
@@ -118,6 +125,7 @@ def run(
 
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         fail(f"--timeout must be a positive number of seconds, got {timeout}")
+    design = _sequential_design(until_decided, max_seeds, seed_batch, resume)
     loaded = _load(suite)
     specs = plan(loaded, seeds=_parse_seeds(seeds), only=only, device=_resolve_device(device))
     if not specs:
@@ -133,11 +141,19 @@ def run(
     if dry_run:
         for spec in specs:
             console.print(f"{spec.run_id}  {spec.label}", highlight=False)
-        console.print(f"{len(specs)} runs planned (dry run: nothing written)")
+        console.print(f"{len(specs)} runs planned (dry run: nothing written)"
+                      + (f"; then seeds added until decided, up to {design.max_seeds} per grid point" if design else ""))
         return
     root = out or Path("results") / loaded.name
     _check_results_out(root, loaded.name)
     created = next((p for p in reversed((root, *root.parents)) if not p.exists()), None)  # the top folder this run makes
+    if design is not None:
+        from harness.report.sequential import write_design
+
+        try:
+            write_design(root, design)  # before any seed is added; another design than the recorded one is refused
+        except HarnessError as exc:
+            fail(str(exc))
     store = ResultStore(root).create()
     store.write_meta(SUITE_JSON, describe_suite(loaded).to_json())
     try:
@@ -163,6 +179,36 @@ def run(
                       "and were kept (--accept-stale); their rows say accepted_stale, and reports do not pool them with current rows", highlight=False)
     if summary.interrupted:
         raise typer.Exit(code=130)
+    if design is not None:
+        from harness.until_decided import until_decided as run_looks
+
+        planned_seeds = sorted({s.run.seed for s in specs})
+        try:
+            code = run_looks(loaded, store, launcher(store, cache_dir(), timeout=timeout, console=err_console, **options),
+                             design, planned_seeds=planned_seeds, only=only, device=specs[0].run.device,
+                             console=err_console, out=console, retry=frozenset({"error", "oom"}) if retry_failed else frozenset(),
+                             accept_stale=accept_stale)
+        except HarnessError as exc:
+            fail(str(exc))
+        raise typer.Exit(code=code)
+
+
+def _sequential_design(until_decided: bool, max_seeds: int | None, seed_batch: int | None, resume: bool):
+    """The ``--until-decided`` design, or None; its options alone, or with ``--no-resume``, are refused."""
+    if not until_decided:
+        if max_seeds is not None or seed_batch is not None:
+            fail("--max-seeds and --seed-batch apply with --until-decided only")
+        return None
+    if not resume:
+        fail("--until-decided continues from what is stored; --no-resume would rerun the looks already taken "
+             "(use a new --out to start over)")
+    from harness.report.sequential import SequentialDesign
+
+    try:
+        return SequentialDesign(DEFAULT_MAX_SEEDS if max_seeds is None else max_seeds,
+                                DEFAULT_SEED_BATCH if seed_batch is None else seed_batch)
+    except HarnessError as exc:
+        fail(f"--max-seeds / --seed-batch: {exc}")
 
 
 @app.command()

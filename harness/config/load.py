@@ -36,6 +36,7 @@ class ResolvedTask:
     match: dict[str, Any]
     sweep: dict[str, list[Any]]
     metrics: tuple[str, ...]
+    ablation_base: VariantEntry | None = None  # what ``ablate:`` overrides (run here unless include_base: false)
 
     def is_ssm(self, variant: VariantEntry) -> bool:
         """Whether the variant, with its resolved ``model:`` block, contains an SSM (as its rows will say)."""
@@ -167,14 +168,19 @@ def sweep_points(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(sweep[k] for k in keys))] or [{}]
 
 
+def _ablation_base(raw: list[Any] | None, task: TaskEntry) -> VariantEntry | None:
+    """The variant a task's ablations override: the listed one of that name, else the family variant."""
+    if task.ablate is None:
+        return None
+    return next((v for v in raw or () if v.name == task.ablate.base), None) or VariantEntry(name=task.ablate.base)
+
+
 def _variants(raw: list[Any] | None, task: TaskEntry, where: tuple[str, int | None]) -> list[VariantEntry]:
     if raw is None:
         raise ConfigError(*where, f"task {task.name!r} has no variants: set variants: in the task or the suite")
     out = list(raw)
-    if task.ablate is not None:
-        base = next((v for v in out if v.name == task.ablate.base), None)
-        if base is None:
-            base = VariantEntry(name=task.ablate.base)
+    base = _ablation_base(raw, task)
+    if base is not None:
         ablated = [
             VariantEntry(name=a.name, use=base.uses, model={**base.model, **a.model}, ablation=a.name)
             for a in task.ablate.variants
@@ -362,6 +368,7 @@ def load_suite(path: str | Path) -> Suite:
             match={**suite.match, **entry.match},
             sweep={**suite.sweep, **entry.sweep},
             metrics=tuple(entry.metrics or family.task_metrics(entry.model)),
+            ablation_base=_ablation_base(entry.variants if entry.variants is not None else suite.variants, entry),
         )
         timed = resolved_task.measure.get("latency_seeds")
         if timed is not None and not set(timed) & set(suite.seeds):

@@ -141,6 +141,7 @@ class Recorder:
         self.progress.update(self.bar, description=text)
 
     def record(self, spec: RunSpec, row: dict[str, Any]) -> None:
+        row = {**row, **spec.row_columns()}  # the look, an ablation's base: known to the driver, not in the id
         self.store.write_run(row, spec.config)
         self.summary.ran.append(spec.run_id)
         self.summary.statuses[spec.run_id] = row["status"]

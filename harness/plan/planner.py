@@ -16,7 +16,8 @@ from functools import cached_property
 from typing import Any
 
 from harness.config.identity import id_dump
-from harness.config.load import Suite, build_run_config, sweep_points
+from harness.config.load import ResolvedTask, Suite, build_run_config, sweep_points
+from harness.config.schema import VariantEntry
 from harness.config.run_config import MatchReference, RunConfig
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.versions import results_version
@@ -27,6 +28,15 @@ class RunSpec:
     run_id: str
     run: RunConfig
     results_version: str = results_version(0)  # of the code that will run it; a stored row must match it
+    look: int = 0  # ``--until-decided``: the look its seed was added at (0: a planned seed); not in the id
+    ablation_base: tuple[str, str] | None = None  # an ablation's base: (variant label, task holding its runs)
+
+    def row_columns(self) -> dict[str, Any]:
+        """Columns the driver writes into the run's row beside what the run measured; none is part of the id."""
+        out: dict[str, Any] = {"look": self.look}
+        if self.ablation_base is not None:
+            out["ablation_base"], out["ablation_base_task"] = self.ablation_base
+        return out
 
     @cached_property
     def config(self) -> dict[str, Any]:
@@ -66,18 +76,9 @@ def plan(suite: Suite, *, seeds: list[int] | None = None, only: str | None = Non
     specs: list[RunSpec] = []
     for task in suite.tasks:
         fam = task.family
-        data_schema = fam.datasets[task.entry.dataset].params
+        base = None if task.ablation_base is None else (task.ablation_base.name, ablation_base_task(suite, task))
         for point in sweep_points(task.sweep):
-            resolved = {}
-            for variant in task.variants:
-                raw = build_run_config(task, variant, point)
-                resolved[variant.name] = {
-                    "data": id_dump(data_schema.model_validate(raw["data"])),
-                    "model": id_dump(fam.ModelParams.model_validate(raw["model"])),
-                    "train": TrainConfig.model_validate(raw["train"]),
-                    "measure": MeasureConfig.model_validate(raw["measure"]),
-                    "match": MatchConfig.model_validate(raw["match"]),
-                }
+            resolved = {variant.name: resolve(task, variant, point) for variant in task.variants}
             for seed in seeds if seeds is not None else suite.seeds:
                 for variant in task.variants:
                     r = resolved[variant.name]
@@ -104,5 +105,39 @@ def plan(suite: Suite, *, seeds: list[int] | None = None, only: str | None = Non
                     )
                     if patterns and not _matches(patterns, run):
                         continue
-                    specs.append(RunSpec(run_id=config_hash(run.to_json()), run=run, results_version=results_version(fam.results_version)))
+                    specs.append(RunSpec(run_id=config_hash(run.to_json()), run=run,
+                                         results_version=results_version(fam.results_version),
+                                         ablation_base=base if variant.ablation not in ("", "base") else None))
     return specs
+
+
+def resolve(task: ResolvedTask, variant: VariantEntry, point: dict[str, Any]) -> dict[str, Any]:
+    """The resolved data / model / train / measure / match sections of one variant at one sweep point."""
+    raw = build_run_config(task, variant, point)
+    return {
+        "data": id_dump(task.family.datasets[task.entry.dataset].params.model_validate(raw["data"])),
+        "model": id_dump(task.family.ModelParams.model_validate(raw["model"])),
+        "train": TrainConfig.model_validate(raw["train"]),
+        "measure": MeasureConfig.model_validate(raw["measure"]),
+        "match": MatchConfig.model_validate(raw["match"]),
+    }
+
+
+def ablation_base_task(suite: Suite, task: ResolvedTask) -> str:
+    """The task whose runs are the base of ``task``'s ablations: the task itself, or with ``include_base:
+    false`` the first other task that runs the base variant (by its label) with the same resolved config at
+    every sweep point of this one (so each ablation differs from its base in its own override alone); ""
+    when no task does (the report then has no base to compare the ablations with)."""
+    base = task.ablation_base
+    if base is None or task.entry.ablate is None or task.entry.ablate.include_base:
+        return task.entry.name
+    wanted = [resolve(task, base, point) for point in sweep_points(task.sweep)]
+    for other in suite.tasks:
+        if other is task or other.family is not task.family or other.entry.dataset != task.entry.dataset:
+            continue
+        for variant in other.variants:
+            if variant.name == base.name and variant.ablation in ("", "base"):
+                have = [resolve(other, variant, point) for point in sweep_points(other.sweep)]
+                if all(w in have for w in wanted):
+                    return other.entry.name
+    return ""

@@ -3,7 +3,10 @@
 Which rows: an ablation's runs carry ``ablation`` = its name. Its base's runs are the task's rows with
 ``ablation == "base"``; when the ablation rows name their base with ``ablation_base`` (the base variant's
 label) the base's runs are that variant's non-ablation rows (``ablation`` empty or ``base``), in the task
-``ablation_base_task`` when given (``include_base: false``: the base runs belong to another task).
+``ablation_base_task`` when given (``include_base: false``: the base runs belong to another task, the one
+the planner found running the base with the same config). With a studied factor (``factors:``) each
+ablation label (``delta_fixed[s_A=0.1]``) is compared with the base at the same factor value
+(``ssm[s_A=0.1]``); the table's ``ablation`` and ``base`` columns hold those labels.
 
 Pairing: per size point, the base at its best hyper-parameter point (as in the verdict) and the ablation
 at that same point (one factor at a time; when they share no point, each at its best, and the note says
@@ -49,13 +52,20 @@ def _first(rows: pd.DataFrame, col: str) -> str:
 
 
 def base_rows(ok: pd.DataFrame, task: str, abl: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """The finished runs of the base of ablation rows ``abl`` (see the module docstring), and its label."""
+    """The finished runs of the base of ablation rows ``abl`` (see the module docstring), at every value of
+    a studied factor (labels ``ssm[s_A=0.1]`` answer to ``ssm``), and the base's label without factors."""
     label = _first(abl, "ablation_base")
     where = ok[ok["task"] == (_first(abl, "ablation_base_task") or task)]
     if label:
-        return where[(where["variant"] == label) & where["ablation"].isin(MAIN_ABLATIONS)], label
+        return where[(where["variant"].str.partition("[")[0] == label) & where["ablation"].isin(MAIN_ABLATIONS)], label
     ref = where[where["ablation"] == "base"]
-    return ref, (str(ref["variant"].iloc[0]) if len(ref) else "base")
+    return ref, (str(ref["variant"].iloc[0]).partition("[")[0] if len(ref) else "base")
+
+
+def _factors(label: str) -> str:
+    """The studied-factor part of a variant label: ``[s_A=0.1]`` of ``delta_fixed[s_A=0.1]``, else ""."""
+    _, bracket, rest = label.partition("[")
+    return bracket + rest
 
 
 def _best_hp(rows: pd.DataFrame, pm: str, hib: bool, among) -> str | None:
@@ -82,7 +92,7 @@ def ablation_table(df: pd.DataFrame, suite: Suite, design: SequentialDesign | No
     """One row per task x size point x ablation with a base (columns :data:`ABLATION_COLUMNS`)."""
     ok = ok_rows(df)
     out = []
-    for (task, name), abl_all in ok[~ok["ablation"].isin(MAIN_ABLATIONS)].groupby(["task", "ablation"], sort=True):
+    for (task, name), abl_all in ok[~ok["ablation"].isin(MAIN_ABLATIONS)].groupby(["task", "variant"], sort=True):
         t = suite.task(str(task))
         pm = t.primary_metric
         if pm is None or pm not in abl_all.columns:
@@ -90,6 +100,8 @@ def ablation_table(df: pd.DataFrame, suite: Suite, design: SequentialDesign | No
         mi = t.metric(pm)
         sign = 1.0 if mi.higher_is_better else -1.0
         base_all, label = base_rows(ok, str(task), abl_all)
+        label += _factors(str(name))  # a studied factor's value is compared with the base at the same value
+        base_all = base_all[base_all["variant"] == label]
         for sp, abl_sp in abl_all.groupby("size_point", sort=True):
             base_sp = base_all[base_all["size_point"] == sp]
             if base_sp.empty:

@@ -187,10 +187,11 @@ def _ablation_rows(an: Analysis, task: str, ab: pd.DataFrame) -> pd.DataFrame:
     ok = an.df[an.df["status"] == "ok"]
     parts = []
     for r in ab.itertuples():
-        abl = ok[(ok["task"] == task) & (ok["ablation"] == r.ablation) & (ok["size_point"] == r.size_point)]
+        abl = ok[(ok["task"] == task) & (ok["variant"] == r.ablation) & (ok["size_point"] == r.size_point)]
         base, _ = base_rows(ok, task, abl)
         parts.append(abl[abl["hp_point"] == r.hp_point])
-        parts.append(base[(base["size_point"] == r.size_point) & (base["hp_point"] == r.hp_point)].assign(ablation="base"))
+        parts.append(base[(base["variant"] == r.base) & (base["size_point"] == r.size_point)
+                          & (base["hp_point"] == r.hp_point)].assign(ablation="base"))
     data = pd.concat(parts).drop_duplicates(subset=RUN_KEY)
     return data[data["size"] == data["size"].max()] if data["size"].notna().any() else data
 

@@ -297,6 +297,12 @@ def _open_item(task: str, sp: str, best: str, reads: dict[str, _Comparison]) -> 
                     min(c.n for c in relevant.values()))
 
 
+def _paired(best: str, others: list[str], could: list[str]) -> tuple[str, ...]:
+    """Both sides of every comparison of ``best`` with ``others`` that seeds for the variants in ``could`` may
+    move: seeds added to one side alone would leave the comparison unpaired."""
+    return tuple(sorted({v for n in others if best in could or n in could for v in (best, n)}))
+
+
 def _learned_line(learned: dict[str, pd.Series], variants: list[str], where: str) -> str:
     parts = []
     for v in variants:
@@ -365,7 +371,7 @@ def _cell_verdict(t: TaskInfo, cdf: pd.DataFrame, ev: Evidence, tried: pd.DataFr
             else:
                 why = (f"did not learn the task{where}: no compared variant beat its trivial baseline with "
                        f"confidence ({names})" + ("" if could else "; train longer rather than add seeds"))
-            return inconclusive(best, quality + [why + "."], why, could,
+            return inconclusive(best, quality + [why + "."], why, _paired(best, non_vars, could),
                                 max((gates[v].seeds for v in could), default=None), int(cdf["seed"].nunique()))
     rows = ev.comparisons[(ev.comparisons["task"] == t.name) & (ev.comparisons["size_point"] == size_point)
                           & (ev.comparisons["metric"] == pm) & (ev.comparisons["variant_a"] == best)]

@@ -11,6 +11,11 @@
                            "verdict": {"thresholds": {m: float}, "relative": {m: bool}}, "sweep_keys": [...],
                            "factor_keys": [...], "size_keys": [...], "variants": [...],
                            "claims": [{"claim": {...}, "metrics": {...}}]}}}
+    sequential.json       ``--until-decided``'s design: {"version": 1, "max_seeds": N, "seed_batch": K}
+                          (``harness.report.sequential``)
+    looks.json            ``--until-decided``'s looks, each recorded before its runs start: {"version": 1,
+                          "looks": [{"look": k, "runs": [{"run_id", "task", "variant", "seed", "sweep"}],
+                          "open": [why each open item was open]}]} (``harness.until_decided.looks``)
 
 Sweep keys are of three kinds: *size* keys (sequence length, resolution, grid: the axis of a scaling
 study, never tuned; a suite declares them with ``sizes:``), *factor* keys (``factors:``, studied: part of
@@ -34,6 +39,7 @@ from harness.errors import HarnessError
 RUNS_DIR, LOGS_DIR = "runs", "logs"
 RESULTS_PARQUET, RESULTS_CSV = "results.parquet", "results.csv"
 SUITE_JSON = "suite.json"
+LOOKS_JSON = "looks.json"
 
 #: last dotted component of a sweep key that makes it a *size* key when the suite declares none.
 SIZE_KEY_NAMES = frozenset({
@@ -45,7 +51,8 @@ SIZE_KEY_NAMES = frozenset({
 ID_COLUMNS = [
     "suite", "task", "family", "variant", "mixer", "is_ssm", "seed", "sweep", "status", "error",
     "backend", "device", "gpu_name", "torch_version", "cuda_version", "git_commit", "harness_version",
-    "config_hash", "started_at", "ablation", "causal", "results_version", "accepted_stale",
+    "config_hash", "started_at", "ablation", "causal", "results_version", "accepted_stale", "ablation_base",
+    "ablation_base_task", "baseline_kind",
 ]
 
 #: the columns ``harness.measure.measure_model`` fills in every row (None where a phase is off)
@@ -73,7 +80,7 @@ COST_COLUMNS: dict[str, tuple[str, str]] = {
 }
 #: numeric columns that describe the run rather than measure it.
 DESCRIPTIVE_NUMERIC = {"seq_len", "d_model", "l_over_6d", "train_steps", "budget_mismatch", "seed",
-                       "mem_approx"}
+                       "mem_approx", "look", "baseline"}
 #: cost columns where higher is better (everything else in COST_COLUMNS is lower-is-better).
 HIGHER_IS_BETTER_COSTS = {"throughput"}
 
