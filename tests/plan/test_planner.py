@@ -51,3 +51,39 @@ def test_only_and_seeds(tmp_path: Path) -> None:
     assert {s.config["variant"] for s in specs} == {"attention"}
     assert {s.config["seed"] for s in specs} == {3}
     assert len(specs) == 4
+
+
+ABLATED = """suite: s
+seeds: [0]
+variants: [mamba, attention, gated_cnn]
+tasks:
+  - name: copy
+    family: sequence
+    dataset: selective_copy
+    data: {seq_len: 16, num_tokens: 4}
+    model: {d_model: 16, n_layers: 1}
+    ablate:
+      base: mamba
+      variants:
+        - {name: lti, model: {selective: false}}
+"""
+
+
+def test_a_listed_ablation_base_is_one_of_the_tasks_variants_and_its_ablations_name_it(tmp_path: Path) -> None:
+    """README's example: mamba is listed and ablated; it runs once, as a variant of the pairing (ablation
+    "base", the id it always had), and the ablation's row names it and this task as its base."""
+    specs = {s.run.variant: s for s in _plan(tmp_path, ABLATED)}
+    assert sorted(specs) == ["attention", "gated_cnn", "lti", "mamba"]
+    assert specs["mamba"].run.ablation == "base" and specs["mamba"].row_columns() == {"look": 0}
+    assert specs["lti"].row_columns() == {"look": 0, "ablation_base": "mamba", "ablation_base_task": "copy"}
+    assert specs["attention"].row_columns() == {"look": 0}
+
+
+def test_include_base_false_names_the_task_that_runs_the_base() -> None:
+    """theory.yaml's majority_delta_clip runs no base; its rows point at majority_spectral's ssm runs (the same
+    resolved config at every sweep point), and the planned seed carries look 0 outside the id."""
+    specs = plan(load_suite(Path(__file__).parents[2] / "suites" / "theory.yaml"), seeds=[0])
+    clip = [s for s in specs if s.run.task == "majority_delta_clip"]
+    assert {s.run.variant for s in clip} == {"delta_fixed", "clip_A"}  # the base is not run here
+    assert {tuple(sorted(s.row_columns().items())) for s in clip} == {
+        (("ablation_base", "ssm"), ("ablation_base_task", "majority_spectral"), ("look", 0))}
