@@ -365,7 +365,7 @@ def _cell_verdict(t: TaskInfo, cdf: pd.DataFrame, ev: Evidence, tried: pd.DataFr
             names = ", ".join(f"{v} {_fmt(learned[v]['mean'])} (baseline {_fmt(learned[v]['baseline'])}"
                               + (f", {learned[v]['baseline_kind']}" if learned[v]["baseline_kind"] else "") + ")"
                               for v in compared)
-            if all(learned[v]["note"] == N_TOO_SMALL for v in compared):
+            if could and all(learned[v]["note"] == N_TOO_SMALL for v in compared):  # seeds may still show learning
                 why = (f"{N_TOO_SMALL}{where}: {int(cdf['seed'].nunique())} seeds cannot show that any compared "
                        f"variant beat its trivial baseline ({names})")
             else:

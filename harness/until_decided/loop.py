@@ -109,7 +109,7 @@ def _progress(console: Console, number: int, steps: list[Step]) -> None:
     console.print(f"look {number}: {len(steps)} open, {adding} getting seeds", highlight=False)
     for s in steps:
         action = f"-> seeds {', '.join(map(str, s.seeds))}" if s.seeds else f"-> no seeds: {s.why_not}"
-        console.print(f"  {escape(s.item.describe())} {action}", highlight=False)
+        console.print(f"  {escape(s.item.describe())} {action}", highlight=False, soft_wrap=True)  # one line per item in logs
 
 
 def print_closing(out: Console, now: Analysis, record: LookRecord, design: SequentialDesign) -> None:

@@ -171,6 +171,16 @@ def test_every_model_at_chance_is_inconclusive_and_names_variants_and_baselines(
     assert "baseline 0.125, chance" in text
 
 
+def test_three_seeds_at_chance_did_not_learn_rather_than_n_too_small():
+    """3 seeds cannot decide anything, but when more seeds could not show learning either (every mean at or
+    below its baseline) the reason is the task, not the seed count: no seeds are asked for."""
+    rows = _copy_rows({"mamba": (0.118, 2.0), "attention": (0.12, 1.5), "gated_cnn": (0.11, 1.0)}, seeds=3)
+    v = _verdict(rows, _copy_suite())
+    assert v.verdict == V.INCONCLUSIVE and "did not learn the task" in v.reasons_text()
+    assert "train longer rather than add seeds" in v.reasons_text()
+    assert [c.open.variants for c in v.cells] == [()]
+
+
 def test_ssm_better_against_a_gated_cnn_at_chance_still_decides():
     """A no-SSM variant at its baseline is evidence (the SSM learned what it could not), not a veto."""
     rows = _copy_rows({"mamba": (0.9, 2.0), "attention": (0.6, 1.5), "gated_cnn": (0.125, 1.0)})
