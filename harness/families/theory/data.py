@@ -3,11 +3,14 @@
 The paper measures the generalization gap (train - test accuracy) against the sequence length T, so each
 seed fixes one small training set and one test set, generated offline (nothing is downloaded):
 
-- ``majority``: binary sequences, label = the majority bit. Tokens are 1 (bit 0) and 2 (bit 1); token 0
+- ``majority``: the authors' sparse majority (Arya-Honarpisheh/gen_err_sel_ssm,
+  ``training/load_datasets.py: create_majority_dataset``): the number of 1s is uniform in 0..T, at
+  random positions, and the label is 1 when the 1s are strictly more than T/2 (a tie is 0). Uniform
+  counts put as many sequences far from the threshold at every T, so the task does not get harder with
+  T the way iid bits (counts within sqrt(T) of T/2) would. Tokens are 1 (bit 0) and 2 (bit 1); token 0
   is a zeroed input (the models embed it as the zero vector). In each *training* sequence a
   ``zero_fraction`` of the positions is zeroed after the label is taken from the full sequence, so the
-  training inputs are partially observed and the test inputs are clean. Ties (even T) are redrawn, so
-  every label is defined.
+  training inputs are partially observed and the test inputs are clean.
 - ``listops``: the Long Range Arena generator (google-research/long-range-arena,
   ``lra_benchmarks/data/listops.py``): nested MAX / MIN / MED / SUM_MOD expressions over digits, the
   value (0-9) is the label. Re-implemented here because LRA ships it as a TensorFlow script writing TSV
@@ -73,12 +76,9 @@ MAJORITY_VOCAB = 3  # PAD/zeroed, bit 0, bit 1
 
 
 def _majority_split(n: int, seq_len: int, zero_fraction: float, gen: torch.Generator) -> Split:
-    bits = torch.randint(0, 2, (n, seq_len), generator=gen)
-    tied = 2 * bits.sum(1) == seq_len
-    while tied.any():  # only for even T; redraw so every label is defined
-        bits[tied] = torch.randint(0, 2, (int(tied.sum()), seq_len), generator=gen)
-        tied = 2 * bits.sum(1) == seq_len
-    labels = (2 * bits.sum(1) > seq_len).long()
+    ones = torch.randint(0, seq_len + 1, (n,), generator=gen)  # the count of 1s, uniform in 0..T
+    bits = (torch.rand(n, seq_len, generator=gen).argsort(1) < ones[:, None]).long()  # at random positions
+    labels = (2 * ones > seq_len).long()  # strictly more 1s than 0s: a tie (even T) is label 0
     tokens = bits + 1
     n_zero = round(zero_fraction * seq_len)
     if n_zero:
@@ -172,7 +172,7 @@ def listops(p: ListOpsParams, seed: int) -> tuple[Split, Split]:
 GENERATORS = {"majority": majority, "listops": listops}
 VOCAB_SIZE = {"majority": MAJORITY_VOCAB, "listops": LISTOPS_VOCAB}
 NUM_CLASSES = {"majority": MAJORITY_CLASSES, "listops": LISTOPS_CLASSES}
-FORMAT_VERSION = 1  # bump when a generator changes, so stale cached sets are not reused
+FORMAT_VERSION = 2  # bump when a generator changes, so stale cached sets are not reused
 
 
 def load_or_generate(dataset: str, params: Params, seed: int, cache_dir: Path) -> tuple[Split, Split]:

@@ -70,6 +70,7 @@ class TheoryFamily(Family):
     }
     variants = ("ssm", "softmax_attention", "linear_attention")
     ssm_variants: ClassVar[frozenset[str]] = frozenset({"ssm"})
+    results_version: ClassVar[int] = 1  # 1: majority counts uniform in 0..T (the authors' data)
     metrics = {
         "train_acc": MetricSpec(higher_is_better=True, unit="fraction"),
         "test_acc": MetricSpec(higher_is_better=True, unit="fraction", primary=True),
