@@ -1,7 +1,7 @@
 """The one-layer models of Honarpisheh et al. (arXiv 2502.01473): a selective SSM with a controllable
 spectral abscissa, and its softmax- and linear-attention counterparts.
 
-All three read tokens through an embedding whose PAD row is the zero vector (a zeroed input), run ONE
+All three read tokens through an embedding whose PAD row is the zero vector (ListOps' left padding), run ONE
 sequence layer, take the output at the last step (the last token is the query) and map it to classes with
 a linear readout. There is no norm and no residual on purpose: the paper's bound is about this bare layer,
 and a norm would hide the state blow-up that ``s_A > 0`` causes at long T.
