@@ -145,8 +145,14 @@ def test_cached_dataset_is_reused(tmp_path):
 
 @pytest.mark.parametrize("s_A", [-0.1, 0.0, 0.1])
 def test_A_initialised_to_the_requested_spectral_abscissa(s_A):
-    model = SelectiveSSMClassifier(3, 2, 8, 6, s_A, 0.5, "input", 0.0)
-    assert model.spectral_abscissa() == float(torch.tensor(s_A))  # exact, in A's fp32
+    """The authors' A: (D, N), entry 0 of every channel at s_A, the others in [s_A - a_spread, s_A)."""
+    torch.manual_seed(0)
+    model = SelectiveSSMClassifier(3, 2, 8, 6, s_A, 10.0, "input", 0.0)
+    A, s = model.A.detach(), float(torch.tensor(s_A))
+    assert A.shape == (8, 6) and model.A.requires_grad
+    assert model.spectral_abscissa() == s  # exact, in A's fp32
+    assert A[:, 0].eq(s).all() and (A[:, 1:] < s).all() and (A[:, 1:] >= s - 10.0).all()
+    assert A[:, 1:].std() > 2.0  # spread over the interval (U(0, 1) * 10 has sd 2.9), not a fixed ladder
 
 
 def test_fixed_delta_ignores_the_input():

@@ -46,7 +46,7 @@ class TheoryModelParams(Params):
     # ---- ssm
     d_state: int = Field(8, ge=1, description="N, the state size of the diagonal A")
     s_A: float = Field(-0.1, description="spectral abscissa max(A) at initialisation")
-    a_step: float = Field(1.0, ge=0, description="initial A_n = s_A - a_step * n (S4D-Real spacing)")
+    a_spread: float = Field(10.0, ge=0, description="A's other entries start at s_A - a_spread * U(0, 1) (the authors: 10)")
     delta: Literal["input", "fixed"] = Field("input", description="Delta_t = softplus(p + q.u_t) | softplus(p)")
     clip_A: bool = Field(False, description="keep max(A) <= s_A after every optimizer step")
     delta_bias_init: float = Field(0.0, description="initial p (Delta = softplus(p) ~ 0.69 at 0)")
@@ -70,7 +70,8 @@ class TheoryFamily(Family):
     }
     variants = ("ssm", "softmax_attention", "linear_attention")
     ssm_variants: ClassVar[frozenset[str]] = frozenset({"ssm"})
-    results_version: ClassVar[int] = 2  # 1: majority counts uniform in 0..T; 2: the authors' zeroing of 1s
+    # 1: majority counts uniform in 0..T; 2: the authors' zeroing of 1s; 3: A per channel, the authors' init
+    results_version: ClassVar[int] = 3
     metrics = {
         "train_acc": MetricSpec(higher_is_better=True, unit="fraction"),
         "test_acc": MetricSpec(higher_is_better=True, unit="fraction", primary=True),
@@ -85,7 +86,7 @@ class TheoryFamily(Family):
         vocab, classes = VOCAB_SIZE[ctx.dataset], NUM_CLASSES[ctx.dataset]
         if ctx.use == "ssm":
             return SelectiveSSMClassifier(
-                vocab, classes, m.d_model, m.d_state, m.s_A, m.a_step, m.delta, m.delta_bias_init, m.impl
+                vocab, classes, m.d_model, m.d_state, m.s_A, m.a_spread, m.delta, m.delta_bias_init, m.impl
             )
         if ctx.use == "softmax_attention":
             return LastTokenAttentionClassifier(
