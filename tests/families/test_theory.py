@@ -3,6 +3,7 @@ its two implementations against the shared scan, and short real training runs th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -147,7 +148,7 @@ def test_cached_dataset_is_reused(tmp_path):
 def test_A_initialised_to_the_requested_spectral_abscissa(s_A):
     """The authors' A: (D, N), entry 0 of every channel at s_A, the others in [s_A - a_spread, s_A)."""
     torch.manual_seed(0)
-    model = SelectiveSSMClassifier(3, 2, 8, 6, s_A, 10.0, "input", 0.0)
+    model = SelectiveSSMClassifier(3, 2, 8, 6, s_A, 10.0, "input")
     A, s = model.A.detach(), float(torch.tensor(s_A))
     assert A.shape == (8, 6) and model.A.requires_grad
     assert model.spectral_abscissa() == s  # exact, in A's fp32
@@ -157,18 +158,30 @@ def test_A_initialised_to_the_requested_spectral_abscissa(s_A):
 
 def test_fixed_delta_ignores_the_input():
     u1, u2 = torch.randn(2, 7, 8), torch.randn(2, 7, 8)
-    fixed = SelectiveSSMClassifier(3, 2, 8, 4, -0.1, 1.0, "fixed", 0.3)
+    fixed = SelectiveSSMClassifier(3, 2, 8, 4, -0.1, 1.0, "fixed")
     assert torch.equal(fixed.delta(u1), fixed.delta(u2))
-    assert torch.allclose(fixed.delta(u1), torch.nn.functional.softplus(torch.tensor(0.3)).expand(2, 7))
-    selective = SelectiveSSMClassifier(3, 2, 8, 4, -0.1, 1.0, "input", 0.3)
+    assert torch.allclose(fixed.delta(u1), torch.nn.functional.softplus(fixed.p.detach()).expand(2, 7))
+    selective = SelectiveSSMClassifier(3, 2, 8, 4, -0.1, 1.0, "input")
     assert not torch.allclose(selective.delta(u1), selective.delta(u2))
+    torch.testing.assert_close(selective.delta(u1), torch.nn.functional.softplus(selective.p + u1 @ selective.q.weight[0]))
+
+
+def test_weights_start_as_the_authors():
+    """gen_err_sel_ssm: W_B, W_C, q, p and the readout w are torch.randn (N(0, 1), no fan-in scaling), and the
+    readout has no bias; nn.Linear's default would be U(-1/sqrt(D), 1/sqrt(D)), sd 0.06 at D = 64."""
+    torch.manual_seed(0)
+    model = SelectiveSSMClassifier(3, 2, 64, 16, -0.1, 10.0, "input")
+    weights = torch.cat([model.W_B.weight.flatten(), model.W_C.weight.flatten(), model.q.weight.flatten(),
+                         model.head.weight.flatten()]).detach()
+    assert abs(float(weights.std()) - 1.0) < 0.05 and abs(float(weights.mean())) < 0.05  # 2,240 draws
+    assert model.head.bias is None and model.p.shape == ()
 
 
 @pytest.mark.parametrize("s_A", [-0.2, 0.05])
 def test_unrolled_attention_form_equals_the_shared_scan(s_A):
     torch.manual_seed(0)
-    unrolled = SelectiveSSMClassifier(3, 2, 8, 4, s_A, 0.5, "input", 0.0, impl="unrolled")
-    scan = SelectiveSSMClassifier(3, 2, 8, 4, s_A, 0.5, "input", 0.0, impl="scan")
+    unrolled = SelectiveSSMClassifier(3, 2, 8, 4, s_A, 0.5, "input", impl="unrolled")
+    scan = SelectiveSSMClassifier(3, 2, 8, 4, s_A, 0.5, "input", impl="scan")
     scan.load_state_dict(unrolled.state_dict())
     tokens = torch.randint(0, 3, (4, 50))
     a, b = unrolled.features(tokens), scan.features(tokens)
@@ -180,7 +193,7 @@ def test_scan_impl_flops_include_the_scan_closed_form():
     from harness.kernels.flop_formulas import selective_scan_flops
     from harness.measure.flops import count_flops
 
-    model = SelectiveSSMClassifier(3, 2, 8, 4, 0.05, 0.5, "input", 0.0, impl="scan")
+    model = SelectiveSSMClassifier(3, 2, 8, 4, 0.05, 0.5, "input", impl="scan")
     tokens = torch.randint(0, 3, (4, 50))
     counts = count_flops(model, (tokens,))
     assert counts.skipped == []
@@ -218,21 +231,27 @@ def test_gen_gap_is_train_minus_test_accuracy(tmp_path):
     assert set(metrics) == set(TheoryFamily.metrics)
 
 
+# The authors' optimiser (gen_err_sel_ssm training/train_selective_ssm.py): Adam, lr 1e-2, weight decay 1e-5,
+# gradient norm clipped at 5, batch 64, a constant rate (their plateau schedule barely moves in 10 epochs).
+AUTHORS_TRAIN = {"lr": 1e-2, "weight_decay": 1e-5, "betas": (0.9, 0.999), "warmup_steps": 0, "min_lr_ratio": 1.0,
+                 "grad_clip": 5.0, "batch_size": 64}
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_gap_is_no_longer_capped_negative(tmp_path, seed):
     """Blanking any input of training sequences only (the query token too) capped train accuracy near 0.9
     below a clean test set's, so train - test came out negative. Now: with the authors' zeroing of 1s the
     training set fits and the shift to clean test counts makes the gap positive; with no zeroing, train and
     test are iid and both fit."""
-    cfg = TrainConfig(steps=120, lr=1e-2, warmup_steps=0)
     metrics = {}
     for zero_prob in (0.25, 0.0):
         seed_everything(seed)
-        data = {"seq_len": 24, "n_train": 128, "n_test": 512, "zero_prob": zero_prob}
-        exp = TheoryFamily().build(make_ctx(tmp_path, seed=seed, data=data, d_model=8, d_state=4, s_A=-0.1))
-        train(exp, cfg, CPU)
+        data = {"seq_len": 24, "n_train": 256, "n_test": 512, "zero_prob": zero_prob}
+        ctx = make_ctx(tmp_path, seed=seed, data=data, d_model=4, d_state=4, s_A=-0.1)
+        exp = TheoryFamily().build(dataclasses.replace(ctx, train_batch_size=AUTHORS_TRAIN["batch_size"]))
+        train(exp, TrainConfig(steps=80, **AUTHORS_TRAIN), CPU)
         metrics[zero_prob] = exp.evaluate()
-    assert metrics[0.25]["train_acc"] > 0.9 and metrics[0.25]["gen_gap"] > 0.02
+    assert metrics[0.25]["train_acc"] > 0.85 and metrics[0.25]["gen_gap"] > 0.02
     assert metrics[0.0]["train_acc"] > 0.9 and abs(metrics[0.0]["gen_gap"]) < 0.05
 
 
@@ -252,7 +271,7 @@ def test_unstable_A_blows_up_at_long_T(tmp_path):
     seed_everything(0)
     mild = TheoryFamily().build(make_ctx(tmp_path, s_A=0.3, data={"seq_len": 120}))
     tokens, labels = mild.train_batch(0)
-    assert float(mild.loss((tokens, labels)).detach()) > 1e6 * math.log(2)
+    assert float(mild.loss((tokens, labels)).detach()) > 1e3 * math.log(2)  # past the spine's divergence rule
     seed_everything(0)
     overflow = TheoryFamily().build(make_ctx(tmp_path, s_A=0.5, data={"seq_len": 400}))
     with pytest.raises(Diverged):

@@ -49,7 +49,6 @@ class TheoryModelParams(Params):
     a_spread: float = Field(10.0, ge=0, description="A's other entries start at s_A - a_spread * U(0, 1) (the authors: 10)")
     delta: Literal["input", "fixed"] = Field("input", description="Delta_t = softplus(p + q.u_t) | softplus(p)")
     clip_A: bool = Field(False, description="keep max(A) <= s_A after every optimizer step")
-    delta_bias_init: float = Field(0.0, description="initial p (Delta = softplus(p) ~ 0.69 at 0)")
     impl: Literal["unrolled", "scan"] = Field(
         "unrolled", description="last output in the paper's attention form, or via the shared reference scan"
     )
@@ -70,8 +69,9 @@ class TheoryFamily(Family):
     }
     variants = ("ssm", "softmax_attention", "linear_attention")
     ssm_variants: ClassVar[frozenset[str]] = frozenset({"ssm"})
-    # 1: majority counts uniform in 0..T; 2: the authors' zeroing of 1s; 3: A per channel, the authors' init
-    results_version: ClassVar[int] = 3
+    # 1: majority counts uniform in 0..T; 2: the authors' zeroing of 1s; 3: A per channel, the authors' init;
+    # 4: the authors' N(0, 1) weights and bias-free readout
+    results_version: ClassVar[int] = 4
     metrics = {
         "train_acc": MetricSpec(higher_is_better=True, unit="fraction"),
         "test_acc": MetricSpec(higher_is_better=True, unit="fraction", primary=True),
@@ -86,7 +86,7 @@ class TheoryFamily(Family):
         vocab, classes = VOCAB_SIZE[ctx.dataset], NUM_CLASSES[ctx.dataset]
         if ctx.use == "ssm":
             return SelectiveSSMClassifier(
-                vocab, classes, m.d_model, m.d_state, m.s_A, m.a_spread, m.delta, m.delta_bias_init, m.impl
+                vocab, classes, m.d_model, m.d_state, m.s_A, m.a_spread, m.delta, m.impl
             )
         if ctx.use == "softmax_attention":
             return LastTokenAttentionClassifier(

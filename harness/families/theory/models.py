@@ -15,8 +15,8 @@ Selective SSM (the paper's Sec. 2), with u_t the embedded token::
 Delta_t, B_t and C_t are shared by the channels, A is not: a (D, N) matrix, as in the authors' code
 (gen_err_sel_ssm ``models/selective_ssm.py``, ``fix_sA=False``) and in mamba's selective scan. At
 initialisation entry 0 of every channel is s_A and the others are s_A - a_spread * U(0, 1) (the authors:
-a_spread = 10), so max(A) = s_A exactly; A is then trained freely. Two implementations of the same y_T
-(``impl``), tested equal:
+a_spread = 10), so max(A) = s_A exactly; A is then trained freely. W_B, W_C, q, p and the readout (no
+bias) start N(0, 1), as theirs. Two implementations of the same y_T (``impl``), tested equal:
 
 - ``unrolled`` (default): the paper's attention form of the last output (its "lens of attention"),
   with S_t = Delta_1 + ... + Delta_t,
@@ -58,7 +58,6 @@ class SelectiveSSMClassifier(nn.Module):
         s_A: float,
         a_spread: float,
         delta: str,
-        delta_bias_init: float,
         impl: str = "unrolled",
     ):
         super().__init__()
@@ -70,7 +69,7 @@ class SelectiveSSMClassifier(nn.Module):
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=PAD)
         self.W_B = nn.Linear(d_model, d_state, bias=False)
         self.W_C = nn.Linear(d_model, d_state, bias=False)
-        self.p = nn.Parameter(torch.tensor(float(delta_bias_init)))
+        self.p = nn.Parameter(torch.randn(()))
         self.q = nn.Linear(d_model, 1, bias=False) if delta == "input" else None
         # The authors' A: channel d's entry 0 at s_A, the others at s_A - a_spread * U(0, 1), so max(A) = s_A.
         # Stored directly, not as -exp(A_log) as in mamba, so that s_A >= 0 is representable.
@@ -78,7 +77,12 @@ class SelectiveSSMClassifier(nn.Module):
         A[:, 0] = s_A
         self.A = nn.Parameter(A)
         self.A._no_weight_decay = True
-        self.head = nn.Linear(d_model, num_classes)
+        self.head = nn.Linear(d_model, num_classes, bias=False)  # the authors' readout w . y_T has no bias
+        # The authors' initialisation: every weight N(0, 1), no fan-in scaling (as the embedding's). It sets
+        # how large the first outputs are, and so how soon s_A > 0 blows the loss up.
+        for layer in (self.W_B, self.W_C, self.q, self.head):
+            if layer is not None:
+                nn.init.normal_(layer.weight)
         self.last_backend: str | None = None
 
     def delta(self, u: torch.Tensor) -> torch.Tensor:
