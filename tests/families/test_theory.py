@@ -159,11 +159,12 @@ def test_A_initialised_to_the_requested_spectral_abscissa(s_A):
 def test_fixed_delta_ignores_the_input():
     u1, u2 = torch.randn(2, 7, 8), torch.randn(2, 7, 8)
     fixed = SelectiveSSMClassifier(3, 2, 8, 4, -0.1, 1.0, "fixed")
-    assert torch.equal(fixed.delta(u1), fixed.delta(u2))
-    assert torch.allclose(fixed.delta(u1), torch.nn.functional.softplus(fixed.p.detach()).expand(2, 7))
+    assert torch.equal(fixed.delta(u1), torch.ones(2, 7))  # the authors' use_delta=False: Delta = 1
+    assert fixed.p is None and fixed.q is None
     selective = SelectiveSSMClassifier(3, 2, 8, 4, -0.1, 1.0, "input")
     assert not torch.allclose(selective.delta(u1), selective.delta(u2))
-    torch.testing.assert_close(selective.delta(u1), torch.nn.functional.softplus(selective.p + u1 @ selective.q.weight[0]))
+    expected = torch.nn.functional.softplus(selective.p + u1 @ selective.q.weight[0])
+    torch.testing.assert_close(selective.delta(u1), expected)
 
 
 def test_weights_start_as_the_authors():

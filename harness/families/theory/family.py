@@ -4,7 +4,7 @@ arXiv 2502.01473) and its attention counterparts.
 Variants (``use:``):
 - ``ssm``: the paper's one-layer selective SSM; ``s_A`` sets the spectral abscissa of A at initialisation,
   ``clip_A`` keeps ``max(A) <= s_A`` after every optimizer step, ``delta: input|fixed`` switches the
-  input-dependent discretization off, ``d_state`` is N.
+  input-dependent discretization off (Delta = 1, as the authors' ``use_delta=False``), ``d_state`` is N.
 - ``softmax_attention``: one softmax-attention layer, the last token as the query.
 - ``linear_attention``: the same with a linear (Galerkin) attention layer.
 Only ``ssm`` is an SSM (``ssm_variants``). Budget matching solves ``d_model`` (``width_field``).
@@ -46,8 +46,12 @@ class TheoryModelParams(Params):
     # ---- ssm
     d_state: int = Field(8, ge=1, description="N, the state size of the diagonal A")
     s_A: float = Field(-0.1, description="spectral abscissa max(A) at initialisation")
-    a_spread: float = Field(10.0, ge=0, description="A's other entries start at s_A - a_spread * U(0, 1) (the authors: 10)")
-    delta: Literal["input", "fixed"] = Field("input", description="Delta_t = softplus(p + q.u_t) | softplus(p)")
+    a_spread: float = Field(
+        10.0, ge=0, description="A's other entries start at s_A - a_spread * U(0, 1) (the authors: 10)"
+    )
+    delta: Literal["input", "fixed"] = Field(
+        "input", description="Delta_t = softplus(p + q.u_t) | 1 (the authors' use_delta=False)"
+    )
     clip_A: bool = Field(False, description="keep max(A) <= s_A after every optimizer step")
     impl: Literal["unrolled", "scan"] = Field(
         "unrolled", description="last output in the paper's attention form, or via the shared reference scan"
@@ -64,14 +68,16 @@ class TheoryFamily(Family):
     description = "selective-SSM generalization vs sequence length and spectral abscissa (arXiv 2502.01473)"
     ModelParams = TheoryModelParams
     datasets = {
-        "majority": DatasetSpec(MajorityParams, "sparse majority: uniform count of 1s, label = more 1s than T/2; training 1s zeroed w.p. zero_prob"),
+        "majority": DatasetSpec(
+            MajorityParams, "sparse majority: uniform count of 1s, label = more 1s than T/2; training 1s zeroed"
+        ),
         "listops": DatasetSpec(ListOpsParams, "LRA ListOps: nested MAX/MIN/MED/SUM_MOD, 10 classes, left-padded"),
     }
     variants = ("ssm", "softmax_attention", "linear_attention")
     ssm_variants: ClassVar[frozenset[str]] = frozenset({"ssm"})
     # 1: majority counts uniform in 0..T; 2: the authors' zeroing of 1s; 3: A per channel, the authors' init;
-    # 4: the authors' N(0, 1) weights and bias-free readout
-    results_version: ClassVar[int] = 4
+    # 4: the authors' N(0, 1) weights and bias-free readout; 5: delta "fixed" is Delta = 1
+    results_version: ClassVar[int] = 5
     metrics = {
         "train_acc": MetricSpec(higher_is_better=True, unit="fraction"),
         "test_acc": MetricSpec(higher_is_better=True, unit="fraction", primary=True),

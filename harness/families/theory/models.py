@@ -8,7 +8,7 @@ and a norm would hide the state blow-up that ``s_A > 0`` causes at long T.
 
 Selective SSM (the paper's Sec. 2), with u_t the embedded token::
 
-    Delta_t = softplus(p + q . u_t)      (one scalar per step; ``delta="fixed"``: softplus(p), no q)
+    Delta_t = softplus(p + q . u_t)      (one scalar per step; ``delta="fixed"``: Delta_t = 1, no p, q)
     B_t = W_B u_t,  C_t = W_C u_t,  A_d = diag(a_d1..a_dN) for each channel d
     x_t^d = exp(Delta_t A_d) x_{t-1}^d + Delta_t B_t u_t^d,   y_t^d = C_t^T x_t^d
 
@@ -69,7 +69,8 @@ class SelectiveSSMClassifier(nn.Module):
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=PAD)
         self.W_B = nn.Linear(d_model, d_state, bias=False)
         self.W_C = nn.Linear(d_model, d_state, bias=False)
-        self.p = nn.Parameter(torch.randn(()))
+        # delta="fixed" is the authors' use_delta=False: Delta = 1 at every step, nothing learned
+        self.p = nn.Parameter(torch.randn(())) if delta == "input" else None
         self.q = nn.Linear(d_model, 1, bias=False) if delta == "input" else None
         # The authors' A: channel d's entry 0 at s_A, the others at s_A - a_spread * U(0, 1), so max(A) = s_A.
         # Stored directly, not as -exp(A_log) as in mamba, so that s_A >= 0 is representable.
@@ -87,8 +88,9 @@ class SelectiveSSMClassifier(nn.Module):
 
     def delta(self, u: torch.Tensor) -> torch.Tensor:
         """Delta_t (B, L) for embedded inputs u (B, L, D)."""
-        raw = self.p.expand(u.shape[:2]) if self.q is None else self.p + self.q(u).squeeze(-1)
-        return F.softplus(raw)
+        if self.q is None:
+            return u.new_ones(u.shape[:2])
+        return F.softplus(self.p + self.q(u).squeeze(-1))
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         """y_T (B, D): the layer's output at the last step."""
