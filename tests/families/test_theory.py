@@ -23,6 +23,7 @@ from harness.families.theory.data import (
     majority,
 )
 from harness.families.theory.family import TheoryFamily, TheoryModelParams
+from harness.families.theory import models
 from harness.families.theory.models import SelectiveSSMClassifier
 from harness.run.train import seed_everything, train
 
@@ -179,7 +180,9 @@ def test_weights_start_as_the_authors():
 
 
 @pytest.mark.parametrize("s_A", [-0.2, 0.05])
-def test_unrolled_attention_form_equals_the_shared_scan(s_A):
+@pytest.mark.parametrize("chunk", [models.UNROLLED_CHUNK, 50 * 8 * 4])  # all sequences at once | one at a time
+def test_unrolled_attention_form_equals_the_shared_scan(s_A, chunk, monkeypatch):
+    monkeypatch.setattr(models, "UNROLLED_CHUNK", chunk)
     torch.manual_seed(0)
     unrolled = SelectiveSSMClassifier(3, 2, 8, 4, s_A, 0.5, "input", impl="unrolled")
     scan = SelectiveSSMClassifier(3, 2, 8, 4, s_A, 0.5, "input", impl="scan")

@@ -24,9 +24,10 @@ bias) start N(0, 1), as theirs. Two implementations of the same y_T (``impl``), 
       y_T^d = sum_t  [C_T^T diag(exp(A_d (S_T - S_t))) B_t Delta_t]  u_t^d ,
 
   i.e. scores from query W_C u_T and keys W_B u_t, decayed by exp(A_d (S_T - S_t)). It needs only the
-  last output: the same O(T N D) exponentials as the scan's states but no recurrence over t, so at CPU
-  scale it is several times faster than the reference scan, which is what makes the T x s_A x seed grid
-  fit in minutes. Not a new scan: no recurrence is run.
+  last output: the same O(T N D) exponentials as the scan's states, all at once (in chunks of sequences
+  that bound the (B, L, D, N) decays), no recurrence over t. At the authors' size (D = N = 4) a CPU
+  training step is 1.3x (T = 400) to 11x (T = 50) faster than the reference scan; at D = 32, N = 16 the
+  two are on par. Not a new scan: no recurrence is run.
 - ``scan``: the shared reference selective scan op (``harness.kernels.ops.selective_scan``), all T outputs,
   last one kept.
 
@@ -44,6 +45,7 @@ from harness.kernels.ops import selective_scan
 from harness.modules.registry import create_mixer
 
 IMPLS = ("unrolled", "scan")
+UNROLLED_CHUNK = 1 << 24  # decay elements per chunk of sequences (64 MB in fp32)
 
 
 class SelectiveSSMClassifier(nn.Module):
@@ -98,12 +100,9 @@ class SelectiveSSMClassifier(nn.Module):
             u = self.embed(tokens).float()  # (B, L, D)
             delta = self.delta(u)  # (B, L)
             if self.impl == "unrolled":
-                S = delta.cumsum(1)
-                after = S[:, -1:] - S  # (B, L): the Delta summed over the steps after t
-                keys = self.W_B(u) * delta[..., None] * self.W_C(u[:, -1])[:, None]  # (B, L, N)
-                y = u.new_zeros(u.shape[0], u.shape[2])
-                for n in range(self.A.shape[1]):  # one state index at a time: (B, L, D) at most, not (B, L, D, N)
-                    y = y + torch.einsum("bld,bl,bld->bd", torch.exp(after[..., None] * self.A[:, n]), keys[..., n], u)
+                # the decays are (B, L, D, N): a few sequences at a time bounds them (evaluation batches)
+                rows = max(1, UNROLLED_CHUNK // (u.shape[1] * self.A.numel()))
+                y = torch.cat([self._unrolled(u[i : i + rows], delta[i : i + rows]) for i in range(0, len(u), rows)])
                 self.last_backend = "unrolled"
             else:
                 b, _, d = u.shape
@@ -117,6 +116,14 @@ class SelectiveSSMClassifier(nn.Module):
                 y = out[:, :, -1]
                 self.last_backend = "reference"
         return y
+
+    def _unrolled(self, u: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """y_T (B, D) in the attention form, from embedded inputs u (B, L, D) and Delta (B, L)."""
+        S = delta.cumsum(1)
+        after = S[:, -1:] - S  # (B, L): the Delta summed over the steps after t
+        keys = self.W_B(u) * delta[..., None] * self.W_C(u[:, -1])[:, None]  # (B, L, N): C_T * B_t Delta_t
+        decay = torch.exp(after[..., None, None] * self.A)  # (B, L, D, N): exp(A_d (S_T - S_t))
+        return torch.einsum("bldn,bln,bld->bd", decay, keys, u)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(tokens))
