@@ -168,15 +168,18 @@ def test_fixed_delta_ignores_the_input():
     torch.testing.assert_close(selective.delta(u1), expected)
 
 
-def test_weights_start_as_the_authors():
+@pytest.mark.parametrize("init", ["authors", "torch"])
+def test_weights_start_as_the_authors_or_as_torch(init):
     """gen_err_sel_ssm: W_B, W_C, q, p and the readout w are torch.randn (N(0, 1), no fan-in scaling), and the
-    readout has no bias; nn.Linear's default would be U(-1/sqrt(D), 1/sqrt(D)), sd 0.06 at D = 64."""
+    readout has no bias. torch: nn.Linear's U(-1/sqrt(D), 1/sqrt(D)) (sd 0.072 at D = 64), p = 0, a bias."""
     torch.manual_seed(0)
-    model = SelectiveSSMClassifier(3, 2, 64, 16, -0.1, 10.0, "input")
+    model = SelectiveSSMClassifier(3, 2, 64, 16, -0.1, 10.0, "input", init=init)
     weights = torch.cat([model.W_B.weight.flatten(), model.W_C.weight.flatten(), model.q.weight.flatten(),
-                         model.head.weight.flatten()]).detach()
-    assert abs(float(weights.std()) - 1.0) < 0.05 and abs(float(weights.mean())) < 0.05  # 2,240 draws
-    assert model.head.bias is None and model.p.shape == ()
+                         model.head.weight.flatten()]).detach()  # 2,240 draws
+    sd = 1.0 if init == "authors" else 1 / math.sqrt(3 * 64)
+    assert abs(float(weights.std()) / sd - 1.0) < 0.05 and abs(float(weights.mean())) < 0.05 * sd
+    assert (model.head.bias is None) == (init == "authors") and model.p.shape == ()
+    assert (float(model.p.detach()) == 0.0) == (init == "torch")
 
 
 @pytest.mark.parametrize("s_A", [-0.2, 0.05])
@@ -251,7 +254,7 @@ def test_the_gap_is_no_longer_capped_negative(tmp_path, seed):
     for zero_prob in (0.25, 0.0):
         seed_everything(seed)
         data = {"seq_len": 24, "n_train": 256, "n_test": 512, "zero_prob": zero_prob}
-        ctx = make_ctx(tmp_path, seed=seed, data=data, d_model=4, d_state=4, s_A=-0.1)
+        ctx = make_ctx(tmp_path, seed=seed, data=data, d_model=4, d_state=4, s_A=-0.1, init="authors")
         exp = TheoryFamily().build(dataclasses.replace(ctx, train_batch_size=AUTHORS_TRAIN["batch_size"]))
         train(exp, TrainConfig(steps=80, **AUTHORS_TRAIN), CPU)
         metrics[zero_prob] = exp.evaluate()

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from harness.config.identity import added_field
 from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext
 from harness.families.theory.data import (
     NUM_CLASSES,
@@ -53,6 +54,9 @@ class TheoryModelParams(Params):
         "input", description="Delta_t = softplus(p + q.u_t) | 1 (the authors' use_delta=False)"
     )
     clip_A: bool = Field(False, description="keep max(A) <= s_A after every optimizer step")
+    init: Literal["torch", "authors"] = added_field(
+        "torch", description="torch: nn.Linear fan-in init, p = 0, readout bias | authors: all N(0, 1), no bias"
+    )
     impl: Literal["unrolled", "scan"] = Field(
         "unrolled", description="last output in the paper's attention form, or via the shared reference scan"
     )
@@ -76,8 +80,9 @@ class TheoryFamily(Family):
     variants = ("ssm", "softmax_attention", "linear_attention")
     ssm_variants: ClassVar[frozenset[str]] = frozenset({"ssm"})
     # 1: majority counts uniform in 0..T; 2: the authors' zeroing of 1s; 3: A per channel, the authors' init;
-    # 4: the authors' N(0, 1) weights and bias-free readout; 5: delta "fixed" is Delta = 1
-    results_version: ClassVar[int] = 5
+    # 4: the authors' N(0, 1) weights and bias-free readout; 5: delta "fixed" is Delta = 1; 6: init (4) is an
+    # option, model.init: authors, the default back to torch's fan-in init
+    results_version: ClassVar[int] = 6
     metrics = {
         "train_acc": MetricSpec(higher_is_better=True, unit="fraction"),
         "test_acc": MetricSpec(higher_is_better=True, unit="fraction", primary=True),
@@ -92,7 +97,7 @@ class TheoryFamily(Family):
         vocab, classes = VOCAB_SIZE[ctx.dataset], NUM_CLASSES[ctx.dataset]
         if ctx.use == "ssm":
             return SelectiveSSMClassifier(
-                vocab, classes, m.d_model, m.d_state, m.s_A, m.a_spread, m.delta, m.impl
+                vocab, classes, m.d_model, m.d_state, m.s_A, m.a_spread, m.delta, m.impl, m.init
             )
         if ctx.use == "softmax_attention":
             return LastTokenAttentionClassifier(

@@ -15,8 +15,12 @@ Selective SSM (the paper's Sec. 2), with u_t the embedded token::
 Delta_t, B_t and C_t are shared by the channels, A is not: a (D, N) matrix, as in the authors' code
 (gen_err_sel_ssm ``models/selective_ssm.py``, ``fix_sA=False``) and in mamba's selective scan. At
 initialisation entry 0 of every channel is s_A and the others are s_A - a_spread * U(0, 1) (the authors:
-a_spread = 10), so max(A) = s_A exactly; A is then trained freely. W_B, W_C, q, p and the readout (no
-bias) start N(0, 1), as theirs. Two implementations of the same y_T (``impl``), tested equal:
+a_spread = 10), so max(A) = s_A exactly; A is then trained freely. ``init="authors"`` starts W_B, W_C,
+q, p and the readout (no bias) N(0, 1), as theirs; the logits then grow like D^1.5 N^0.5 times the
+effective memory, which is fine at their widths (D = N = 4) but blows the loss up at the first step at
+D = 32, N = 16 for some seeds whatever s_A is. ``init="torch"`` (the default) keeps nn.Linear's fan-in
+scaling, p = 0 and a readout bias, for the widths the attention pairings need. Two implementations of
+the same y_T (``impl``), tested equal:
 
 - ``unrolled`` (default): the paper's attention form of the last output (its "lens of attention"),
   with S_t = Delta_1 + ... + Delta_t,
@@ -45,6 +49,7 @@ from harness.kernels.ops import selective_scan
 from harness.modules.registry import create_mixer
 
 IMPLS = ("unrolled", "scan")
+INITS = ("torch", "authors")
 UNROLLED_CHUNK = 1 << 24  # decay elements per chunk of sequences (64 MB in fp32)
 
 
@@ -61,18 +66,22 @@ class SelectiveSSMClassifier(nn.Module):
         a_spread: float,
         delta: str,
         impl: str = "unrolled",
+        init: str = "torch",
     ):
         super().__init__()
         if delta not in ("input", "fixed"):
             raise ValueError(f"delta must be 'input' or 'fixed', got {delta!r}")
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self.impl = impl
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=PAD)
         self.W_B = nn.Linear(d_model, d_state, bias=False)
         self.W_C = nn.Linear(d_model, d_state, bias=False)
         # delta="fixed" is the authors' use_delta=False: Delta = 1 at every step, nothing learned
-        self.p = nn.Parameter(torch.randn(())) if delta == "input" else None
+        p = torch.randn(()) if init == "authors" else torch.zeros(())  # torch: Delta ~ softplus(0) = 0.69 at first
+        self.p = nn.Parameter(p) if delta == "input" else None
         self.q = nn.Linear(d_model, 1, bias=False) if delta == "input" else None
         # The authors' A: channel d's entry 0 at s_A, the others at s_A - a_spread * U(0, 1), so max(A) = s_A.
         # Stored directly, not as -exp(A_log) as in mamba, so that s_A >= 0 is representable.
@@ -80,12 +89,11 @@ class SelectiveSSMClassifier(nn.Module):
         A[:, 0] = s_A
         self.A = nn.Parameter(A)
         self.A._no_weight_decay = True
-        self.head = nn.Linear(d_model, num_classes, bias=False)  # the authors' readout w . y_T has no bias
-        # The authors' initialisation: every weight N(0, 1), no fan-in scaling (as the embedding's). It sets
-        # how large the first outputs are, and so how soon s_A > 0 blows the loss up.
-        for layer in (self.W_B, self.W_C, self.q, self.head):
-            if layer is not None:
-                nn.init.normal_(layer.weight)
+        self.head = nn.Linear(d_model, num_classes, bias=init == "torch")  # the authors' w . y_T has no bias
+        if init == "authors":  # every weight N(0, 1), no fan-in scaling (as the embedding's)
+            for layer in (self.W_B, self.W_C, self.q, self.head):
+                if layer is not None:
+                    nn.init.normal_(layer.weight)
         self.last_backend: str | None = None
 
     def delta(self, u: torch.Tensor) -> torch.Tensor:
