@@ -1,4 +1,4 @@
-"""The ``harness`` command line (typer): run, validate, list, show, report, compare, bench.
+"""The ``harness`` command line (typer): run, validate, list, show, report, claims, compare, bench.
 
 Bad input (a suite that does not validate, a missing folder) prints ``FILE:LINE: message`` and exits
 with code 2, with no traceback and nothing written.
@@ -270,6 +270,22 @@ def report(
     raise typer.Exit(code=cli_report(_results_dir(results), fmt=format, baseline=baseline, out=out, console=console))
 
 
+class FailOn(str, Enum):
+    contradicted = "contradicted"
+    undecided = "undecided"
+
+
+@app.command()
+def claims(
+    results: Path = typer.Argument(..., help="a results folder"),
+    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="exit 1 when a claim is contradicted, or (undecided) not reproduced"),
+) -> None:
+    """Check the suite's claims (expect:): reproduced, contradicted or undecided; writes claims.csv beside the results."""
+    from harness.report import cli_claims
+
+    raise typer.Exit(code=cli_claims(_results_dir(results), fail_on=fail_on.value if fail_on else None, console=console))
+
+
 def _suite_dirs(path: Path) -> dict[str, Path]:
     """Suite name -> results folder, for a results folder or a folder of them (e.g. baselines/h100)."""
     from harness.report.load import load_suite
@@ -320,7 +336,7 @@ def bench(
 ) -> None:
     """Measure whole mixers across sequence lengths (latency, memory, FLOPs) with the suite protocol."""
     from harness.config.sections import MeasureConfig
-    from harness.measure.bench import bench_mixers
+    from harness.benchmarks.bench import bench_mixers
     from harness.modules.registry import MIXERS
     from harness.store.store import atomic_write_text, check_writable_dir
 

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ValidationError
 
+from harness.config.claim_checks import check_claims
 from harness.config.schema import SuiteFile, TaskEntry, VariantEntry
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.config.yaml_lines import LineDict, LineList, line_of, load_yaml, merged
@@ -369,6 +370,7 @@ def load_suite(path: str | Path) -> Suite:
         match_node = raw_task if "match" in raw_task else raw
         _check_task(resolved_task, raw_task, raw_variants, line_of(sweep_node, ("sweep",)), line_of(match_node, ("match",)))
         tasks.append(resolved_task)
+    check_claims(tasks, raw["tasks"])  # expect: names resolved against every task (ids unique in the suite)
     return Suite(
         name=suite.suite,
         path=path,

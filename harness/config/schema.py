@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from harness.config.claims import Claim
+
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 SWEEP_SECTIONS = ("data", "model", "train", "measure")
 SEED_LIMIT = 2**32  # numpy's seed range (the training loop seeds numpy, torch and random with it)
@@ -109,6 +111,7 @@ class TaskEntry(Strict):
     metrics: list[str] | None = None
     verdict: Verdict = Field(default_factory=Verdict)
     distributed: Distributed | None = None  # torchrun/DDP for every run of this task (harness.run.distributed)
+    expect: list[Claim] = Field(default_factory=list)  # a paper's findings, checked (harness.config.claims)
 
     _sweep = field_validator("sweep")(_check_sweep)
     _variants = field_validator("variants", mode="before")(_as_entries)

@@ -135,6 +135,9 @@ class Family(ABC):
     width_field: ClassVar[str] = "d_model"  # the ``model:`` field budget matching solves
     width_multiple: ClassVar[int] = 1  # solved widths are multiples of this (head/group divisibility)
     ssm_variants: ClassVar[tuple[str, ...]] = ()  # the ``use`` names that contain an SSM (the verdict's split)
+    #: numeric row columns beyond ``metrics`` and the spine's costs (fnmatch patterns, e.g. decode costs),
+    #: with how they read; claims (``expect:``) may name them
+    columns: ClassVar[dict[str, MetricSpec]] = {}
     #: bump in the commit that changes numbers this family's stored runs hold (data, model, metrics);
     #: rows record it (``harness.versions``) and resume reruns runs of another version
     results_version: ClassVar[int] = 0

@@ -9,7 +9,7 @@ Contract of a results folder::
     RESULTS_DIR/suite.json        {"suite": name, "tasks": {task: {"family", "causal", "primary_metric",
                                    "metrics": {m: {"higher_is_better", "unit", "primary"}},
                                    "verdict": {"thresholds": {m: float}, "relative": {m: bool}},
-                                   "sweep_keys": [...]}}}
+                                   "sweep_keys": [...], "claims": [{"claim": {...}, "metrics": {...}}]}}}
 
 Sweep keys are split in two kinds: *size* keys (sequence length, resolution, grid: the axis of a
 scaling study, never "tuned") and *hyper-parameter* keys (learning rate, weight decay...: a tuning
@@ -103,6 +103,7 @@ class TaskInfo:
     relative: dict[str, bool] = field(default_factory=dict)
     sweep_keys: list[str] = field(default_factory=list)
     factor_keys: list[str] = field(default_factory=list)  # studied factors: part of the variant, never tuned
+    claims: list[dict[str, Any]] = field(default_factory=list)  # suite.json: the task's expect: (harness.report.claims)
 
     @property
     def size_keys(self) -> list[str]:
@@ -179,6 +180,7 @@ def parse_suite(data: dict[str, Any]) -> Suite:
             relative={k: bool(v) for k, v in (verdict.get("relative") or {}).items()},
             sweep_keys=list(t.get("sweep_keys") or []),
             factor_keys=list(t.get("factor_keys") or []),
+            claims=list(t.get("claims") or []),
         )
     return Suite(name=str(data.get("suite", "")), tasks=tasks)
 

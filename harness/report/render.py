@@ -24,11 +24,15 @@ from harness.report import figures as F
 from harness.report.compare import compare_dirs
 from harness.report.crossover import DEFAULT_COSTS, N_BOOT, ScalingResult, analyze_scaling
 from harness.report.load import COST_COLUMNS, RUN_KEY, Suite, load_results, metric_columns
-from harness.report.paired import compare_variants, equal_budget, paired_test, select_configs, size_label
+from harness.report.ablations import RATIO_COSTS, ablation_table, base_rows
+from harness.report.claims import REPRODUCED, UNDECIDED, ClaimResult, evaluate_claims
+from harness.report.paired import MAIN_ABLATIONS, equal_budget, select_configs, size_label
 from harness.report.papers import load_paper_refs, refs_for_task
+from harness.report.sequential import SequentialDesign, read_design
 from harness.report.stats import summarize
-from harness.report.verdict import (INCONCLUSIVE, NEEDED, NOT_NEEDED, TaskVerdict, task_verdicts,
-                                    verdict_rule_markdown, verdict_table)
+from harness.report.verdict import (COST_ONLY, INCONCLUSIVE, NEEDED, NOT_NEEDED, Evidence, TaskVerdict,
+                                    gather_evidence, open_items, task_verdicts, verdict_rule_markdown,
+                                    verdict_table)
 
 TABLE_COSTS = ["params", "flops_fwd", "latency_ms_p50", "train_step_ms_p50", "peak_mem_mb_infer",
                "peak_mem_mb_train"]
@@ -71,20 +75,6 @@ def _pm(mean, lo, hi) -> str:
     return _fmt(mean)
 
 
-def _ablation_delta(data: pd.DataFrame, metric: str, ablation: str, ref: str) -> str:
-    """``ablation - ref`` in ``metric``, paired by seed: mean [95% CI] (n pairs)."""
-    per_seed = data.groupby(["ablation", "seed"])[metric].mean()
-    a, b = per_seed.get(ablation), per_seed.get(ref)
-    if a is None or b is None:
-        return ""
-    seeds = a.index.intersection(b.index)
-    r = paired_test(a[seeds].to_numpy(), b[seeds].to_numpy())
-    if r["n"] == 0:
-        return ""
-    ci = f" [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if np.isfinite(r["ci_low"]) else ""
-    return f"{r['mean_diff']:+.4g}{ci} (n={r['n']})"
-
-
 # ------------------------------------------------------------------------------------------- analysis
 @dataclass
 class Analysis:
@@ -92,34 +82,42 @@ class Analysis:
     df: pd.DataFrame
     suite: Suite
     summary: pd.DataFrame
-    comparisons: pd.DataFrame
+    evidence: Evidence
     budget: pd.DataFrame
     verdicts: list[TaskVerdict]
     scaling: ScalingResult
     refs: pd.DataFrame
+    ablations: pd.DataFrame
+    design: SequentialDesign | None = None
     baseline: pd.DataFrame | None = None
     baseline_dir: Path | None = None
+    claims: list[ClaimResult] = field(default_factory=list)
+
+    @property
+    def comparisons(self) -> pd.DataFrame:
+        return self.evidence.comparisons
 
 
 def analyze(results_dir: str | Path, baseline: str | Path | None = None, papers_dir=None,
             n_boot: int = N_BOOT) -> Analysis:
     """Load a results folder and compute everything the report shows."""
     df, suite = load_results(results_dir)
-    sel = select_configs(df, suite)
-    comps = compare_variants(df, suite, selected=sel)
-    verdicts = task_verdicts(df, suite, comparisons=comps)
+    design = read_design(results_dir)
+    ev = gather_evidence(df, suite, design)
+    verdicts = task_verdicts(df, suite, evidence=ev)
     scaling = analyze_scaling(df, suite, n_boot=n_boot)
     summary = summarize(df, suite)
     base = compare_dirs(baseline, results_dir) if baseline is not None else None
-    return Analysis(Path(results_dir), df, suite, summary, comps, equal_budget(df, suite), verdicts, scaling,
-                    load_paper_refs(papers_dir), base, Path(baseline) if baseline is not None else None)
+    return Analysis(Path(results_dir), df, suite, summary, ev, equal_budget(df, suite), verdicts, scaling,
+                    load_paper_refs(papers_dir), ablation_table(df, suite, design), design, base,
+                    Path(baseline) if baseline is not None else None, evaluate_claims(df, suite, design))
 
 
 # --------------------------------------------------------------------------------------------- tables
 def _results_table(an: Analysis, task: str) -> pd.DataFrame:
     """Mean ± CI half-width per variant x size point (selected hyper-parameters, no ablations)."""
     t = an.suite.task(task)
-    s = an.summary[(an.summary["task"] == task) & (an.summary["ablation"] == "")]
+    s = an.summary[(an.summary["task"] == task) & an.summary["ablation"].isin(MAIN_ABLATIONS)]
     sel = select_configs(an.df[an.df["task"] == task], an.suite)
     chosen = set(zip(sel["variant"], sel["size_point"], sel["hp_point"]))
     s = s[[k in chosen for k in zip(s["variant"], s["size_point"], s["hp_point"])]]
@@ -161,12 +159,69 @@ def _comparison_table(an: Analysis, task: str) -> pd.DataFrame:
                    zip(c["diff_ci_low"], c["diff_ci_high"])],
         "A better by": [_fmt(x) for x in c["adv"]],
         "threshold": [_fmt(x) for x in c["threshold"]],
-        "test": c["test"], "p": [_fmt(x) for x in c["p"]], "p (Holm)": [_fmt(x) for x in c["p_holm"]],
-        "significant": ["yes" if s else "no" for s in c["significant"]],
+        "test": c["test"] + np.where(c["looks"] > 1, [f", {k} looks" for k in c["looks"]], ""),
+        "p A better beyond (Holm)": [_fmt(x) for x in c["p_better_holm"]],
+        "p B within (Holm)": [_fmt(x) for x in c["p_within_holm"]],
+        "decision": c["decision"], "what would decide it": c["advice"],
     })
     if (out["size"] == "").all():
         out = out.drop(columns="size")
     return out
+
+
+def _claims_table(claims: list[ClaimResult]) -> pd.DataFrame:
+    """One row per claim: the finding, its outcome, the evidence (estimate, CI, test, n) and what would decide it."""
+    rows = []
+    for r in claims:
+        c = r.check
+        ci = f" [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]" if np.isfinite(c.ci_low) else ""
+        rows.append({"id": r.id, "task": r.task, "source": r.source, "claim": r.claim, "outcome": r.outcome,
+                     "evidence": f"{_fmt(c.estimate) or 'n/a'}{ci}; {c.test or 'no test'}, n={c.n}; Holm p reproduced "
+                                 f"{_fmt(r.p_repro_holm)}, contradicted {_fmt(r.p_contra_holm)}. {c.evidence}",
+                     "what would decide it": c.advice if r.outcome == UNDECIDED else ""})
+    return pd.DataFrame(rows)
+
+
+def _ablation_rows(an: Analysis, task: str, ab: pd.DataFrame) -> pd.DataFrame:
+    """The runs the ablation table compared (each ablation and its base), at the largest size, for the figure."""
+    ok = an.df[an.df["status"] == "ok"]
+    parts = []
+    for r in ab.itertuples():
+        abl = ok[(ok["task"] == task) & (ok["ablation"] == r.ablation) & (ok["size_point"] == r.size_point)]
+        base, _ = base_rows(ok, task, abl)
+        parts.append(abl[abl["hp_point"] == r.hp_point])
+        parts.append(base[(base["size_point"] == r.size_point) & (base["hp_point"] == r.hp_point)].assign(ablation="base"))
+    data = pd.concat(parts).drop_duplicates(subset=RUN_KEY)
+    return data[data["size"] == data["size"].max()] if data["size"].notna().any() else data
+
+
+def _learned_table(an: Analysis, task: str) -> pd.DataFrame:
+    lt = an.evidence.learned[an.evidence.learned["task"] == task]
+    if lt.empty:
+        return pd.DataFrame()
+    out = pd.DataFrame({
+        "size": [size_label(s) for s in lt["size_point"]], "variant": lt["variant"], "n": lt["n"],
+        lt["metric"].iloc[0]: [_fmt(x) for x in lt["mean"]], "trivial baseline": [_fmt(x) for x in lt["baseline"]],
+        "baseline kind": lt["baseline_kind"], "test": lt["test"], "p (Holm)": [_fmt(x) for x in lt["p_holm"]],
+        "learned": ["yes" if x else "no" for x in lt["learned"]], "what would decide it": lt["advice"],
+    })
+    return out.drop(columns="size") if (out["size"] == "").all() else out
+
+
+def _ablations_table(ab: pd.DataFrame, unit: str) -> pd.DataFrame:
+    u = f" ({unit})" if unit else ""
+    out = pd.DataFrame({
+        "size": [size_label(s) for s in ab["size_point"]], "ablation": ab["ablation"], "base": ab["base"],
+        "n pairs": ab["n"], f"ablation − base{u}": [_fmt(x) for x in ab["diff"]],
+        "95% CI": [f"[{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite(lo) else "" for lo, hi in
+                   zip(ab["diff_ci_low"], ab["diff_ci_high"])],
+        "threshold": [_fmt(x) for x in ab["threshold"]], "test": ab["test"],
+        "p worse (Holm)": [_fmt(x) for x in ab["p_worse_holm"]], "p better (Holm)": [_fmt(x) for x in ab["p_better_holm"]],
+        "p within (Holm)": [_fmt(x) for x in ab["p_within_holm"]], "decision": ab["decision"],
+        **{f"{COST_COLUMNS[c][0]} ratio": [f"{x:.2f}x" if np.isfinite(x) else "" for x in ab[f"{c}_ratio"]]
+           for c in RATIO_COSTS},
+    })
+    return out.drop(columns="size") if (out["size"] == "").all() else out
 
 
 def _budget_table(an: Analysis, task: str) -> pd.DataFrame:
@@ -298,6 +353,13 @@ def _task_blocks(an: Analysis, v: TaskVerdict, colors: dict, fig_idx: list) -> l
     if len(ct):
         blocks.append(Block("h3", "Paired comparisons (same seeds; Holm-corrected across the report)"))
         blocks.append(Block("table", table=ct))
+        blocks.append(Block("p", "One-sided tests at the threshold (see the rule): 'better' = A better than B by more "
+                                 "than the threshold; 'within' = B within the threshold of A, or better. Each is "
+                                 "Holm-corrected in its own family; the CI is descriptive (not adjusted)."))
+    lt = _learned_table(an, task)
+    if len(lt):
+        blocks.append(Block("h3", "Did each variant learn? (primary metric vs the task's trivial baseline)"))
+        blocks.append(Block("table", table=lt))
     bt = _budget_table(an, task)
     if len(bt):
         blocks.append(Block("h3", "Equal tuning budget (hyper-parameter grid)"))
@@ -348,51 +410,50 @@ def report_blocks(an: Analysis) -> list[Block]:
                             if an.suite.superseded else "")
                          + f". Generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}.")]
     blocks.extend(Block("p", f"Results version: {note}.") for note in an.suite.version_notes)
+    if an.design is not None:
+        blocks.append(Block("p", f"Seeds were added until decided (--max-seeds {an.design.max_seeds}, --seed-batch "
+                                 f"{an.design.seed_batch}): every p-value is adjusted for the looks this design "
+                                 "takes (see the rule)."))
     blocks.append(Block("h2", "Verdicts", name="verdicts"))
     vt = verdict_table(an.verdicts)
     blocks.append(Block("table", table=vt.rename(columns={"primary_metric": "primary metric"}), name="verdicts"))
+    items = open_items(an.verdicts)
+    if items:
+        blocks.append(Block("h3", "Undecided: what would decide it"))
+        blocks.append(Block("ul", items=[i.describe() for i in items]))
+    if an.claims:
+        blocks.append(Block("h2", "Claims", name="claims"))
+        n_rep = sum(r.outcome == REPRODUCED for r in an.claims)
+        blocks.append(Block("p", f"{n_rep} of {len(an.claims)} claims reproduced. Each claim of the suite (expect:) is "
+                                 "checked on these runs: reproduced or contradicted when its one-sided test passes at "
+                                 "0.05 after Holm over the report's claims, undecided otherwise (with what would decide "
+                                 "it). Claims are their own multiplicity family: verdicts never read them, and a verdict "
+                                 "claim applies the rule to its task's runs alone. The evidence of each lies in its "
+                                 "task's section (linked from the task in HTML)."))
+        blocks.append(Block("table", table=_claims_table(an.claims), name="claims"))
     blocks.append(Block("h2", "How the verdict is decided", name="rule"))
     rule = verdict_rule_markdown().strip().splitlines()
     blocks.append(Block("md", "\n".join(rule[1:] if rule and rule[0].startswith("#") else rule)))
     fig_idx = [0]
     for v in an.verdicts:
         blocks.extend(_task_blocks(an, v, colors, fig_idx))
-    abl = df[(df["ablation"] != "") & (df["status"] == "ok")]
-    if len(abl):
+    if len(an.ablations):
         blocks.append(Block("h2", "Ablations", name="ablations"))
-        for task, g in abl.groupby("task"):
-            t = an.suite.task(task)
-            pm = t.primary_metric
-            if not pm or pm not in g.columns:
-                continue
-            base = select_configs(df[df["task"] == task], an.suite)
-            if g["size"].notna().any():
-                g = g[g["size"] == g["size"].max()]
-                base = base[base["size"] == g["size"].max()]
-            base = base[base["variant"].isin(g["variant"].unique())]
-            same_hp = df[(df["task"] == task) & (df["ablation"] == "") & (df["status"] == "ok")
-                         & df["hp_point"].isin(g["hp_point"].unique()) & df["variant"].isin(g["variant"].unique())]
-            if g["size"].notna().any():
-                same_hp = same_hp[same_hp["size"] == g["size"].max()]
-            if len(same_hp):  # the un-ablated runs at the ablations' own hyper-parameters
-                base = same_hp
-            base = base.assign(ablation="(none)")
-            data = pd.concat([base, g])
-            mi = t.metric(pm)
+        blocks.append(Block("p", "Each ablation against its base, paired by seed at the base's hyper-parameters: "
+                                 "worse / better = beyond the threshold, within = inside ±threshold (two one-sided "
+                                 "tests); each Holm-corrected over the report's ablations. Cost ratios: ablation / base."))
+        for task, ab in an.ablations.groupby("task", sort=True):
+            t = an.suite.task(str(task))
+            mi = t.metric(t.primary_metric)
             blocks.append(Block("h3", f"{task}"))
-            f = F.ablation_figure(data, task, pm, mi.unit, mi.higher_is_better, colors)
+            data = _ablation_rows(an, str(task), ab)
+            f = F.ablation_figure(data, task, t.primary_metric, mi.unit, mi.higher_is_better, colors)
             if f is not None:
                 fig_idx[0] += 1
                 blocks.append(Block("fig", f"{task}: ablations", png=F.to_png(f),
                                     name=f"fig{fig_idx[0]:02d}_{_slug(task)}_ablation.png"))
-            s = summarize(data.assign(ablation=data["ablation"]), an.suite, columns=[pm])
-            ref = "base" if (data["ablation"] == "base").any() else "(none)"
-            tab = pd.DataFrame({"ablation": s["ablation"], "variant": s["variant"], "n": s["n"],
-                                f"{pm} ({mi.unit})" if mi.unit else pm:
-                                    [_pm(m, lo, hi) for m, lo, hi in zip(s["mean"], s["ci_low"], s["ci_high"])],
-                                f"vs {ref} (paired by seed, 95% CI)": [
-                                    "" if a == ref else _ablation_delta(data, pm, a, ref) for a in s["ablation"]]})
-            blocks.append(Block("table", table=tab))
+            blocks.append(Block("table", table=_ablations_table(ab, mi.unit)))
+            blocks.append(Block("ul", items=list(ab["summary"])))
     blocks.append(Block("h2", "Run status", name="status"))
     st = _status_table(df)
     if st.empty:
@@ -444,7 +505,8 @@ td.reasons{min-width:420px;max-width:680px;font-size:12.5px}
 img{max-width:100%;height:auto;display:block;margin:10px 0 18px 0}
 .badge{display:inline-block;padding:2px 9px;border-radius:10px;font-weight:600;font-size:13px;white-space:nowrap}
 .needed{background:#d9f2e0;color:#0d5a26}.notneeded{background:#e3ecfb;color:#123f84}
-.inconclusive{background:#fdf1d6;color:#7a5200}
+.inconclusive{background:#fdf1d6;color:#7a5200}.costonly{background:#ececec;color:#444}
+.reproduced{background:#d9f2e0;color:#0d5a26}.contradicted{background:#fbe0e0;color:#8a1414}.undecided{background:#fdf1d6;color:#7a5200}
 .rule{background:#f7f7f9;border:1px solid #e2e2e6;border-radius:6px;padding:4px 16px}
 code{background:#eef;padding:0 3px;border-radius:3px;font-size:90%}
 ul{margin-top:4px} li{margin:2px 0}
@@ -452,7 +514,8 @@ ul{margin-top:4px} li{margin:2px 0}
 
 
 def _badge(verdict: str) -> str:
-    cls = {NEEDED: "needed", NOT_NEEDED: "notneeded", INCONCLUSIVE: "inconclusive"}.get(verdict, "inconclusive")
+    cls = {NEEDED: "needed", NOT_NEEDED: "notneeded", INCONCLUSIVE: "inconclusive",
+           COST_ONLY: "costonly"}.get(verdict, "inconclusive")
     return f'<span class="badge {cls}">{html.escape(verdict)}</span>'
 
 
@@ -509,7 +572,7 @@ def md_to_html(md: str) -> str:
     return "\n".join(out)
 
 
-def _html_table(df: pd.DataFrame, verdicts: bool = False) -> str:
+def _html_table(df: pd.DataFrame, verdicts: bool = False, claims: bool = False) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     rows = []
     for _, r in df.iterrows():
@@ -518,7 +581,9 @@ def _html_table(df: pd.DataFrame, verdicts: bool = False) -> str:
             v = r[c]
             if verdicts and c == "verdict":
                 cells.append(f"<td>{_badge(str(v))}</td>")
-            elif verdicts and c == "task":
+            elif claims and c == "outcome":
+                cells.append(f'<td><span class="badge {html.escape(str(v))}">{html.escape(str(v))}</span></td>')
+            elif (verdicts or claims) and c == "task":
                 cells.append(f'<td><a href="#task-{html.escape(_slug(str(v)))}">{html.escape(str(v))}</a></td>')
             elif verdicts and c == "reasons":
                 lines = "<br>".join(html.escape(x) for x in str(v).split("\n"))
@@ -543,7 +608,7 @@ def render_html(blocks: list[Block]) -> str:
         elif b.kind == "ul":
             body.append("<ul>" + "".join(f"<li>{html.escape(str(i))}</li>" for i in b.items) + "</ul>")
         elif b.kind == "table":
-            body.append(_html_table(b.table, verdicts=b.name == "verdicts"))
+            body.append(_html_table(b.table, verdicts=b.name == "verdicts", claims=b.name == "claims"))
         elif b.kind == "fig":
             data = base64.b64encode(b.png).decode("ascii")
             body.append(f'<img alt="{html.escape(b.text)}" src="data:image/png;base64,{data}">')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.config.claim_checks import claims_meta
 from harness.config.load import Suite
 
 
@@ -28,5 +29,6 @@ def suite_meta(suite: Suite) -> dict[str, Any]:
             "sweep_keys": list(task.sweep),
             "factor_keys": list(task.entry.factors),
             "variants": [v.name for v in task.variants],
+            "claims": claims_meta(task),
         }
     return {"suite": suite.name, "description": suite.description, "seeds": list(suite.seeds), "tasks": tasks}

@@ -40,3 +40,21 @@ def test_summarize_groups_metrics_and_costs():
     r = s[(s["variant"] == "mamba") & (s["column"] == "top1")].iloc[0]
     assert r["n"] == 4 and r["ci_method"] == "t" and r["kind"] == "metric"  # the oom row is excluded
     assert set(s.loc[s["column"] == "latency_ms_p50", "kind"]) == {"cost"}
+
+
+def test_slopes_over_a_sweep_for_claims():
+    """Per-seed log-log exponents recover a planted power law and feed the threshold test; one series gets an OLS
+    interval that covers the truth."""
+    from harness.report.sequential import threshold_test
+    from harness.report.stats import ols_slope, per_seed_slopes
+
+    rng = np.random.default_rng(4)
+    rows = [dict(seed=s, seq_len=L, ms=0.01 * L ** 2.0 * np.exp(rng.normal(0, 0.05)))
+            for s in range(6) for L in (256, 512, 1024, 2048)]
+    slopes = per_seed_slopes(pd.DataFrame(rows), "seq_len", "ms", log=True)
+    assert len(slopes) == 6 and np.allclose(slopes, 2.0, atol=0.15)
+    t = threshold_test(slopes.to_numpy(), 1.5)
+    assert t.p_above == 1 / 64  # every seed's exponent above 1.5
+    slope, lo, hi, n = ols_slope([256, 512, 1024, 2048], [r["ms"] for r in rows[:4]], log=True)
+    assert n == 4 and lo < 2.0 < hi and np.isclose(slope, slopes.iloc[0])
+    assert np.isnan(ols_slope([1, 2], [1, 2])[1])  # two points: a slope, no interval

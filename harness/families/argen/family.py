@@ -142,6 +142,8 @@ class ARGenFamily(Family):
         "sample_acc": MetricSpec(higher_is_better=True),
         "fid_inception": MetricSpec(higher_is_better=False),
     }
+    columns = {"prefill_ms_b*": MetricSpec(False, "ms"), "decode_ms_per_token_b*": MetricSpec(False, "ms"),
+               "decode_tokens_per_s_b*": MetricSpec(True, "tokens/s"), "peak_mem_mb_decode_b*": MetricSpec(False, "MB")}
     causal = True
     width_field = "d_model"
     # budget matching solves d_model in steps of 4 (fine enough to land within a few % at d_model ~ 64),
