@@ -301,5 +301,6 @@ def test_schema_and_row_extras(tmp_path):
     assert extras["seq_len"] == 32 and extras["d_model"] == 8
     ssm_extras = TheoryFamily().build(make_ctx(tmp_path, s_A=0.1)).row_extras()
     assert ssm_extras["s_A_init"] == pytest.approx(0.1) and ssm_extras["delta"] == "input"
+    assert ssm_extras["init"] == "torch"  # which initialisation ran is in every SSM row
     (tokens,) = TheoryFamily().example_inputs(ctx, 5)
     assert tokens.shape == (5, 32)

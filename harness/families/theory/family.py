@@ -188,7 +188,7 @@ class TheoryExperiment(Experiment):
             "n_test": len(self.test),
         }
         if self.is_ssm:
-            extras.update(d_state=m.d_state, delta=m.delta, clip_A=m.clip_A, s_A_init=self.s_A_init)
+            extras.update(d_state=m.d_state, delta=m.delta, clip_A=m.clip_A, init=m.init, s_A_init=self.s_A_init)
         else:
             extras.update(n_heads=m.n_heads)
         return extras
