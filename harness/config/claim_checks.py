@@ -20,7 +20,7 @@ from harness.config.claims import Check, same_value
 from harness.config.yaml_lines import line_of
 from harness.errors import ConfigError
 from harness.families.base import MetricSpec
-from harness.measure.measurer import COLUMNS
+from harness.store.results_format import MEASURED_COLUMNS
 from harness.registry import suggest
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 #: the spine's numeric cost columns (every row has them): lower is better except throughput.
 SPINE_COLUMNS: dict[str, MetricSpec] = {
-    **{c: MetricSpec(higher_is_better=c == "throughput") for c in COLUMNS
+    **{c: MetricSpec(higher_is_better=c == "throughput") for c in MEASURED_COLUMNS
        if c not in ("latency_protocol", "measure_dtype", "measure_status", "backend", "mem_approx", "flops_skipped")},
     "train_time_s": MetricSpec(higher_is_better=False, unit="s"),
     "final_loss": MetricSpec(higher_is_better=False),
@@ -83,8 +83,8 @@ def _check(task: "ResolvedTask", check: Check, raw_task: Any, path: tuple[Any, .
         raise ConfigError(*line_of(raw_task, (*path, *field)), f"{name}.expect: {message}")
 
     if kind == "verdict":
-        ssm = {v.name for v in task.variants if v.uses in task.family.ssm_variants and v.ablation in ("", "base")}
-        other = {v.name for v in task.variants if v.uses not in task.family.ssm_variants and v.ablation in ("", "base")}
+        ssm = {v.name for v in task.variants if task.is_ssm(v) and v.ablation in ("", "base")}
+        other = {v.name for v in task.variants if not task.is_ssm(v) and v.ablation in ("", "base")}
         if not ssm or not other:
             fail(("verdict",), f"a verdict claim needs an SSM and a no-SSM variant in task {name!r} "
                                f"(it has {', '.join(sorted(ssm | other)) or 'none'}): its verdict is never decided")

@@ -108,6 +108,8 @@ class TaskEntry(Strict):
     match: dict[str, Any] = Field(default_factory=dict)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     factors: list[str] = Field(default_factory=list, description="sweep keys that are studied factors, not tuning")
+    sizes: list[str] | None = Field(None, description="sweep keys that are sizes (the axis of a scaling study, never "
+                                    "tuned); default: those whose name reads as one (seq_len, resolution, ...)")
     metrics: list[str] | None = None
     verdict: Verdict = Field(default_factory=Verdict)
     distributed: Distributed | None = None  # torchrun/DDP for every run of this task (harness.run.distributed)

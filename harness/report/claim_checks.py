@@ -46,7 +46,7 @@ import pandas as pd
 
 from harness.config.claims import Check, same_value
 from harness.report.ablations import base_rows
-from harness.report.load import Suite, TaskInfo, is_size_key
+from harness.report.load import Suite, TaskInfo
 from harness.report.paired import paired_threshold_test, per_seed, size_label
 from harness.report.sequential import (SequentialDesign, proportion_advice, proportion_test, seeds_advice,
                                        threshold_test)
@@ -124,7 +124,7 @@ def _keys(rows: pd.DataFrame, t: TaskInfo, over: str | None) -> pd.DataFrame:
     cell, hp, x = [], [], []
     for sd in rows["sweep_dict"]:
         fixed = {k: v for k, v in sd.items() if k != over}
-        studied = {k for k in fixed if is_size_key(k) or k in t.factor_keys}
+        studied = {k for k in fixed if t.is_size_key(k) or k in t.factor_keys}
         cell.append(json.dumps({k: fixed[k] for k in sorted(studied)}, sort_keys=True, default=str))
         hp.append(json.dumps({k: fixed[k] for k in sorted(set(fixed) - studied)}, sort_keys=True, default=str))
         x.append(sd.get(over, np.nan) if over else np.nan)

@@ -13,7 +13,7 @@ import pytest
 from harness.config.claims import Claim
 from harness.config.load import load_suite
 from harness.errors import ConfigError
-from harness.store.meta import suite_meta
+from harness.plan.describe import describe_suite
 
 TASK = """suite: s
 seeds: [0, 1]
@@ -118,7 +118,7 @@ def test_good_claims_load_and_suite_json_keeps_them(tmp_path: Path) -> None:
     claims = suite.tasks[0].entry.expect
     assert [c.id for c in claims] == ["first", "needed", "flat", "alt"]
     assert [c.kind for c in claims] == ["compare", "verdict", "trend", "any_of"]
-    stored = json.loads(json.dumps(suite_meta(suite)))["tasks"]["copy"]["claims"]
+    stored = json.loads(json.dumps(describe_suite(suite).to_json()))["tasks"]["copy"]["claims"]
     assert [Claim.model_validate(s["claim"]) for s in stored] == list(claims)  # read back as written
     assert stored[2]["metrics"] == {"params": {"higher_is_better": False, "unit": ""}}
     assert stored[3]["metrics"]["latency_ms_p50"]["higher_is_better"] is False
@@ -142,7 +142,7 @@ def test_family_columns_are_claimable(tmp_path: Path) -> None:
                     "    model: {d_model: 32, depth: 1, decode_batch_sizes: [1]}\n    sweep: {model.decode_len: [64, 256]}\n"
                     "    expect:\n      - id: aim-decode\n        claim: constant per-token decode cost\n        source: AiM 2408.12245\n"
                     "        scaling: {variant: aim, metric: decode_ms_per_token_b1, over: model.decode_len, exponent: [-0.2, 0.2]}\n")
-    meta = suite_meta(load_suite(path))
+    meta = describe_suite(load_suite(path)).to_json()
     assert meta["tasks"]["gen"]["claims"][0]["metrics"] == {"decode_ms_per_token_b1": {"higher_is_better": False, "unit": "ms"}}
 
 
