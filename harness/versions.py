@@ -20,7 +20,7 @@ import math
 from typing import Any
 
 #: bump in the commit that changes what every family's runs produce (training loop, measurement, kernels).
-SPINE_RESULTS_VERSION = 0
+SPINE_RESULTS_VERSION = 1
 #: the version of rows that predate the ``results_version`` column.
 UNVERSIONED = "0.0"
 

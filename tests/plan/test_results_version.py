@@ -13,6 +13,7 @@ from harness.config.load import load_suite
 from harness.execute.local import pending
 from harness.plan.planner import plan
 from harness.store.store import ResultStore
+from harness.versions import SPINE_RESULTS_VERSION as SPINE
 
 SUITE = """suite: versions
 seeds: [0, 1]
@@ -43,13 +44,13 @@ def test_a_family_bump_reruns_exactly_that_familys_runs(tmp_path: Path, monkeypa
     from harness.families.sequence.family import SequenceFamily
 
     store = ResultStore(tmp_path / "r").create()
-    _store_rows(store, _specs(tmp_path), None)  # written before versions existed: read as 0.0
+    _store_rows(store, _specs(tmp_path), f"{SPINE}.0")  # written by the current code (family versions 0)
     todo, summary = pending(_specs(tmp_path), store, resume=True, retry=frozenset())
-    assert todo == [] and len(summary.skipped) == 8  # the current code is 0.0 everywhere: all resume
+    assert todo == [] and len(summary.skipped) == 8  # the current code is <spine>.0 everywhere: all resume
 
     monkeypatch.setattr(SequenceFamily, "results_version", 1)
     specs = _specs(tmp_path)
-    assert {s.config["family"]: s.results_version for s in specs} == {"sequence": "0.1", "theory": "0.0"}
+    assert {s.config["family"]: s.results_version for s in specs} == {"sequence": f"{SPINE}.1", "theory": f"{SPINE}.0"}
     assert [s.run_id for s in specs] == [s.run_id for s in _specs(tmp_path)]  # the version is not part of the id
     todo, summary = pending(specs, store, resume=True, retry=frozenset())
     assert {s.config["task"] for s in todo} == {"recall"} and len(todo) == 4
@@ -60,13 +61,13 @@ def test_accept_stale_keeps_the_rows_and_marks_them(tmp_path: Path, monkeypatch)
     from harness.families.sequence.family import SequenceFamily
 
     store = ResultStore(tmp_path / "r").create()
-    _store_rows(store, _specs(tmp_path), "0.0")
+    _store_rows(store, _specs(tmp_path), f"{SPINE}.0")
     monkeypatch.setattr(SequenceFamily, "results_version", 1)
     todo, summary = pending(_specs(tmp_path), store, resume=True, retry=frozenset(), accept_stale=True)
     assert todo == [] and len(summary.accepted_stale) == 4
     df = pd.read_parquet(store.root / "results.parquet")
     marked = df.set_index("task")["accepted_stale"]
-    assert set(marked.loc["recall"]) == {"0.1"} and marked.loc["majority"].isna().all()
+    assert set(marked.loc["recall"]) == {f"{SPINE}.1"} and marked.loc["majority"].isna().all()
 
 
 def test_redoing_a_run_under_a_new_version_keeps_the_old_row(tmp_path: Path) -> None:
