@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from harness.kernels.selective_scan import (
-    chunk_length, compute_dtype, selective_scan_fn, selective_scan_ref_bwd, selective_scan_ref_fwd,
+    chunk_length, compute_dtype, keeps_states, selective_scan_fn, selective_scan_ref_bwd, selective_scan_ref_fwd,
 )
 from harness.kernels.ssd import ssd_fn, ssd_ref
 
@@ -214,7 +214,7 @@ def selective_scan(
         flop_formulas.count_fused_selective_scan(res[0] if return_last_state else res, u, A, D, z)
         return res
     ins = (u, delta, A, B.contiguous(), C.contiguous(), D, z, delta_bias)
-    keep = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ins)  # a backward follows
+    keep = keeps_states(u, A, torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ins))
     out, last, _, _ = torch.ops.harness.selective_scan(
         *ins, delta_softplus, discretization == "euler", chunk_size, keep
     )

@@ -22,7 +22,8 @@ state, and pass 2 runs the recurrence from the true entry states; pass 2 is the 
 itself, so the chunking only changes which steps run side by side, not the arithmetic of a state. The
 backward is the same scan in reverse time for the adjoint state, on the states and decays the forward
 kept (``selective_scan_ref_fwd(keep=True)``: two (b, l, d, n) tensors held from forward to backward, as
-mamba_ssm's own reference holds them through autograd) instead of recomputing them.
+mamba_ssm's own reference holds them through autograd; above ``KEEP_MAX_ELEMS`` the backward recomputes
+them instead).
 
 Why this shape (issue #23; ``harness.benchmarks.cpu_scan`` times whole runs): at the claims suite's CPU
 sizes (b=32, d=64, n=8, l=68) the previous version's scan was ~70% of a Mamba training step, spent in five
@@ -50,6 +51,7 @@ LOG2E = 1.4426950408889634
 # chunk_size=None: see ``chunk_length`` (tuned on CPU, 1 thread)
 AUTO_SINGLE_CHUNK_SLAB, AUTO_SINGLE_CHUNK_L, AUTO_CHUNK = 2048, 256, 16
 BLOCK_ELEMS = 1 << 17  # state elements of one block of steps (see ``_Plan``): 512 KiB in fp32
+KEEP_MAX_ELEMS = 1 << 24  # the most (b, l, d, n) elements a forward keeps for its backward (``keeps_states``)
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -302,6 +304,13 @@ def _entry_states(P: _Plan):
     return H0, total
 
 
+def keeps_states(u: torch.Tensor, A: torch.Tensor, needs_grad: bool) -> bool:
+    """Whether a forward keeps its states and decays for the backward: when one follows and they are at most
+    ``KEEP_MAX_ELEMS`` each (64 MiB in fp32); larger ones (long sequences, wide models) are recomputed by
+    the backward instead, so a deep model does not hold every layer's at once."""
+    return needs_grad and u.numel() * A.shape[1] <= KEEP_MAX_ELEMS
+
+
 def _prepare_delta(delta, delta_bias, delta_softplus, dtype):
     """delta' = softplus(delta + bias) (or without either) in ``dtype``, and the pre-activation."""
     pre = delta.to(dtype)
@@ -454,7 +463,7 @@ class _SelectiveScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, euler):
         flags = (delta_softplus, chunk_size, "euler" if euler else "zoh")
-        keep = any(ctx.needs_input_grad[:8])
+        keep = keeps_states(u, A, any(ctx.needs_input_grad[:8]))
         out, last, kept = selective_scan_ref_fwd(u, delta, A, B, C, D, z, delta_bias, *flags, keep=keep)
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, *kept)
         ctx.flags = flags
@@ -478,8 +487,8 @@ def selective_scan_ref(
     D: (d,)   z: (b, d, l)   delta_bias: (d,)
     -> out: (b, d, l) in u's dtype; with ``return_last_state`` also last_state: (b, d, n) in the compute
     dtype (fp32; fp64 for fp64 ``u``). ``chunk_size``: time steps per chunk (``None``: ``chunk_length``'s choice).
-    When an input needs a gradient, the forward keeps every step's state and decay (two (b, l, d, n) tensors)
-    for the backward; otherwise it runs in block-sized buffers. Differentiable through an analytic backward
+    When an input needs a gradient, the forward keeps every step's state and decay (two (b, l, d, n) tensors,
+    see ``keeps_states``) for the backward; otherwise it runs in block-sized buffers. Differentiable through an analytic backward
     (``selective_scan_ref_bwd``); unlike the fused kernel, gradients also flow through ``last_state``.
     """
     euler = _check_discretization(discretization)

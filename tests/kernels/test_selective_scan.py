@@ -230,3 +230,15 @@ def test_softplus_equals_torch_to_fp32_rounding():
     exact = torch.nn.functional.softplus(x.double())
     ok = exact > torch.finfo(torch.float32).tiny  # normal fp32 results: within 2 ulps of the exact value
     assert ((ss.softplus(x).double() - exact).abs() / exact)[ok].max() < 2.5e-7
+
+
+def test_states_too_large_to_keep_are_recomputed(monkeypatch):
+    """Above KEEP_MAX_ELEMS the forward keeps nothing and the backward recomputes: same gradients."""
+    ins = _inputs(20, (B_, N_, 20), seed=12)
+    w = torch.randn(B_, D_, 20)
+    kept = torch.autograd.grad((selective_scan(**ins, delta_softplus=True) * w).sum(), list(ins.values()))
+    monkeypatch.setattr(ss, "KEEP_MAX_ELEMS", B_ * D_ * 20 * N_ - 1)
+    assert not ss.keeps_states(ins["u"], ins["A"], True) and ss.keeps_states(ins["u"][:1], ins["A"], True)
+    recomputed = torch.autograd.grad((selective_scan(**ins, delta_softplus=True) * w).sum(), list(ins.values()))
+    for name, x, y in zip(ins, kept, recomputed):
+        torch.testing.assert_close(x, y, atol=0, rtol=0, msg=f"grad of {name}")
