@@ -320,7 +320,7 @@ def bench(
 ) -> None:
     """Measure whole mixers across sequence lengths (latency, memory, FLOPs) with the suite protocol."""
     from harness.config.sections import MeasureConfig
-    from harness.measure.bench import bench_mixers
+    from harness.benchmarks.bench import bench_mixers
     from harness.modules.registry import MIXERS
     from harness.store.store import atomic_write_text, check_writable_dir
 

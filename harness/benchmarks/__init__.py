@@ -1,1 +1,8 @@
-"""Benchmarks: scripts that measure and report numbers (run with ``python -m harness.benchmarks.<name>``)."""
+"""Benchmarks: scripts that measure and report numbers (run with ``python -m harness.benchmarks.<name>``),
+above ``modules``, ``measure`` and ``report`` (nothing below imports them).
+
+``bench`` (``harness bench``): whole mixers across sequence lengths, the result rows' cost columns.
+``conformance``: mamba_ssm's and causal_conv1d's kernels and modules against our references, the harness
+timer against ``triton.testing.do_bench``, and (``layers``) our Mamba / Mamba-2 layers timed beside
+mamba_ssm's own modules. ``verdict_errors``: the verdict rule's error rates by simulation.
+"""

@@ -1,4 +1,7 @@
-"""Closed-form FLOP/MAC counts of the scans, registered with both counters the harness uses.
+"""Closed-form FLOP/MAC counts of the scans and the short conv, for both counters the harness uses.
+
+A leaf of the kernel layer (no harness imports): ``harness.kernels.ops`` registers these forms for its
+custom ops with FlopCounterMode, and the fvcore handles are here.
 
 Conventions (one MAC = one multiply-add = 2 FLOPs; ``FlopCounterMode`` reports FLOPs, fvcore reports MACs):
 
@@ -17,6 +20,8 @@ mamba_ssm's kernels (a pybind CUDA call, Triton launches) never reach the dispat
 cannot see them at all, not even as a skipped op. ``count_fused`` adds the same closed forms for them to
 the counter that ``harness.measure.flops.counted_flops`` has open (forward at once, backward when the
 output's gradient is computed), so a fused run and a reference run of one model report the same FLOPs.
+mamba_ssm's fused mixer functions (``harness.kernels.fused_path``) never run while a counter watches: the
+mixers take their unfused path then, which these forms cover.
 
 ``FVCORE_HANDLES`` maps the op names fvcore's JIT trace produces (our custom ops, and mamba_ssm's and
 causal_conv1d's autograd Functions, which fvcore otherwise skips as ``prim::PythonOp``) to handles returning MACs:
@@ -31,9 +36,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
-
-import harness.kernels.ops  # noqa: F401  (defines torch.ops.harness.*)
+from torch.utils.flop_counter import FlopCounterMode
 
 BACKWARD_FACTOR = 2
 
@@ -58,37 +61,6 @@ def ssd_macs(batch: int, seqlen: int, nheads: int, headdim: int, dstate: int, ch
     per_head += math.ceil(seqlen / q) * dstate * headdim
     per_head += seqlen * headdim * (int(has_D) + int(has_z))
     return batch * nheads * per_head
-
-
-# ---- FlopCounterMode (FLOPs) ----------------------------------------------------------------------------
-
-
-def _ss_fwd(u, delta, A, B, C, D, z, *args, **kwargs) -> int:
-    return selective_scan_flops(u[0], u[1], u[2], A[1], D is not None, z is not None)
-
-
-def _ssd_fwd(x, dt, A, B, C, chunk_size, D, z, *args, **kwargs) -> int:
-    return 2 * ssd_macs(x[0], x[1], x[2], x[3], B[-1], chunk_size, D is not None, z is not None)
-
-
-@register_flop_formula(torch.ops.harness.selective_scan)
-def _(*args, out_shape=None, **kwargs) -> int:
-    return _ss_fwd(*args)
-
-
-@register_flop_formula(torch.ops.harness.selective_scan_bwd)
-def _(dout, dlast, *args, out_shape=None, **kwargs) -> int:
-    return BACKWARD_FACTOR * _ss_fwd(*args)
-
-
-@register_flop_formula(torch.ops.harness.ssd_scan)
-def _(*args, out_shape=None, **kwargs) -> int:
-    return _ssd_fwd(*args)
-
-
-@register_flop_formula(torch.ops.harness.ssd_scan_bwd)
-def _(dy, dfinal, *args, out_shape=None, **kwargs) -> int:
-    return BACKWARD_FACTOR * _ssd_fwd(*args)
 
 
 # ---- fused kernels, invisible to FlopCounterMode ----------------------------------------------------------
@@ -124,22 +96,11 @@ def count_fused(fwd_op: Any, bwd_op: Any, fwd_flops: int, out: torch.Tensor) -> 
 COUNTED_BY_CALLER = ("DaoAILab",)
 
 
-def count_fused_selective_scan(out: torch.Tensor, u: torch.Tensor, A: torch.Tensor, D: Any, z: Any) -> None:
-    b, d, l = u.shape
-    flops = selective_scan_flops(b, d, l, A.shape[1], D is not None, z is not None)
-    count_fused(torch.ops.harness.selective_scan, torch.ops.harness.selective_scan_bwd, flops, out)
-
-
-def count_fused_ssd(out: torch.Tensor, x: torch.Tensor, B: torch.Tensor, chunk_size: int, D: Any, z: Any) -> None:
-    flops = 2 * ssd_macs(*x.shape, B.shape[-1], chunk_size, D is not None, z is not None)
-    count_fused(torch.ops.harness.ssd_scan, torch.ops.harness.ssd_scan_bwd, flops, out)
-
-
 # ---- fvcore (MACs) ------------------------------------------------------------------------------------
 
 
 def _shape(v: Any) -> list[int] | None:
-    t = v.type()
+    t = v.type() if isinstance(v, torch._C.Value) else None
     return t.sizes() if isinstance(t, torch._C.TensorType) and t.sizes() is not None else None
 
 
@@ -147,30 +108,56 @@ def _present(v: Any) -> bool:
     return _shape(v) is not None
 
 
-def _fvcore_selective_scan(inputs: list[Any], outputs: list[Any]) -> float:
-    """inputs as ``selective_scan(u, delta, A, B, C, D, z, ...)`` (ours and mamba_ssm's SelectiveScanFn)."""
-    (b, d, l), (_, n) = _shape(inputs[0]), _shape(inputs[2])
-    return selective_scan_flops(b, d, l, n, _present(inputs[5]), _present(inputs[6])) / 2
+def _scalar(v: Any) -> Any:
+    return v.toIValue() if isinstance(v, torch._C.Value) else v
 
 
-def _fvcore_ssd(inputs: list[Any], outputs: list[Any]) -> float:
-    """inputs as ``mamba_chunk_scan_combined(x, dt, A, B, C, chunk_size, D, z, ...)``."""
-    b, l, h, p = _shape(inputs[0])
-    n = _shape(inputs[3])[-1]
-    chunk = inputs[5].toIValue()
-    return float(ssd_macs(b, l, h, p, n, int(chunk), _present(inputs[6]), _present(inputs[7])))
+def _op_args(inputs: list[Any]) -> list[Any]:
+    """A custom op's inputs are its schema's arguments, ``None`` included, in order: as they are."""
+    return inputs
 
 
-def _fvcore_short_conv(inputs: list[Any], outputs: list[Any]) -> float:
-    """inputs as ``causal_conv1d_fn(x, weight, ...)``: x (B, C, L), weight (C, K)."""
-    (b, c, l), (_, k) = _shape(inputs[0]), _shape(inputs[1])
+def _python_op_args(inputs: list[Any]) -> list[Any]:
+    """An autograd Function's positional arguments: JIT values for the tensors, Python values for the rest.
+
+    The trace keeps only the tensor arguments of a ``prim::PythonOp`` as inputs (``None``, ints and flags are
+    its scalar args), so positions are rebuilt from the node's calling convention (``d`` a tensor, ``c`` a
+    scalar); reading ``inputs[k]`` as the k-th argument would shift past every ``None``.
+    """
+    names = [v.debugName() for v in inputs]
+    node = next(u.user for u in inputs[0].uses()
+                if u.user.kind() == "prim::PythonOp" and [v.debugName() for v in u.user.inputs()] == names)
+    tensors, scalars = iter(inputs), iter(node.scalar_args())
+    return [next(tensors) if c == "d" else next(scalars) for c in node.cconv()]
+
+
+def _fvcore_selective_scan(args: list[Any]) -> float:
+    """args as ``selective_scan(u, delta, A, B, C, D, z, ...)`` (ours and mamba_ssm's SelectiveScanFn)."""
+    (b, d, l), (_, n) = _shape(args[0]), _shape(args[2])
+    return selective_scan_flops(b, d, l, n, _present(args[5]), _present(args[6])) / 2
+
+
+def _fvcore_ssd(args: list[Any]) -> float:
+    """args as ``mamba_chunk_scan_combined(x, dt, A, B, C, chunk_size, D, z, ...)``."""
+    b, l, h, p = _shape(args[0])
+    n = _shape(args[3])[-1]
+    return float(ssd_macs(b, l, h, p, n, int(_scalar(args[5])), _present(args[6]), _present(args[7])))
+
+
+def _fvcore_short_conv(args: list[Any]) -> float:
+    """args as ``causal_conv1d_fn(x, weight, ...)``: x (B, C, L), weight (C, K)."""
+    (b, c, l), (_, k) = _shape(args[0]), _shape(args[1])
     return short_conv_flops(b, c, l, k) / 2
 
 
+def _handle(count: Callable[[list[Any]], float], args: Callable[[list[Any]], list[Any]]) -> Callable[[list[Any], list[Any]], float]:
+    return lambda inputs, outputs: count(args(inputs))
+
+
 FVCORE_HANDLES: dict[str, Callable[[list[Any], list[Any]], float]] = {
-    "harness::selective_scan": _fvcore_selective_scan,
-    "harness::ssd_scan": _fvcore_ssd,
-    "prim::PythonOp.SelectiveScanFn": _fvcore_selective_scan,
-    "prim::PythonOp.MambaChunkScanCombinedFn": _fvcore_ssd,
-    "prim::PythonOp.CausalConv1dFn": _fvcore_short_conv,
+    "harness::selective_scan": _handle(_fvcore_selective_scan, _op_args),
+    "harness::ssd_scan": _handle(_fvcore_ssd, _op_args),
+    "prim::PythonOp.SelectiveScanFn": _handle(_fvcore_selective_scan, _python_op_args),
+    "prim::PythonOp.MambaChunkScanCombinedFn": _handle(_fvcore_ssd, _python_op_args),
+    "prim::PythonOp.CausalConv1dFn": _handle(_fvcore_short_conv, _python_op_args),
 }

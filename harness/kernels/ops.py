@@ -5,7 +5,9 @@ count its inner einsums, fvcore's JIT trace would see scattered elementwise ops)
 autograd Functions show up to fvcore as an opaque ``prim::PythonOp`` that it silently skips (state-spaces/
 mamba issues 110, 303, 559). As ``harness::selective_scan`` / ``harness::ssd_scan`` (and their ``*_bwd``
 ops, so the backward is visible too) the scans are single nodes that both counters see, with the closed
-forms of ``harness.kernels.flop_formulas`` registered for them.
+forms of ``harness.kernels.flop_formulas`` registered for them here (this module imports the formulas,
+never the other way round). On the fused backend, ``selective_scan`` / ``ssd_scan`` add the same closed
+forms for mamba_ssm's kernels, which no FLOP counter sees.
 
 The selective-scan backward is the reference's analytic reverse scan (``selective_scan_ref_bwd``) on the
 states and decays the forward kept: the forward op returns them as two extra outputs when autograd will
@@ -20,7 +22,9 @@ from typing import Optional
 
 import torch
 from torch import Tensor
+from torch.utils.flop_counter import register_flop_formula
 
+from harness.kernels import flop_formulas
 from harness.kernels.selective_scan import (
     chunk_length, compute_dtype, keeps_states, selective_scan_fn, selective_scan_ref_bwd, selective_scan_ref_fwd,
 )
@@ -28,6 +32,8 @@ from harness.kernels.ssd import ssd_fn, ssd_ref
 
 IMPLS = ("auto", "fused", "ref")
 FUSED_BACKEND, REF_BACKEND = "mamba_ssm-cuda", "reference"
+#: device types mamba_ssm's and causal_conv1d's kernels run on (tests add "cpu" beside stand-in kernels)
+KERNEL_DEVICE_TYPES = ("cuda",)
 
 
 def _empty_like_or_placeholder(t: Optional[Tensor], like: Tensor) -> Tensor:
@@ -184,6 +190,37 @@ def _ssd_backward(ctx, dy, dfinal):
 ssd_op.register_autograd(_ssd_backward, setup_context=_ssd_setup)
 
 
+# ---- their closed-form FLOPs (FlopCounterMode; fvcore's handles are in flop_formulas) ---------------------
+
+
+def _ss_flops(u, delta, A, B, C, D, z, *args, **kwargs) -> int:
+    return flop_formulas.selective_scan_flops(u[0], u[1], u[2], A[1], D is not None, z is not None)
+
+
+def _ssd_flops(x, dt, A, B, C, chunk_size, D, z, *args, **kwargs) -> int:
+    return 2 * flop_formulas.ssd_macs(x[0], x[1], x[2], x[3], B[-1], chunk_size, D is not None, z is not None)
+
+
+@register_flop_formula(torch.ops.harness.selective_scan)
+def _(*args, out_shape=None, **kwargs) -> int:
+    return _ss_flops(*args)
+
+
+@register_flop_formula(torch.ops.harness.selective_scan_bwd)
+def _(dout, dlast, *args, out_shape=None, **kwargs) -> int:
+    return flop_formulas.BACKWARD_FACTOR * _ss_flops(*args)
+
+
+@register_flop_formula(torch.ops.harness.ssd_scan)
+def _(*args, out_shape=None, **kwargs) -> int:
+    return _ssd_flops(*args)
+
+
+@register_flop_formula(torch.ops.harness.ssd_scan_bwd)
+def _(dy, dfinal, *args, out_shape=None, **kwargs) -> int:
+    return flop_formulas.BACKWARD_FACTOR * _ssd_flops(*args)
+
+
 # ---- impl dispatch used by the mixers -------------------------------------------------------------------
 
 
@@ -191,7 +228,7 @@ def resolve_impl(impl: str, device: torch.device, fused_available: bool, fused_s
     """The backend that will run: ``FUSED_BACKEND`` or ``REF_BACKEND``; ``fused`` raises when impossible."""
     if impl not in IMPLS:
         raise ValueError(f"unknown impl {impl!r}; use one of {IMPLS}")
-    usable = fused_available and fused_supported and device.type == "cuda"
+    usable = fused_available and fused_supported and device.type in KERNEL_DEVICE_TYPES
     if impl == "fused" and not usable:
         why = (
             "mamba_ssm is not installed (pip install 'harness[gpu]')" if not fused_available
@@ -211,7 +248,10 @@ def selective_scan(
     """``selective_scan_fn`` semantics on the chosen backend (see ``resolve_impl``); shapes as the ref."""
     if backend == FUSED_BACKEND:
         res = selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-        flop_formulas.count_fused_selective_scan(res[0] if return_last_state else res, u, A, D, z)
+        b, d, l = u.shape
+        flops = flop_formulas.selective_scan_flops(b, d, l, A.shape[1], D is not None, z is not None)
+        flop_formulas.count_fused(torch.ops.harness.selective_scan, torch.ops.harness.selective_scan_bwd, flops,
+                                  res[0] if return_last_state else res)
         return res
     ins = (u, delta, A, B.contiguous(), C.contiguous(), D, z, delta_bias)
     keep = keeps_states(u, A, torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ins))
@@ -231,10 +271,10 @@ def ssd_scan(
             x, dt, A, B, C, chunk_size, D=D, z=z, dt_bias=dt_bias, dt_softplus=dt_softplus,
             initial_states=initial_states, return_final_states=return_final_states,
         )
-        flop_formulas.count_fused_ssd(res[0] if return_final_states else res, x, B, chunk_size, D, z)
+        flops = 2 * flop_formulas.ssd_macs(*x.shape, B.shape[-1], chunk_size, D is not None, z is not None)
+        flop_formulas.count_fused(torch.ops.harness.ssd_scan, torch.ops.harness.ssd_scan_bwd, flops,
+                                  res[0] if return_final_states else res)
         return res
     y, final = torch.ops.harness.ssd_scan(x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, initial_states)
     return (y, final) if return_final_states else y
 
-
-from harness.kernels import flop_formulas  # noqa: E402,F401  (registers the FLOP formulas of these ops)

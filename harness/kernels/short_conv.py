@@ -22,7 +22,7 @@ from typing import Iterator
 
 import torch
 
-from harness.kernels import flop_formulas
+from harness.kernels import flop_formulas, ops
 
 try:  # only importable where causal_conv1d was built (CUDA): pip install 'harness[gpu]'
     from causal_conv1d import causal_conv1d_fn
@@ -49,8 +49,8 @@ def torch_conv_only() -> Iterator[None]:
 def fused_conv_usable(x: torch.Tensor, width: int, causal: bool = True, impl: str = "auto") -> bool:
     """Whether :func:`causal_conv1d` can run on ``x``: installed, CUDA, causal, 2-4 taps, a float type, and
     the mixer's ``impl`` is not ``ref`` (the reference path keeps torch's conv)."""
-    return (causal_conv1d_fn is not None and not _torch_only[-1] and impl != "ref" and causal and x.is_cuda
-            and width in WIDTHS and x.dtype in DTYPES)
+    return (causal_conv1d_fn is not None and not _torch_only[-1] and impl != "ref" and causal
+            and x.device.type in ops.KERNEL_DEVICE_TYPES and width in WIDTHS and x.dtype in DTYPES)
 
 
 def _kernel_layout(x: torch.Tensor) -> torch.Tensor:

@@ -3,8 +3,8 @@
 One purpose per file: ``flops`` (fvcore + FlopCounterMode, causal-aware SDPA, scan-op formulas),
 ``latency`` (warm-up, CUDA events, percentiles), ``memory`` (per-phase peaks, OOM as a status), ``env``
 (the environment columns), ``precision`` (what ``auto`` means on a device), ``budget`` (width matching),
-``measurer`` (the row's cost columns and the ``Measurer`` families use), ``bench`` (whole mixers across
-sequence lengths).
+``measurer`` (the row's cost columns and the ``Measurer`` families use). Benchmarks that build mixers
+to measure them live above, in ``harness.benchmarks``.
 
     costs = measure_model(model, inputs, loss_fn, MeasureConfig(), device)
     stats = Measurer(cfg, device).time(decode)          # same protocol for family-specific costs

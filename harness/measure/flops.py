@@ -23,8 +23,8 @@ because fvcore silently skips kernels it cannot see):
   (an outer/elementwise product) is 1 FLOP per multiply for fvcore (half a MAC) and 0 for FlopCounterMode,
   which lowers it to an elementwise ``mul`` and, by its convention, counts no elementwise op.
 - The harness scan ops (``harness::selective_scan``, ``harness::ssd_scan``) get their formulas from
-  ``harness.kernels.flop_formulas`` (FlopCounterMode formulas registered on import, fvcore handles from
-  ``FVCORE_HANDLES``).
+  ``harness.kernels.flop_formulas`` (registered with FlopCounterMode by ``harness.kernels.ops``, which
+  defines the ops; fvcore handles from ``FVCORE_HANDLES``).
 Any compute op a counter still has no formula for is returned in ``skipped`` (``"counter:op"``), never
 dropped silently. Elementwise/normalisation ops are outside both conventions and not listed.
 """
@@ -41,7 +41,7 @@ from torch import nn
 from torch.utils import flop_counter
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from harness.kernels import flop_formulas  # registers the scan ops' FlopCounterMode formulas
+from harness.kernels import flop_formulas
 
 aten = torch.ops.aten
 

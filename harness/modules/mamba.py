@@ -18,7 +18,10 @@ Ablation knobs:
   per scan path; use ``scan`` for non-causal mixing).
 
 The causal short conv runs on causal_conv1d's CUDA kernel where installed (``harness.kernels.short_conv``;
-``impl='ref'`` keeps torch's), as in mamba_ssm's blocks; ``last_backend`` then names both kernels.
+``impl='ref'`` keeps torch's), as in mamba_ssm's blocks; ``last_backend`` then names both kernels. Where
+mamba_ssm's fast path covers the configuration (raster, causal, selective, zoh) and its kernels run, the
+whole mixer after in_proj is mamba_ssm's ``mamba_inner_fn`` on this module's parameters, as in its
+``Mamba`` (``harness.kernels.fused_path``; ``last_backend`` ``mamba_ssm-fused``).
 
 Special inits and wrapper inits: dt_proj.weight/bias, A_log and D are marked ``_no_reinit`` (mamba_ssm
 marks dt_proj.bias); model code must initialise through ``apply_init(model, fn)``, which runs
@@ -34,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.kernels import fused_path
 from harness.kernels.ops import IMPLS, resolve_impl, selective_scan
 from harness.kernels.selective_scan import DISCRETIZATIONS, selective_scan_fn
 from harness.kernels.short_conv import FUSED_CONV_BACKEND, causal_conv1d, fused_conv_usable
@@ -166,11 +170,15 @@ class Mamba(nn.Module):
     def forward(self, x: torch.Tensor, shape: tuple[int, int] | None = None, perm: torch.Tensor | None = None) -> torch.Tensor:
         l = x.shape[1]
         backend = resolve_impl(self.impl, x.device, selective_scan_fn is not None, self.discretization == "zoh")
+        orders = scan_orders(self.scan, l, shape, perm, x.device)
+        fused_conv = fused_conv_usable(x, self.d_conv, self.causal, self.impl)
+        if (self.scan == "raster" and self.causal and self.selective and self.discretization == "zoh"
+                and fused_path.usable(fused_path.mamba_inner_fn, backend, fused_conv)):
+            self.last_backend = fused_path.FUSED_PATH_BACKEND
+            return self._fused_forward(x)
+        self.last_backend = f"{backend}+{FUSED_CONV_BACKEND}" if fused_conv else backend
         xz = self.in_proj(x).transpose(1, 2)  # (B, 2*d_inner, L)
         xi, z = xz.chunk(2, dim=1)
-        fused_conv = fused_conv_usable(xi, self.d_conv, self.causal, self.impl)
-        self.last_backend = f"{backend}+{FUSED_CONV_BACKEND}" if fused_conv else backend
-        orders = scan_orders(self.scan, l, shape, perm, x.device)
         gate_in_scan = orders == [None]  # raster: z is fused into the scan as in mamba_ssm
         y = 0
         for k, order in enumerate(orders):
@@ -185,6 +193,23 @@ class Mamba(nn.Module):
         if not gate_in_scan:
             y = y * F.silu(z)
         return self.out_proj(y.transpose(1, 2))
+
+    def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """in_proj, then ``mamba_inner_fn`` on this module's conv, x_proj, dt_proj, A, D and out_proj.
+
+        in_proj is computed as ``W @ x^T`` so that xz comes out (B, 2*d_inner, L) with L contiguous, the
+        layout the kernels read (``in_proj(x).transpose(1, 2)`` would cost the function a full copy).
+        """
+        b, l, _ = x.shape
+        xz = self.in_proj.weight @ x.reshape(b * l, -1).t()  # (2*d_inner, B*L)
+        if self.in_proj.bias is not None:
+            xz = xz + self.in_proj.bias.to(xz.dtype)[:, None]
+        xz = xz.view(-1, b, l).transpose(0, 1)
+        return fused_path.mamba_inner_fn(
+            xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight, self.out_proj.weight,
+            self.out_proj.bias, -torch.exp(self.A_log.float()), None, None, self.D.float(),
+            delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+        )
 
     # ---- incremental decoding (raster, causal only) ---------------------------------------------------
 

@@ -10,7 +10,9 @@ Several scan directions (``scan``: bidirectional | cross4 | sgn, ``harness.modul
 in_proj, the conv (run along each order), the gated norm and out_proj; each keeps its own dt_bias, A_log
 and D under ``directions.<k>.``. dt_bias, A_log and D are marked ``_no_reinit``: initialise models with
 ``harness.modules.mamba.apply_init``. The conv runs on causal_conv1d's CUDA kernel where installed, as in
-mamba_ssm (``harness.kernels.short_conv``; ``impl='ref'`` keeps torch's).
+mamba_ssm (``harness.kernels.short_conv``; ``impl='ref'`` keeps torch's). In raster order, where mamba_ssm's
+kernels run, everything after in_proj is mamba_ssm's ``mamba_split_conv1d_scan_combined`` on this module's
+parameters, as in its ``Mamba2`` (``harness.kernels.fused_path``; ``last_backend`` ``mamba_ssm-fused``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.kernels import fused_path
 from harness.kernels.ops import IMPLS, resolve_impl, ssd_scan
 from harness.kernels.short_conv import FUSED_CONV_BACKEND, causal_conv1d, fused_conv_usable
 from harness.kernels.ssd import ssd_fn
@@ -106,11 +109,15 @@ class Mamba2(nn.Module):
     def forward(self, x: torch.Tensor, shape: tuple[int, int] | None = None, perm: torch.Tensor | None = None) -> torch.Tensor:
         b, l, _ = x.shape
         backend = resolve_impl(self.impl, x.device, ssd_fn is not None)
-        z, xBC, dt = self._split(self.in_proj(x))
-        fused_conv = fused_conv_usable(xBC, self.d_conv, impl=self.impl)
+        orders = scan_orders(self.scan, l, shape, perm, x.device)
+        fused_conv = fused_conv_usable(x, self.d_conv, impl=self.impl)
+        if self.scan == "raster" and fused_path.usable(fused_path.mamba_split_conv1d_scan_combined, backend, fused_conv):
+            self.last_backend = fused_path.FUSED_PATH_BACKEND
+            return self._fused_forward(x)
         self.last_backend = f"{backend}+{FUSED_CONV_BACKEND}" if fused_conv else backend
+        z, xBC, dt = self._split(self.in_proj(x))
         y = 0
-        for k, order in enumerate(scan_orders(self.scan, l, shape, perm, x.device)):
+        for k, order in enumerate(orders):
             p = self._direction(k)
             xk = self._conv(reorder(xBC, order, dim=1).transpose(1, 2), fused_conv).transpose(1, 2)
             xs, B, C = torch.split(xk, [self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1)
@@ -121,6 +128,16 @@ class Mamba2(nn.Module):
             )
             y = y + reorder(yk.flatten(-2), None if order is None else invert(order), dim=1)
         return self.out_proj(self.norm(y, z))
+
+    def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """in_proj, then ``mamba_split_conv1d_scan_combined`` on this module's conv, dt_bias, A, D, gated norm
+        (``norm_before_gate=False``, one group per B/C group) and out_proj."""
+        return fused_path.mamba_split_conv1d_scan_combined(
+            self.in_proj(x), self.conv1d.weight[:, 0], self.conv1d.bias, self.dt_bias, -torch.exp(self.A_log.float()),
+            self.D, self.chunk_size, activation="silu", rmsnorm_weight=self.norm.weight, rmsnorm_eps=self.norm.eps,
+            outproj_weight=self.out_proj.weight, outproj_bias=self.out_proj.bias, headdim=self.headdim,
+            ngroups=self.ngroups, norm_before_gate=False,
+        )
 
     # ---- incremental decoding (raster only) ------------------------------------------------------------
 

@@ -98,3 +98,18 @@ def test_fused_kernels_count_the_same_flops_as_the_reference(monkeypatch, kind):
         fused = counted_flops(lambda: phase(call(ops.FUSED_BACKEND)))[0]
         ref = counted_flops(lambda: phase(call(ops.REF_BACKEND)))[0]
         assert fused == ref > 0
+
+
+@pytest.mark.parametrize("kind,kw", [("mamba", {"scan": "bidirectional"}), ("mamba2", {"chunk_size": 4})])
+def test_fvcore_reads_mamba_ssm_functions_by_argument(standin_kernels, kind, kw):
+    """A JIT trace keeps only the tensor arguments of an autograd Function as its inputs (None, chunk_size
+    and flags go elsewhere): counted by position among the tensors, a scan without z (bidirectional Mamba)
+    counted z's gate from delta_bias, and Mamba-2's chunk size could not be read at all. With the stand-in
+    kernels (named and called as mamba_ssm's), fvcore's MACs are FlopCounterMode's FLOPs / 2, nothing skipped."""
+    from harness.measure.flops import count_flops
+
+    m = create_mixer(kind, 16, d_state=4, **({"headdim": 8} if kind == "mamba2" else {}), **kw)
+    x = torch.randn(2, 12, 16)
+    counts = count_flops(m, (x,))
+    assert "mamba_ssm-cuda" in m.last_backend and not counts.skipped
+    assert counts.macs_fwd_fvcore == counts.flops_fwd / 2

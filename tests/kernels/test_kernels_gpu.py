@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from harness.kernels import conformance, short_conv
+from harness.benchmarks import conformance
+from harness.kernels import fused_path, short_conv
 from harness.kernels.selective_scan import selective_scan_fn
 from harness.kernels.ssd import ssd_fn
 
@@ -36,7 +37,8 @@ def test_auto_uses_the_fused_kernel_on_cuda():
     for name, kw in (("mamba", {}), ("mamba2", {"headdim": 16})):
         m = create_mixer(name, 32, **kw).cuda()
         m(torch.randn(1, 64, 32, device="cuda"))
-        assert "mamba_ssm-cuda" in m.last_backend.split("+")
+        expected = "mamba_ssm-cuda" if short_conv.causal_conv1d_fn is None else fused_path.FUSED_PATH_BACKEND
+        assert expected in m.last_backend.split("+")
 
 
 needs_causal_conv1d = pytest.mark.skipif(short_conv.causal_conv1d_fn is None, reason="needs causal_conv1d")
@@ -53,7 +55,9 @@ def test_causal_conv1d_kernel_matches_torch_conv():
                                      ("gated_cnn", {"causal": True, "d_conv": 4})])
 def test_mixers_run_the_short_conv_on_causal_conv1d_with_the_same_output_and_flops(name, kw):
     """The fused conv changes the kernel, not the layer: same output and gradients as torch's conv, the
-    backend column names it, and the FLOP counts match (up to the torch path's K - 1 padded outputs)."""
+    backend column names it, and the FLOP counts match (up to the torch path's K - 1 padded outputs).
+    The SSM mixers keep their unfused path here (their fused path, which calls the conv kernel inside, is
+    tested in tests/modules/test_fused_path.py)."""
     from harness.measure.flops import count_flops
     from harness.modules.registry import create_mixer
 
@@ -64,7 +68,8 @@ def test_mixers_run_the_short_conv_on_causal_conv1d_with_the_same_output_and_flo
 
     def run():
         m.zero_grad()
-        y = m(x, shape) if shape else m(x)
+        with fused_path.unfused_only():
+            y = m(x, shape) if shape else m(x)
         y.square().mean().backward()
         return y.detach(), [p.grad.clone() for p in m.parameters()]
 

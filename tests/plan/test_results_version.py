@@ -44,7 +44,7 @@ def test_a_family_bump_reruns_exactly_that_familys_runs(tmp_path: Path, monkeypa
     from harness.families.sequence.family import SequenceFamily
 
     store = ResultStore(tmp_path / "r").create()
-    _store_rows(store, _specs(tmp_path), f"{SPINE}.0")  # written by the current code (family versions 0)
+    _store_rows(store, _specs(tmp_path), f"{SPINE}.0")
     todo, summary = pending(_specs(tmp_path), store, resume=True, retry=frozenset())
     assert todo == [] and len(summary.skipped) == 8  # the current code is <spine>.0 everywhere: all resume
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import inspect
 import json
 import traceback
-from typing import Any
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -37,6 +38,37 @@ def _accepted(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in params}
 
 
+def measure_layer(build: Callable[[], nn.Module], batch_size: int, length: int, d_model: int,
+                  device: torch.device, cfg: MeasureConfig,
+                  context: Callable[[], AbstractContextManager[Any]] = nullcontext) -> dict[str, Any]:
+    """The cost columns (``COLUMNS``) of ``build()`` on a (batch_size, length, d_model) input, and ``status``
+    (``ok`` | ``oom`` | ``error: ...``): an OOM or error is a row, not a crash.
+
+    Weights from seed 0, the input from its own generator (seed 0): every layer measured at one size gets
+    the same input, whatever its constructor drew. ``context`` is entered around building and measuring.
+    """
+    row: dict[str, Any] = {**dict.fromkeys(COLUMNS), "status": "ok"}
+    model: nn.Module | None = None
+    try:
+        with context():
+            torch.manual_seed(0)
+            model = build().to(device)
+            x = torch.randn(batch_size, length, d_model, generator=torch.Generator().manual_seed(0)).to(device)
+            row.update(measure_model(model, (x,), None, cfg, device))
+        if row["measure_status"] != "ok":
+            row["status"] = "oom"
+    except Exception as exc:  # noqa: BLE001 - a failing configuration is a result row
+        if is_oom(exc):
+            row["status"] = "oom"
+        else:
+            row["status"] = f"error: {type(exc).__name__}: {exc}"[:500]
+            traceback.print_exc()
+    finally:
+        del model
+        release_memory(device)
+    return row
+
+
 def bench_mixers(mixers: list[str], lengths: list[int], d_model: int, batch_size: int, device: torch.device | str,
                  dtype: str, cfg: MeasureConfig, mixer_kwargs: dict[str, Any] | None = None,
                  per_mixer: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
@@ -53,25 +85,7 @@ def bench_mixers(mixers: list[str], lengths: list[int], d_model: int, batch_size
         kwargs = {**SEQUENCE_DEFAULTS.get(MIXERS.canonical(name), {}), **_accepted(name, mixer_kwargs or {}),
                   **(per_mixer or {}).get(name, {})}
         for length in lengths:
-            row: dict[str, Any] = {"mixer": name, "seq_len": length, "d_model": d_model, "batch_size": batch_size,
-                                   "dtype": dtype, "mixer_kwargs": json.dumps(kwargs, sort_keys=True),
-                                   **dict.fromkeys(COLUMNS), "status": "ok", **env}
-            model: nn.Module | None = None
-            try:
-                torch.manual_seed(0)
-                model = create_mixer(name, d_model, **kwargs).to(device)
-                x = torch.randn(batch_size, length, d_model, device=device)
-                row.update(measure_model(model, (x,), None, cfg, device))
-                if row["measure_status"] != "ok":
-                    row["status"] = "oom"
-            except Exception as exc:  # noqa: BLE001 - a failing configuration is a result row
-                if is_oom(exc):
-                    row["status"] = "oom"
-                else:
-                    row["status"] = f"error: {type(exc).__name__}: {exc}"[:500]
-                    traceback.print_exc()
-            finally:
-                del model
-                release_memory(device)
-            rows.append(row)
+            costs = measure_layer(lambda: create_mixer(name, d_model, **kwargs), batch_size, length, d_model, device, cfg)
+            rows.append({"mixer": name, "seq_len": length, "d_model": d_model, "batch_size": batch_size,
+                         "dtype": dtype, "mixer_kwargs": json.dumps(kwargs, sort_keys=True), **costs, **env})
     return pd.DataFrame(rows)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from harness.measure import COLUMNS
-from harness.measure.bench import bench_mixers
+from harness.benchmarks.bench import bench_mixers
 
 
 def test_bench_rows(tiny_cfg):
@@ -41,7 +41,7 @@ def test_bench_bad_flags_exit_2_and_write_nothing(tmp_path, monkeypatch, args):
 
     (tmp_path / "afile").write_text("x")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("harness.measure.bench.bench_mixers", lambda *a, **k: pytest.fail("bench ran"))
+    monkeypatch.setattr("harness.benchmarks.bench.bench_mixers", lambda *a, **k: pytest.fail("bench ran"))
     result = CliRunner().invoke(cli.app, ["bench", "--device", "cpu", "--mixers", "gated_cnn", "--lengths", "8",
                                           "--out", "rb", *args])
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
