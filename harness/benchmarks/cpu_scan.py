@@ -198,11 +198,10 @@ def summary(runs: pd.DataFrame) -> str:
     return "\n".join(lines + ["", *ratios])
 
 
-def readme(runs: pd.DataFrame, baseline: str, cmd: str) -> str:
+def readme(runs: pd.DataFrame, cmd: str) -> str:
     loads = pd.concat([runs.load_before, runs.load_after])
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", baseline], check=True,
-                            capture_output=True, text=True).stdout.strip()
-    return (f"# CPU scan: whole runs, `{baseline}` ({commit}) against this tree\n\n`{cmd}`: {len(runs)} runs, "
+    baseline = ", ".join(sorted(set(runs.baseline_commit.astype(str))))
+    return (f"# CPU scan: whole runs, {baseline} against this tree\n\n`{cmd}`: {len(runs)} runs, "
             f"{runs.wall_s.sum() / 60:.0f} min of `harness run` on {os.cpu_count()} cores; 1-minute load average "
             f"around the runs: median {loads.median():.1f}, max {loads.max():.1f}. Cells: median [min, max] over "
             f"{runs.repeat.nunique()} repeats, the sides interleaved.\n\n{summary(runs)}\n")
@@ -220,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     cmd = "python -m harness.benchmarks.cpu_scan " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.from_csv:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "README.md").write_text(text := readme(pd.read_csv(args.from_csv), args.baseline, cmd))
+        (args.out / "README.md").write_text(text := readme(pd.read_csv(args.from_csv), cmd))
         print(text)
         return
     threads = [int(t) for t in args.threads.split(",") if t]
@@ -232,7 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     records = []
     with tempfile.TemporaryDirectory(prefix="cpu_scan_") as tmp:
         tmp = Path(tmp)
-        trees = {"baseline": export(args.baseline, tmp / "baseline"), "this tree": REPO}
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", args.baseline], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        trees = {"baseline": export(commit, tmp / "baseline"), "this tree": REPO}
         for t in threads:
             (tmp / f"t{t}.yaml").write_text(yaml.safe_dump(suite(t), sort_keys=False))
         for t in threads:
@@ -245,12 +246,12 @@ def main(argv: list[str] | None = None) -> None:
                         rec.update(probe(trees[side], tmp / f"t{t}.yaml", job))
                         task, variant = job.split("/")
                         records.append({"repeat": rep, "threads": t, "task": task, "variant": variant,
-                                        "side": side, **rec})
+                                        "side": side, "baseline_commit": commit, **rec})
                         pd.DataFrame(records).to_csv(args.out / "runs.csv", index=False)  # kept if stopped
                         print(f"rep {rep} t={t} {job:20s} {side:9s} run {rec['cpu_s']:6.1f} CPU s "
                               f"{rec['duration_s']:6.1f} s  step {rec['step_cpu_ms']:7.2f} CPU ms  fwd "
                               f"{rec['fwd_cpu_ms']:6.2f} CPU ms  load {rec['load_before']:.1f}", flush=True)
-    text = readme(pd.DataFrame(records), args.baseline, cmd)
+    text = readme(pd.DataFrame(records), cmd)
     (args.out / "README.md").write_text(text)
     print(text)
 
