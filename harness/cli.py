@@ -1,4 +1,4 @@
-"""The ``harness`` command line (typer): run, validate, list, show, report, compare, bench.
+"""The ``harness`` command line (typer): run, validate, list, show, report, claims, compare, bench.
 
 Bad input (a suite that does not validate, a missing folder) prints ``FILE:LINE: message`` and exits
 with code 2, with no traceback and nothing written.
@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness.errors import HarnessError
+from harness.execute import LAUNCHERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Does this task need a state-space model? Paired Mamba / attention / Gated-CNN runs, honest measurement, verdicts.")
 # Tables are wide: never narrower than 160 columns, even when stdout is a file or a pipe.
@@ -31,9 +32,7 @@ class DeviceChoice(str, Enum):
     cuda = "cuda"
 
 
-class ExecutorChoice(str, Enum):
-    local = "local"
-    ray = "ray"
+ExecutorChoice = Enum("ExecutorChoice", {name: name for name in LAUNCHERS.names()}, type=str)
 
 
 class ListWhat(str, Enum):
@@ -100,7 +99,7 @@ def run(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="skip runs already stored (default) or rerun them"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="rerun stored runs whose status is error or oom"),
     accept_stale: bool = typer.Option(False, "--accept-stale", help="keep stored runs made by an older results version of the code instead of rerunning them (their rows say so)"),
-    executor: ExecutorChoice = typer.Option(ExecutorChoice.local, help="where runs execute (one subprocess per run)"),
+    executor: ExecutorChoice = typer.Option("local", help="where runs execute (one subprocess per run)"),
     timeout: Optional[float] = typer.Option(None, help="seconds after which a run is stopped and recorded as error"),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="local: runs side by side on the device; latency is still timed with the device to itself"),
     address: Optional[str] = typer.Option(None, "--address", help="ray: cluster to join (auto or HOST:PORT); default: start a local Ray instance"),
@@ -110,11 +109,12 @@ def run(
     max_retries: int = typer.Option(2, "--max-retries", min=0, help="ray: resubmissions of a run whose worker or node died"),
 ) -> None:
     """Plan and execute a suite: task x variant x seed x sweep point, one row per run."""
-    from harness.execute.local import execute
+    from harness.execute import launcher_options
+    from harness.plan.describe import describe_suite
     from harness.plan.planner import plan
-    from harness.store.meta import suite_meta
-    from harness.store.summary import print_summary
+    from harness.store.results_format import SUITE_JSON
     from harness.store.store import ResultStore
+    from harness.store.summary import print_summary
 
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         fail(f"--timeout must be a positive number of seconds, got {timeout}")
@@ -122,21 +122,14 @@ def run(
     specs = plan(loaded, seeds=_parse_seeds(seeds), only=only, device=_resolve_device(device))
     if not specs:
         fail(f"--only {only!r} matches no run of suite {loaded.name!r}" if only else f"suite {loaded.name!r} plans no runs")
-    if executor is ExecutorChoice.ray and not dry_run:
-        from harness.execute.ray_executor import INSTALL_HINT, available
-
-        if not available():
-            fail(INSTALL_HINT)
-    if executor is not ExecutorChoice.ray and (address or gpus_per_run is not None or cpus_per_run is not None or memory_per_run is not None):
-        fail("--address, --gpus-per-run, --cpus-per-run and --memory-per-run apply to --executor ray only")
-    if jobs > 1 and executor is ExecutorChoice.ray:
-        fail("--jobs applies to --executor local; with ray, --gpus-per-run below 1 puts several runs on a GPU")
-    if jobs > 1 and any(s.config.get("distributed") for s in specs):
-        fail("--jobs > 1 cannot run distributed tasks (torchrun uses every device); run them with --jobs 1")
-    multinode = {s.config["task"]: s.config["distributed"]["nnodes"] for s in specs if (s.config.get("distributed") or {}).get("nnodes", 1) > 1}
-    if multinode and executor is ExecutorChoice.local:  # one torchrun per node: only Ray places them
-        fail(f"task(s) {', '.join(sorted(multinode))}: distributed.nnodes > 1 runs on several machines, which the local executor cannot reach; "
-             f"use --executor ray --address HOST:PORT (a Ray cluster with at least {max(multinode.values())} nodes)")
+    given = dict(jobs=jobs, address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
+                 memory_per_run=memory_per_run, max_retries=max_retries)
+    launcher = LAUNCHERS.get(executor.value)
+    try:
+        options = launcher_options(executor.value, given)
+        launcher.check(specs, **options)  # what it cannot run is refused before anything is written
+    except HarnessError as exc:
+        fail(str(exc))
     if dry_run:
         for spec in specs:
             console.print(f"{spec.run_id}  {spec.label}", highlight=False)
@@ -146,20 +139,14 @@ def run(
     _check_results_out(root, loaded.name)
     created = next((p for p in reversed((root, *root.parents)) if not p.exists()), None)  # the top folder this run makes
     store = ResultStore(root).create()
-    store.write_meta("suite.json", suite_meta(loaded))
-    common = dict(resume=resume, retry=frozenset({"error", "oom"}) if retry_failed else frozenset(), accept_stale=accept_stale,
-                  console=err_console, timeout=timeout)
-    if executor is ExecutorChoice.ray:
-        from harness.execute import ray_executor
-
-        try:
-            summary = ray_executor.execute(specs, store, cache_dir(), **common, address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, memory_per_run_gb=memory_per_run, max_retries=max_retries)
-        except HarnessError as exc:  # no cluster to join, or it cannot place a multi-node run: refused before any run
-            if created is not None:
-                shutil.rmtree(created)  # nothing partial left behind
-            fail(str(exc))
-    else:
-        summary = execute(specs, store, cache_dir(), **common, jobs=jobs)
+    store.write_meta(SUITE_JSON, describe_suite(loaded).to_json())
+    try:
+        summary = launcher(store, cache_dir(), timeout=timeout, console=err_console, **options).execute(
+            specs, resume=resume, retry=frozenset({"error", "oom"}) if retry_failed else frozenset(), accept_stale=accept_stale)
+    except HarnessError as exc:  # e.g. no Ray cluster to join, or one that cannot place a multi-node run: refused before any run
+        if created is not None and not store.finished():
+            shutil.rmtree(created)  # nothing partial left behind
+        fail(str(exc))
     table = store.table()
     ids = {s.run_id for s in specs}
     print_summary(console, table[table["config_hash"].isin(ids)] if not table.empty else table)
@@ -219,12 +206,12 @@ def list_(what: ListWhat = typer.Argument(ListWhat.families)) -> None:
 def _check_results_out(root: Path, suite_name: str) -> None:
     """Refuse, before anything is written, a folder that cannot be written or holds another suite's
     results (its rows would mix with these and its suite.json be overwritten); the same suite resumes."""
-    from harness.report.load import load_suite
+    from harness.store.results_format import SuiteInfo
     from harness.store.store import check_writable_dir
 
     try:
         check_writable_dir(root)
-        stored = load_suite(root).name
+        stored = SuiteInfo.read(root).name
     except HarnessError as exc:
         fail(str(exc))
     if stored and stored != suite_name:
@@ -240,7 +227,8 @@ def _results_dir(path: Path) -> Path:
 @app.command()
 def show(results: Path = typer.Argument(..., help="a results folder (results/<suite>)"), runs: bool = typer.Option(False, "--runs", help="one line per run instead of per task x variant")) -> None:
     """Print a results table in the terminal."""
-    from harness.report.load import drop_superseded, keep_one_version, read_table
+    from harness.report.load import drop_superseded, keep_one_version
+    from harness.store.results_format import read_table
     from harness.store.summary import print_runs, print_summary
 
     try:
@@ -270,15 +258,31 @@ def report(
     raise typer.Exit(code=cli_report(_results_dir(results), fmt=format, baseline=baseline, out=out, console=console))
 
 
+class FailOn(str, Enum):
+    contradicted = "contradicted"
+    undecided = "undecided"
+
+
+@app.command()
+def claims(
+    results: Path = typer.Argument(..., help="a results folder"),
+    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="exit 1 when a claim is contradicted, or (undecided) not reproduced"),
+) -> None:
+    """Check the suite's claims (expect:): reproduced, contradicted or undecided; writes claims.csv beside the results."""
+    from harness.report import cli_claims
+
+    raise typer.Exit(code=cli_claims(_results_dir(results), fail_on=fail_on.value if fail_on else None, console=console))
+
+
 def _suite_dirs(path: Path) -> dict[str, Path]:
     """Suite name -> results folder, for a results folder or a folder of them (e.g. baselines/h100)."""
-    from harness.report.load import load_suite
+    from harness.store.results_format import SuiteInfo
 
     folders = [path] if (path / "results.parquet").exists() else sorted(p.parent for p in path.glob("*/results.parquet"))
     if not folders:
         fail(f"{path}: no results.parquet here or in its subfolders (run a suite first: harness run SUITE --out {path})")
     try:
-        return {load_suite(f).name or f.name: f for f in folders}
+        return {SuiteInfo.read(f).name or f.name: f for f in folders}
     except HarnessError as exc:
         fail(str(exc))
 

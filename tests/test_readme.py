@@ -29,3 +29,13 @@ def test_ci_runs_the_readme_test_command() -> None:
     test_command = re.findall(r"```bash\n(.*?)\n```", README, re.S)[1].strip()
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_command in ci
+
+
+def test_readme_claims_example_validates(tmp_path: Path) -> None:
+    block = re.search(r"```yaml\n(suite: claims_demo.*?)```", README, re.S)
+    assert block, "README lost its claims example"
+    path = tmp_path / "claims_demo.yaml"
+    path.write_text(block.group(1))
+    suite = load_suite(path)
+    kinds = {c.kind for t in suite.tasks for c in t.entry.expect}
+    assert kinds == {"verdict", "compare", "status", "trend", "scaling"}

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ValidationError
 
+from harness.config.claim_checks import check_claims
 from harness.config.schema import SuiteFile, TaskEntry, VariantEntry
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.config.yaml_lines import LineDict, LineList, line_of, load_yaml, merged
@@ -35,6 +36,11 @@ class ResolvedTask:
     match: dict[str, Any]
     sweep: dict[str, list[Any]]
     metrics: tuple[str, ...]
+
+    def is_ssm(self, variant: VariantEntry) -> bool:
+        """Whether the variant, with its resolved ``model:`` block, contains an SSM (as its rows will say)."""
+        model = self.family.ModelParams.model_validate(build_run_config(self, variant, {})["model"])
+        return self.family.is_ssm(variant.uses, model)
 
 
 @dataclass(frozen=True)
@@ -297,11 +303,11 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
                 fam().check_config(variant.uses, data, model)
             except ValueError as exc:
                 raise ConfigError(*where["model"], f"{'.'.join(map(str, model_prefix))}: {exc}") from None
-            for section, model in SECTION_MODELS.items():
-                validate_section(model, config[section], roots[section], (entry.name, section), where[section])
+            sections = {section: validate_section(model, config[section], roots[section], (entry.name, section), where[section])
+                        for section, model in SECTION_MODELS.items()}
             if entry.distributed is not None:
                 ranks = entry.distributed.nproc_per_node * entry.distributed.nnodes
-                batch = TrainConfig.model_validate(config["train"]).batch_size
+                batch = sections["train"].batch_size
                 if batch % ranks:
                     file, line = line_of(raw_task, ("distributed",))
                     raise ConfigError(file, line, f"{entry.name}.distributed: train.batch_size {batch} must be divisible by nproc_per_node x nnodes = {ranks} (each rank trains on an equal shard of the global batch)")
@@ -362,13 +368,17 @@ def load_suite(path: str | Path) -> Suite:
             node = raw_task if "measure" in raw_task else raw
             raise ConfigError(*line_of(node, ("measure",)), f"measure.latency_seeds {list(timed)} names none of the suite's seeds "
                               f"{list(suite.seeds)}: no run of task {entry.name!r} would be timed")
-        for key in entry.factors:
-            if key not in resolved_task.sweep:
-                raise ConfigError(*line_of(raw_task, ("factors",)), f"factor {key!r} is not a sweep key of task {entry.name!r} ({', '.join(resolved_task.sweep) or 'no sweep'})")
+        for role, keys in (("factor", entry.factors), ("size", entry.sizes or [])):
+            for key in keys:
+                if key not in resolved_task.sweep:
+                    raise ConfigError(*line_of(raw_task, (f"{role}s",)), f"{role} {key!r} is not a sweep key of task {entry.name!r} ({', '.join(resolved_task.sweep) or 'no sweep'})")
+        for key in set(entry.factors) & set(entry.sizes or []):
+            raise ConfigError(*line_of(raw_task, ("sizes",)), f"sweep key {key!r} is both a factor (studied) and a size (a scaling axis); list it once")
         sweep_node = raw_task if "sweep" in raw_task else raw
         match_node = raw_task if "match" in raw_task else raw
         _check_task(resolved_task, raw_task, raw_variants, line_of(sweep_node, ("sweep",)), line_of(match_node, ("match",)))
         tasks.append(resolved_task)
+    check_claims(tasks, raw["tasks"])  # expect: names resolved against every task (ids unique in the suite)
     return Suite(
         name=suite.suite,
         path=path,

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from harness.config.claims import Claim
+
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 SWEEP_SECTIONS = ("data", "model", "train", "measure")
 SEED_LIMIT = 2**32  # numpy's seed range (the training loop seeds numpy, torch and random with it)
@@ -106,9 +108,12 @@ class TaskEntry(Strict):
     match: dict[str, Any] = Field(default_factory=dict)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     factors: list[str] = Field(default_factory=list, description="sweep keys that are studied factors, not tuning")
+    sizes: list[str] | None = Field(None, description="sweep keys that are sizes (the axis of a scaling study, never "
+                                    "tuned); default: those whose name reads as one (seq_len, resolution, ...)")
     metrics: list[str] | None = None
     verdict: Verdict = Field(default_factory=Verdict)
     distributed: Distributed | None = None  # torchrun/DDP for every run of this task (harness.run.distributed)
+    expect: list[Claim] = Field(default_factory=list)  # a paper's findings, checked (harness.config.claims)
 
     _sweep = field_validator("sweep")(_check_sweep)
     _variants = field_validator("variants", mode="before")(_as_entries)

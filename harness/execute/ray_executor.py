@@ -9,7 +9,7 @@
   (DDP) run; Ray queues what does not fit and spreads the rest over GPUs and nodes. Ray sets
   ``CUDA_VISIBLE_DEVICES`` for the task, and the run process inherits it.
 - Inside the task the run executes exactly as with the local executor, through
-  ``harness.execute.local.run_one``: a fresh process per run (or torchrun for a DDP task), never
+  ``harness.execute.process.run_one``: a fresh process per run (or torchrun for a DDP task), never
   ``execute_run`` in the Ray worker itself, because Ray reuses worker processes and one model per process
   is the harness's rule (allocator and cuDNN state must not leak between runs); ``max_calls=1`` also
   gives every run a fresh Ray worker, so no state (a forkserver started with another task's
@@ -17,7 +17,7 @@
 - Workers never write the results folder (it may not even be on their node): the row and the run's log
   come back to the driver as the task's return value; the driver writes them through the same
   ``ResultStore`` (atomic run files, merged tables under a lock) as the local executor, and resume is
-  the same (``pending``: runs already stored are not submitted).
+  the same (``harness.execute.launcher``: runs already stored are not submitted).
 - A worker that dies mid-run (killed process, lost node) is a system failure: Ray resubmits the task up
   to ``--max-retries`` times (default 2); after that the run is recorded as ``error`` with Ray's reason
   and the sweep goes on. A run that fails by itself (error, OOM, divergence, timeout) is a row, not an
@@ -37,13 +37,12 @@ import functools
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
-from rich.console import Console
 from rich.markup import escape
 
 from harness.errors import HarnessError
-from harness.execute.local import ExecutionSummary, Recorder, _failure_row, pending
+from harness.execute.launcher import ExecutionSummary, Launcher, Recorder, failure_row
 from harness.plan.planner import RunSpec
 from harness.store.store import ResultStore, atomic_write_text
 
@@ -59,20 +58,20 @@ def available() -> bool:
     return True
 
 
-def resources(spec: RunSpec, *, cpus_per_run: float | None = None, gpus_per_run: float | None = None, memory_per_run_gb: float | None = None) -> dict[str, Any]:
+def resources(spec: RunSpec, *, cpus_per_run: float | None = None, gpus_per_run: float | None = None, memory_per_run: float | None = None) -> dict[str, Any]:
     """The Ray resource request of one run (per process, times the DDP processes on the node)."""
-    c = spec.config
-    procs = int(c["distributed"]["nproc_per_node"]) if c.get("distributed") else 1
-    cpus = cpus_per_run if cpus_per_run is not None else (c["measure"].get("cpu_threads") or 1)
-    gpus = gpus_per_run if gpus_per_run is not None else (1 if c["device"] == "cuda" else 0)
+    r = spec.run
+    procs = r.distributed.nproc_per_node if r.distributed is not None else 1
+    cpus = cpus_per_run if cpus_per_run is not None else (r.measure.cpu_threads or 1)
+    gpus = gpus_per_run if gpus_per_run is not None else (1 if r.device == "cuda" else 0)
     request: dict[str, Any] = {"num_cpus": cpus * procs, "num_gpus": gpus * procs}
-    if memory_per_run_gb:
-        request["memory"] = int(memory_per_run_gb * 2**30 * procs)
+    if memory_per_run:  # GiB
+        request["memory"] = int(memory_per_run * 2**30 * procs)
     return request
 
 
 def nnodes(spec: RunSpec) -> int:
-    return int((spec.config.get("distributed") or {}).get("nnodes", 1))
+    return spec.run.distributed.nnodes if spec.run.distributed is not None else 1
 
 
 def bundle(request: dict[str, Any]) -> dict[str, float]:
@@ -90,14 +89,14 @@ def _run_remote(
     run_id: str, config: dict[str, Any], cache_dir: str, timeout: float | None, cwd: str,
     node_rank: int = 0, master: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The Ray task body: one run in its own process, through the local executor's ``run_one``; or, with
+    """The Ray task body: one run in its own process (``harness.execute.process.run_one``); or, with
     ``master`` (node 0's address), node ``node_rank``'s torchrun of a multi-node run (row None on nodes > 0)."""
-    from harness.execute.local import run_one
+    from harness.execute.process import run_one
     from harness.execute.torchrun import run_torchrun
 
     if cwd and os.path.isdir(cwd):  # relative paths in a config resolve as they do for the driver
         os.chdir(cwd)
-    spec = RunSpec(run_id=run_id, config=config)
+    spec = RunSpec.from_json(run_id, config)
     with tempfile.TemporaryDirectory(prefix="harness-ray-") as tmp:
         scratch = ResultStore(tmp).create()  # the log lands here, on the worker, and travels back
         log_path = scratch.log_path(run_id)
@@ -149,7 +148,7 @@ def _run_nodes_remote(run_id: str, config: dict[str, Any], cache_dir: str, timeo
     """
     from ray.util.placement_group import placement_group, remove_placement_group
 
-    spec = RunSpec(run_id=run_id, config=config)
+    spec = RunSpec.from_json(run_id, config)
     group = placement_group([bundle(request)] * nnodes(spec), strategy="STRICT_SPREAD")
     try:
         master = _task(_master_address, num_cpus=0).options(scheduling_strategy=_in_bundle(group, 0)).remote()
@@ -220,7 +219,7 @@ def check_cluster(specs: Iterable[RunSpec], requests: dict[str, dict[str, Any]])
         fit = sum(all(total.get(k, 0) >= v for k, v in share.items()) for total in nodes)
         if need > fit:
             each = ", ".join(f"{k}={v:g}" for k, v in share.items())
-            problems.setdefault(spec.config["task"], f"task {spec.config['task']!r} needs {need} Ray nodes with {each} each (distributed.nnodes: {need}), the cluster has {fit} (of {len(nodes)} alive)")
+            problems.setdefault(spec.run.task, f"task {spec.run.task!r} needs {need} Ray nodes with {each} each (distributed.nnodes: {need}), the cluster has {fit} (of {len(nodes)} alive)")
     if problems:
         raise HarnessError(
             "; ".join(problems.values()) + "; join a cluster with enough nodes (--address HOST:PORT; the Ray instance "
@@ -263,54 +262,45 @@ def connect(address: str | None) -> bool:
     return True
 
 
-def execute(
-    specs: Iterable[RunSpec],
-    store: ResultStore,
-    cache_dir: Path,
-    *,
-    resume: bool = True,
-    retry: frozenset[str] = frozenset(),
-    accept_stale: bool = False,
-    console: Console | None = None,
-    timeout: float | None = None,
-    address: str | None = None,
-    cpus_per_run: float | None = None,
-    gpus_per_run: float | None = None,
-    memory_per_run_gb: float | None = None,
-    max_retries: int = DEFAULT_MAX_RETRIES,
-) -> ExecutionSummary:
-    """Submit every pending run as a Ray task; store rows in the order they finish."""
-    import ray
+class RayLauncher(Launcher):
+    options: ClassVar[dict[str, Any]] = {"address": None, "gpus_per_run": None, "cpus_per_run": None,
+                                         "memory_per_run": None, "max_retries": DEFAULT_MAX_RETRIES}
 
-    todo, summary = pending(specs, store, resume=resume, retry=retry, accept_stale=accept_stale)
-    console = console or Console(stderr=True)
-    if not todo:
-        return summary
-    requests = {s.run_id: resources(s, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, memory_per_run_gb=memory_per_run_gb) for s in todo}
-    started_here = connect(address)
-    try:
-        check_cluster([s for s in todo if nnodes(s) > 1], requests)
-        args = (str(Path(cache_dir).resolve()), timeout, os.getcwd())
-        submitted = {_submit(spec, requests[spec.run_id], args, max_retries): spec for spec in todo}
-        waiting = list(submitted)
-        with Recorder(store, summary, console, total=len(todo)) as recorder:
-            recorder.describe(f"[bold]{len(todo)} runs on ray")
-            try:
-                while waiting:
-                    ready, waiting = ray.wait(waiting, num_returns=1, timeout=1.0)
-                    for ref in ready:
-                        spec = submitted[ref]
-                        recorder.record(spec, _collect(ref, spec, store, max_retries))
-                        recorder.describe(f"[bold]{escape(spec.label)}[/bold] done, {len(waiting)} queued or running")
-            except KeyboardInterrupt:
-                summary.interrupted = True
-                for ref in waiting:
-                    ray.cancel(ref, force=True)
-                console.print("[yellow]interrupted; finished runs are stored, rerun to resume")
-    finally:
-        if started_here:
-            ray.shutdown()
-    return summary
+    @classmethod
+    def check(cls, specs: list[RunSpec], **_: Any) -> None:
+        if not available():
+            raise HarnessError(INSTALL_HINT)
+
+    def launch(self, todo: list[RunSpec], summary: ExecutionSummary) -> None:
+        """Submit every pending run as a Ray task; store rows in the order they finish."""
+        import ray
+
+        opts, max_retries = self.settings, self.settings["max_retries"]
+        requests = {s.run_id: resources(s, cpus_per_run=opts["cpus_per_run"], gpus_per_run=opts["gpus_per_run"],
+                                        memory_per_run=opts["memory_per_run"]) for s in todo}
+        started_here = connect(opts["address"])
+        try:
+            check_cluster([s for s in todo if nnodes(s) > 1], requests)
+            args = (str(self.cache_dir.resolve()), self.timeout, os.getcwd())
+            submitted = {_submit(spec, requests[spec.run_id], args, max_retries): spec for spec in todo}
+            waiting = list(submitted)
+            with Recorder(self.store, summary, self.console, total=len(todo)) as recorder:
+                recorder.describe(f"[bold]{len(todo)} runs on ray")
+                try:
+                    while waiting:
+                        ready, waiting = ray.wait(waiting, num_returns=1, timeout=1.0)
+                        for ref in ready:
+                            spec = submitted[ref]
+                            recorder.record(spec, _collect(ref, spec, self.store, max_retries))
+                            recorder.describe(f"[bold]{escape(spec.label)}[/bold] done, {len(waiting)} queued or running")
+                except KeyboardInterrupt:
+                    summary.interrupted = True
+                    for ref in waiting:
+                        ray.cancel(ref, force=True)
+                    self.console.print("[yellow]interrupted; finished runs are stored, rerun to resume")
+        finally:
+            if started_here:
+                ray.shutdown()
 
 
 def _submit(spec: RunSpec, request: dict[str, Any], args: tuple[str, float | None, str], max_retries: int) -> Any:
@@ -332,6 +322,6 @@ def _collect(ref: Any, spec: RunSpec, store: ResultStore, max_retries: int) -> d
     except ray.exceptions.RayError as exc:  # the worker or node died on every attempt, or Ray gave up
         message = f"ray: {type(exc).__name__} after {max_retries + 1} attempt(s) (max_retries={max_retries}): {_reason(exc)}"
         atomic_write_text(store.log_path(spec.run_id), f"{message}\n\n{exc}\n")
-        return _failure_row(spec, message[:2000])
+        return failure_row(spec, message[:2000])
     atomic_write_text(store.log_path(spec.run_id), f"# {_header(result)}\n{result['log']}")
     return result["row"]

@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.config.schema import Distributed
 from harness.plan.planner import RunSpec
 
 
@@ -36,14 +37,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def torchrun_command(
-    spec_path: Path, result_path: Path, cache_dir: Path, setting: dict[str, Any], *,
+    spec_path: Path, result_path: Path, cache_dir: Path, setting: Distributed, *,
     node_rank: int = 0, master_addr: str = "127.0.0.1", master_port: int | None = None,
 ) -> list[str]:
     """The torchrun command line for one node of the job (static rendezvous at master_addr:master_port)."""
     return [
         sys.executable, "-m", "torch.distributed.run",
-        f"--nproc-per-node={setting['nproc_per_node']}",
-        f"--nnodes={setting['nnodes']}",
+        f"--nproc-per-node={setting.nproc_per_node}",
+        f"--nnodes={setting.nnodes}",
         f"--node-rank={node_rank}",
         f"--master-addr={master_addr}",
         f"--master-port={master_port or free_port(master_addr)}",
@@ -58,13 +59,13 @@ def run_torchrun(
 ) -> dict[str, Any] | None:
     """Run one node of ``spec``'s DDP job; returns the row (node 0) or None (other nodes, on success).
 
-    Like ``harness.execute.local.run_one``: a job that dies without a result gives a failure row.
+    Like ``harness.execute.process.run_one``: a job that dies without a result gives a failure row.
     """
-    from harness.execute.local import _failure_row, death_reason
-    from harness.execute.worker import _die_with_parent
+    from harness.execute.launcher import death_reason, failure_row
+    from harness.execute.worker import die_with_parent
     from harness.store.store import atomic_write_text
 
-    setting = spec.config["distributed"]
+    setting = spec.run.distributed
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     if is_loopback(master_addr):
         # Every rank is on this machine (one node, or nodes simulated on one machine): gloo would otherwise
@@ -80,13 +81,13 @@ def run_torchrun(
         with open(log, "w") as log_fh:
             log_fh.write(f"$ {' '.join(cmd)}\n")
             log_fh.flush()
-            proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+            proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
             try:
                 code = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()  # the ranks die with their agent (PR_SET_PDEATHSIG in main)
                 proc.wait()
-                return _failure_row(spec, f"timed out after {timeout:g} s (log: {log})")
+                return failure_row(spec, f"timed out after {timeout:g} s (log: {log})")
             except BaseException:
                 proc.kill()
                 proc.wait()
@@ -95,7 +96,7 @@ def run_torchrun(
             return json.loads(result_path.read_text())
         if node_rank != 0 and code == 0:
             return None
-        return _failure_row(spec, f"torchrun ({_label(setting)}, node {node_rank}) {death_reason(code, log)}")
+        return failure_row(spec, f"torchrun ({_label(setting)}, node {node_rank}) {death_reason(code, log)}")
 
 
 def is_loopback(address: str) -> bool:
@@ -105,7 +106,7 @@ def is_loopback(address: str) -> bool:
         return address == "localhost"
 
 
-def _label(setting: dict[str, Any]) -> str:
+def _label(setting: Distributed) -> str:
     from harness.run.distributed import label
 
     return label(setting)
@@ -113,20 +114,22 @@ def _label(setting: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> int:
     """One rank: join the process group, run, and (rank 0) write the row."""
-    from harness.execute.worker import _die_with_parent
+    from harness.execute.worker import die_with_parent
 
-    _die_with_parent()  # the rank dies with its torchrun agent
+    die_with_parent()  # the rank dies with its torchrun agent
     spec_path, result_path, cache_dir = map(Path, argv)
     spec = json.loads(spec_path.read_text())
     import torch
 
+    from harness.config.run_config import RunConfig
     from harness.run import distributed
     from harness.run.runner import execute_run
     from harness.store.store import atomic_write_text
 
-    distributed.init_from_env(torch.device(spec["config"]["device"]).type)
+    run = RunConfig.from_json(spec["config"])
+    distributed.init_from_env(torch.device(run.device).type)
     try:
-        row = execute_run(spec["config"], spec["run_id"], cache_dir)
+        row = execute_run(run, spec["run_id"], cache_dir)
         rank = distributed.rank()
         if rank == 0:
             atomic_write_text(result_path, json.dumps(row, default=str))

@@ -1,31 +1,38 @@
 """The contract every task family implements, so the spine can plan, train and measure it.
 
-A family (``harness/families/<name>/``) holds its data, its model pairing and its metrics, and registers
-itself in ``harness.families.FAMILIES``. The spine owns everything else: YAML validation, planning, the
+A family (``harness/families/<name>/``) provides data, a model and metrics, and registers itself in
+``harness.families.FAMILIES``. The spine owns everything else: YAML validation, planning, seeding, the
 training loop (``harness.run.train``), measurement (``harness.measure``), budget matching and the store.
-Families never time themselves and never write files outside ``ctx.cache_dir``.
+Families never seed the run, never time themselves and never write files outside ``ctx.cache_dir``
+(``harness.families.cache``).
 
 Life of one run (task x variant x seed x sweep point), in ``harness.run.runner``:
-    fam = FAMILIES.get(spec.family)()
-    ctx = RunContext(...)                       # validated params, seed, device
-    (budget matching may call fam.build_model(ctx, overrides) and fam.example_inputs(ctx, b) many times)
-    exp = fam.build(ctx)                        # data + model, on ctx.device
-    train(exp, ctx.train)                       # shared loop: exp.train_batch(step) -> exp.loss(batch)
-    metrics = exp.evaluate()                    # {"top1": ..., ...}
-    costs = measure_model(exp.model, exp.example_inputs(b), exp.loss ...)   # FLOPs, latency, memory
-    row = {...spec, **exp.row_extras(), **metrics, **costs, **exp.extra_measurements(measurer)}
+    fam = FAMILIES.get(config.family)()
+    ctx = RunContext(...)                              # validated params, seed, device
+    (budget matching calls fam.build_model(ctx') and fam.example_inputs(ctx', b) for trial widths)
+    exp = build_experiment(fam, ctx):                  # the spine composes, the same way for every family:
+        fam.check_config(ctx.use, ctx.data, ctx.model)
+        data = fam.load_data(ctx)                      # generated, cached or read
+        torch.manual_seed(ctx.seed)                    # the model's init depends on the seed alone
+        fam.experiment_class(ctx, fam.build_model(ctx, data).to(ctx.device), data)
+    train(exp, train_config, device)                   # shared loop: exp.train_batch(step) -> exp.loss(batch)
+    metrics = exp.evaluate()                           # {"top1": ..., ...}
+    costs = measure_model(exp.model, fam.example_inputs(ctx, b, exp.data), exp.loss ...)  # FLOPs, latency, memory
+    row = {...config columns, **exp.row_extras(), **metrics, **costs, **exp.extra_measurements(measurer)}
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+from harness.families.variants import VariantTable
 
 
 class Params(BaseModel):
@@ -57,6 +64,18 @@ class DatasetSpec:
     description: str
 
 
+@dataclass(frozen=True)
+class TinyConfig:
+    """The smallest task of a family that builds and trains every variant in a second or so on a CPU: what
+    the one contract test (``tests/families/test_contract.py``) runs for each family x variant, as timm's
+    tests do over its registry. ``variants``: ``model:`` overrides a variant needs (a hybrid's pattern)."""
+
+    dataset: str
+    data: dict[str, Any]
+    model: dict[str, Any]
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
 @dataclass
 class RunContext:
     """Everything a family needs to build one run; made by the spine from the resolved config."""
@@ -72,19 +91,23 @@ class RunContext:
     cache_dir: Path  # for generated datasets / tokenizers, keyed by their own config
     train_batch_size: int
     eval_batch_size: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: the spine's training loop, for artefacts a family trains for itself (a tokenizer, a scoring classifier):
+    #: ``fit(experiment, device, **TrainConfig fields) -> TrainResult`` (families do not import the spine)
+    fit: Callable[..., Any] | None = None
 
     def with_model(self, **updates: Any) -> "RunContext":
         """A copy with some ``model:`` fields replaced (budget matching solves a width this way)."""
-        from dataclasses import replace
-
         return replace(self, model=self.model.model_copy(update=updates))
 
 
 class Experiment(ABC):
-    """One built run: a model plus its data, able to give batches, a loss and an evaluation."""
+    """One built run: a model plus its data, able to give batches, a loss and an evaluation.
 
-    model: nn.Module
+    The spine makes it as ``experiment_class(ctx, model, data)``: the model already on ``ctx.device``,
+    ``data`` what the family's ``load_data`` returned."""
+
+    def __init__(self, ctx: RunContext, model: nn.Module, data: Any):
+        self.ctx, self.model, self.data = ctx, model, data
 
     @abstractmethod
     def train_batch(self, step: int) -> Any:
@@ -97,10 +120,6 @@ class Experiment(ABC):
     @abstractmethod
     def evaluate(self) -> dict[str, float]:
         """Quality metrics on held-out data (model in eval mode, no grad); keys are the family's metrics."""
-
-    @abstractmethod
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        """Inputs for ``self.model(*inputs)`` at the task's size, for FLOPs/latency/memory measurement."""
 
     def reference_loss(self) -> float | None:
         """The loss scale divergence is judged against (e.g. chance level, ln #classes); None: the first
@@ -122,6 +141,16 @@ class Experiment(ABC):
         return {}
 
 
+class _DerivedFromTable:
+    """A class attribute computed from the family's variant table (so a variant registered later counts)."""
+
+    def __init__(self, derive: Any):
+        self.derive = derive
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        return self.derive(owner)
+
+
 class Family(ABC):
     """A task family: its schema, datasets, variants and metrics, and how to build a run."""
 
@@ -129,12 +158,18 @@ class Family(ABC):
     description: ClassVar[str]
     ModelParams: ClassVar[type[Params]]
     datasets: ClassVar[dict[str, DatasetSpec]]
-    variants: ClassVar[tuple[str, ...]]  # the ``use:`` names it can build (e.g. mamba, attention, gated_cnn)
+    variants: ClassVar[VariantTable]  # the ``use:`` names it can build, each declared once (``variants.py``)
     metrics: ClassVar[dict[str, MetricSpec]]
     causal: ClassVar[bool] = False  # whether the task is causal/autoregressive (MambaOut's criterion)
     width_field: ClassVar[str] = "d_model"  # the ``model:`` field budget matching solves
     width_multiple: ClassVar[int] = 1  # solved widths are multiples of this (head/group divisibility)
-    ssm_variants: ClassVar[tuple[str, ...]] = ()  # the ``use`` names that contain an SSM (the verdict's split)
+    experiment_class: ClassVar[type[Experiment]]  # what the spine wraps the model and data in
+    #: the ``use`` names that contain an SSM whatever their params (a run's ``is_ssm``: :meth:`is_ssm`)
+    ssm_variants: ClassVar[frozenset[str]] = _DerivedFromTable(lambda cls: cls.variants.ssm_names())  # type: ignore[assignment]
+    tiny: ClassVar[TinyConfig]  # its smallest task, for the contract test
+    #: numeric row columns beyond ``metrics`` and the spine's costs (fnmatch patterns, e.g. decode costs),
+    #: with how they read; claims (``expect:``) may name them
+    columns: ClassVar[dict[str, MetricSpec]] = {}
     #: bump in the commit that changes numbers this family's stored runs hold (data, model, metrics);
     #: rows record it (``harness.versions``) and resume reruns runs of another version
     results_version: ClassVar[int] = 0
@@ -143,21 +178,30 @@ class Family(ABC):
         """Solved widths of variant ``use`` are multiples of this (``width_multiple`` unless heads need more)."""
         return self.width_multiple
 
-    @abstractmethod
-    def build_model(self, ctx: RunContext) -> nn.Module:
-        """The model alone (cheap, on CPU): used by budget matching to count params/FLOPs."""
+    def load_data(self, ctx: RunContext) -> Any:
+        """The run's data (generated, read, or from ``ctx.cache_dir``), before the model is seeded and built;
+        whatever the family's experiment and ``example_inputs`` take. None: nothing beyond the config."""
+        return None
 
     @abstractmethod
-    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
-        """Inputs of the task's size without generating the dataset (for FLOP matching)."""
+    def build_model(self, ctx: RunContext, data: Any = None) -> nn.Module:
+        """The model of variant ``ctx.use``, on the CPU. ``data`` is the run's, or None when budget matching
+        counts the params/FLOPs of trial widths (then everything comes from the config)."""
 
     @abstractmethod
-    def build(self, ctx: RunContext) -> Experiment:
-        """Data + model on ``ctx.device``, seeded by ``ctx.seed``."""
+    def example_inputs(self, ctx: RunContext, batch_size: int, data: Any = None) -> tuple[torch.Tensor, ...]:
+        """Inputs for ``model(*inputs)`` at the task's size, for FLOPs/latency/memory: drawn from ``data``
+        where the family has it, else made from the config alone (budget matching by FLOPs)."""
 
-    def variant_defaults(self, use: str) -> dict[str, Any]:
-        """``model:`` fields a variant sets by default (e.g. attention gets mlp_ratio 4)."""
-        return {}
+    @classmethod
+    def variant_defaults(cls, use: str) -> dict[str, Any]:
+        """``model:`` fields a variant sets by default (e.g. attention gets mlp_ratio 4), from its table entry."""
+        return dict(cls.variants[use].defaults)
+
+    @classmethod
+    def is_ssm(cls, use: str, model: Params) -> bool:
+        """Whether variant ``use`` with these ``model:`` params contains an SSM (the row's ``is_ssm``)."""
+        return cls.variants[use].is_ssm(model)
 
     @classmethod
     def task_metrics(cls, model: dict[str, Any]) -> tuple[str, ...]:
@@ -168,4 +212,4 @@ class Family(ABC):
     def check_config(self, use: str, data: Params, model: Params) -> None:
         """Raise ValueError if variant ``use`` cannot run with these ``data:`` and ``model:`` blocks together:
         what neither block's schema sees alone. Suite validation calls it (an error at the task's line), and
-        so does the family's own build."""
+        so does the spine before it builds a run."""

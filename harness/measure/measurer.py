@@ -25,6 +25,7 @@ from harness.measure.latency import TimingStats, protocol_string, time_fn
 from harness.measure.memory import MemoryResult, is_oom, peak_memory, release_memory
 from harness.measure.precision import autocast, resolve
 from harness.modules.registry import backends_of
+from harness.store.results_format import MEASURED_COLUMNS as COLUMNS
 
 
 class Measurer:
@@ -78,14 +79,6 @@ def _surrogate_loss(out: Any) -> torch.Tensor:
 
 def _batch_size(inputs: tuple) -> int:
     return next(x.shape[0] for x in inputs if torch.is_tensor(x) and x.ndim > 0)
-
-
-COLUMNS = (
-    "params", "flops_fwd", "macs_fwd_fvcore", "flops_train_step", "flops_skipped",
-    "latency_ms_p10", "latency_ms_p50", "latency_ms_p90", "train_step_ms_p10", "train_step_ms_p50",
-    "train_step_ms_p90", "peak_mem_mb_infer", "peak_mem_mb_train", "mem_approx", "throughput",
-    "latency_protocol", "measure_dtype", "measure_status", "backend",
-)
 
 
 def measure_model(model: nn.Module, inputs: tuple, loss_fn: Callable[[], torch.Tensor] | None,

@@ -6,7 +6,7 @@ downsampling between stages, the channels-last ``(B, H, W, C)`` layout and the s
 timm's ``mambaout_*`` sizes (``MAMBAOUT_SIZES``). The blocks differ:
 
 - ``gated_cnn``: timm's ``MambaOutStage`` of ``GatedConvBlock`` s, i.e. MambaOut itself (reused, not copied).
-- any other registered mixer (``mamba``, ``mamba2``, ``attention``): ``harness.modules.Block`` =
+- any other registered mixer (``mamba``, ``mamba2``, ``attention``): ``harness.modules.block.MixerBlock`` =
   norm -> mixer(x flattened to ``(B, H*W, C)``, ``shape=(H, W)``) -> residual (-> optional MLP), so
   Mamba's block is "the Gated CNN block with the SSM restored" as in the paper's Figure 1.
 
@@ -30,7 +30,7 @@ from timm.layers import LayerNorm, PatchEmbed, trunc_normal_
 from timm.models.mambaout import Downsample, MambaOutStage, MlpHead, Stem
 from torch import nn
 
-from harness.modules.block import Block
+from harness.modules.block import MixerBlock
 from harness.modules.registry import create_mixer
 
 # timm's mambaout_{femto,kobe,tiny,small,base}: (depths, dims)
@@ -86,9 +86,9 @@ def _make_mixer(name: str, dim: int, kwargs: dict[str, Any]) -> nn.Module:
 
 
 class MixerStage(nn.Module):
-    """Optional downsampling, then ``depth`` harness ``Block`` s over the flattened ``(B, H*W, C)`` tokens."""
+    """Optional downsampling, then ``depth`` harness ``MixerBlock`` s over the flattened ``(B, H*W, C)`` tokens."""
 
-    def __init__(self, dim_in: int, dim_out: int, blocks: list[Block], downsample: bool):
+    def __init__(self, dim_in: int, dim_out: int, blocks: list[MixerBlock], downsample: bool):
         super().__init__()
         self.downsample = Downsample(dim_in, dim_out, norm_layer=LayerNorm) if downsample else nn.Identity()
         if downsample:
@@ -158,7 +158,7 @@ class VisionBackbone(nn.Module):
                 stage.last_backend = "torch"  # plain torch ops, recorded like the gated_cnn mixer's backend
             else:
                 blocks = [
-                    Block(dim, _make_mixer(mixer, dim, kwargs_of(i, j)), mlp_ratio=mlp_ratio, norm=norm, drop_path=dp[j])
+                    MixerBlock(dim, _make_mixer(mixer, dim, kwargs_of(i, j)), mlp_ratio=mlp_ratio, norm=norm, drop_path=dp[j])
                     for j in range(depth)
                 ]
                 stage = MixerStage(prev, dim, blocks, downsample=i > 0)

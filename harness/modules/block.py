@@ -1,6 +1,6 @@
 """The mixer-agnostic residual block (mamba_ssm's ``Block``): which mixer goes where is a name, not an ``if``.
 
-    block = Block(256, create_mixer("mamba", 256), mlp_ratio=0.0, norm="rmsnorm")
+    block = MixerBlock(256, create_mixer("mamba", 256), mlp_ratio=0.0, norm="rmsnorm")
 
 ``x + mixer(norm(x))`` then, if ``mlp_ratio > 0``, ``x + mlp(norm2(x))`` (timm's ``Mlp``). Incremental
 decoding passes through to the mixer's ``init_state``/``step``.
@@ -23,7 +23,7 @@ def make_norm(kind: str, dim: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}; use layernorm or rmsnorm")
 
 
-class Block(nn.Module):
+class MixerBlock(nn.Module):
     def __init__(self, dim: int, mixer: nn.Module, mlp_ratio: float = 0.0, norm: str = "layernorm", drop_path: float = 0.0):
         super().__init__()
         self.norm = make_norm(norm, dim)

@@ -12,10 +12,12 @@ import fnmatch
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from harness.config.identity import id_dump
 from harness.config.load import Suite, build_run_config, sweep_points
+from harness.config.run_config import MatchReference, RunConfig
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.versions import results_version
 
@@ -23,14 +25,24 @@ from harness.versions import results_version
 @dataclass(frozen=True)
 class RunSpec:
     run_id: str
-    config: dict[str, Any]  # JSON-serialisable; what the worker process receives
+    run: RunConfig
     results_version: str = results_version(0)  # of the code that will run it; a stored row must match it
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The run's JSON: what the worker process receives and ``runs/<id>.json`` stores."""
+        return self.run.to_json()
+
+    @classmethod
+    def from_json(cls, run_id: str, config: dict[str, Any]) -> "RunSpec":
+        """A spec sent as JSON (to a Ray worker); its results version is checked by the driver only."""
+        return cls(run_id=run_id, run=RunConfig.from_json(config))
 
     @property
     def label(self) -> str:
-        c = self.config
-        sweep = ",".join(f"{k.split('.')[-1]}={v}" for k, v in c["sweep"].items())
-        return f"{c['task']}/{c['variant']}/seed{c['seed']}" + (f"[{sweep}]" if sweep else "")
+        r = self.run
+        sweep = ",".join(f"{k.split('.')[-1]}={v}" for k, v in r.sweep.items())
+        return f"{r.task}/{r.variant}/seed{r.seed}" + (f"[{sweep}]" if sweep else "")
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -40,8 +52,8 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _matches(patterns: list[str], config: dict[str, Any]) -> bool:
-    names = (config["task"], config["variant"], f"{config['task']}/{config['variant']}")
+def _matches(patterns: list[str], run: RunConfig) -> bool:
+    names = (run.task, run.variant, f"{run.task}/{run.variant}")
     return any(fnmatch.fnmatch(n, p) for p in patterns for n in names)
 
 
@@ -62,36 +74,35 @@ def plan(suite: Suite, *, seeds: list[int] | None = None, only: str | None = Non
                 resolved[variant.name] = {
                     "data": id_dump(data_schema.model_validate(raw["data"])),
                     "model": id_dump(fam.ModelParams.model_validate(raw["model"])),
-                    "train": id_dump(TrainConfig.model_validate(raw["train"])),
-                    "measure": id_dump(MeasureConfig.model_validate(raw["measure"])),
-                    "match": id_dump(MatchConfig.model_validate(raw["match"])),
+                    "train": TrainConfig.model_validate(raw["train"]),
+                    "measure": MeasureConfig.model_validate(raw["measure"]),
+                    "match": MatchConfig.model_validate(raw["match"]),
                 }
             for seed in seeds if seeds is not None else suite.seeds:
                 for variant in task.variants:
                     r = resolved[variant.name]
                     match = r["match"]
                     reference = None
-                    if match["by"] != "none" and match["reference"] and match["reference"] != variant.name:
-                        ref_variant = next(v for v in task.variants if v.name == match["reference"])
-                        reference = {"use": ref_variant.uses, "model": resolved[ref_variant.name]["model"]}
-                    config = {
-                        "suite": suite.name,
-                        "task": task.entry.name,
-                        "family": fam.name,
-                        "dataset": task.entry.dataset,
-                        "variant": variant.name,
-                        "use": variant.uses,
-                        "ablation": variant.ablation,
+                    if match.by != "none" and match.reference and match.reference != variant.name:
+                        ref_variant = next(v for v in task.variants if v.name == match.reference)
+                        reference = MatchReference(use=ref_variant.uses, model=resolved[ref_variant.name]["model"])
+                    run = RunConfig(
+                        suite=suite.name,
+                        task=task.entry.name,
+                        family=fam.name,
+                        dataset=task.entry.dataset,
+                        variant=variant.name,
+                        use=variant.uses,
+                        ablation=variant.ablation,
                         **r,
-                        "match_reference": reference,
-                        "metrics": list(task.metrics),
-                        "seed": seed,
-                        "sweep": point,
-                        "device": device,
-                    }
-                    if task.entry.distributed is not None:  # only then, so other runs keep their ids
-                        config["distributed"] = task.entry.distributed.model_dump(mode="json")
-                    if patterns and not _matches(patterns, config):
+                        match_reference=reference,
+                        metrics=task.metrics,
+                        seed=seed,
+                        sweep=point,
+                        device=device,
+                        distributed=task.entry.distributed,
+                    )
+                    if patterns and not _matches(patterns, run):
                         continue
-                    specs.append(RunSpec(run_id=config_hash(config), config=config, results_version=results_version(fam.results_version)))
+                    specs.append(RunSpec(run_id=config_hash(run.to_json()), run=run, results_version=results_version(fam.results_version)))
     return specs

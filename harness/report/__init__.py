@@ -11,14 +11,14 @@ Modules: ``load`` (read + normalise), ``stats`` (mean/std/CI, slopes over a swee
 (one-sided tests at a threshold with error control for fixed or sequential seeds, seeds advice, the
 design file), ``paired`` (paired comparisons, Holm, equal budget), ``baseline`` (did a variant beat its
 trivial baseline), ``recommend`` (the cheapest adequate variant), ``verdict`` (decision rule, open
-items), ``ablations`` (each ablation against its base), ``crossover`` (scaling fits, crossovers),
+items), ``claims`` and ``claim_checks`` (a paper's findings checked: reproduced / contradicted / undecided), ``ablations`` (each ablation against its base), ``crossover`` (scaling fits, crossovers),
 ``figures``, ``render`` (HTML/Markdown), ``compare`` (regressions between two folders), ``papers``
 (reference numbers), ``cli`` (entry points).
 """
 
 from __future__ import annotations
 
-from harness.report.cli import cli_compare, cli_report
+from harness.report.cli import cli_claims, cli_compare, cli_report
 
 
 def build_report(*args, **kwargs):
@@ -38,4 +38,4 @@ def verdict_rule_markdown() -> str:
     return _v()
 
 
-__all__ = ["build_report", "compare_dirs", "cli_report", "cli_compare", "verdict_rule_markdown"]
+__all__ = ["build_report", "compare_dirs", "cli_report", "cli_claims", "cli_compare", "verdict_rule_markdown"]

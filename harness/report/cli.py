@@ -1,6 +1,7 @@
-"""What ``harness report`` and ``harness compare`` (``harness.cli``) run, returning their exit codes.
+"""What ``harness report``, ``harness claims`` and ``harness compare`` (``harness.cli``) run, returning exit codes.
 
-Exit codes: 0 ok; 1 regressions found with ``--fail-on-regression``; 2 bad input (message, no traceback).
+Exit codes: 0 ok; 1 regressions found with ``--fail-on-regression``, or claims that fail ``--fail-on``; 2 bad
+input (message, no traceback).
 """
 
 from __future__ import annotations
@@ -55,6 +56,60 @@ def cli_report(results_dir: str | Path, fmt: str = "html", baseline: str | Path 
         print_comparison(an.baseline, console)
     console.print(f"report written to [bold]{path}[/bold]")
     return 0
+
+
+OUTCOME_STYLE = {"reproduced": "bold green", "contradicted": "bold red", "undecided": "bold yellow"}
+
+
+def _num(x) -> str:
+    return f"{x:.3g}" if x is not None and x == x and abs(x) != float("inf") else "n/a"
+
+
+def print_claims(results, console=None) -> None:
+    """The claims table: id, source, claim, outcome, evidence (estimate [CI], test, n) and what would decide it."""
+    from rich.table import Table
+
+    console = _console(console)
+    tab = Table(title="Claims: the papers' findings on these runs", show_lines=True)
+    for c in ("id", "source", "claim", "outcome", "evidence"):
+        tab.add_column(c, overflow="fold")
+    for r in results:
+        c = r.check
+        ci = f" [{_num(c.ci_low)}, {_num(c.ci_high)}]" if c.ci_low == c.ci_low else ""
+        lines = [f"{_num(c.estimate)}{ci}, {c.test or 'no test'}, n={c.n}; Holm p: reproduced {_num(r.p_repro_holm)}, "
+                 f"contradicted {_num(r.p_contra_holm)}", c.evidence]
+        if r.outcome == "undecided" and c.advice:
+            lines.append(f"to decide: {c.advice}")
+        tab.add_row(escape(r.id), escape(r.source), escape(r.claim),
+                    f"[{OUTCOME_STYLE.get(r.outcome, '')}]{r.outcome}[/]", escape("\n".join(lines)))
+    console.print(tab)
+
+
+def cli_claims(results_dir: str | Path, fail_on: str | None = None, console=None) -> int:
+    """``harness claims RESULTS_DIR [--fail-on contradicted|undecided]``: print the claims table, write
+    ``claims.csv`` beside the results; 1 when a claim fails ``--fail-on``, 2 on bad input, else 0."""
+    from harness.report.claims import claims_table, evaluate_claims, failed, write_claims_csv
+    from harness.report.load import load_results
+    from harness.report.sequential import read_design
+
+    console = _console(console)
+    try:
+        df, suite = load_results(results_dir)
+        results = evaluate_claims(df, suite, design=read_design(results_dir))
+    except HarnessError as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
+        return 2
+    if not results:
+        console.print(f"no claims in suite {suite.name or results_dir!r}: a task states them in expect: (see the README)")
+        return 0
+    print_claims(results, console)
+    path = write_claims_csv(results_dir, claims_table(results))
+    counts = ", ".join(f"{sum(r.outcome == o for r in results)} {o}" for o in OUTCOME_STYLE)
+    console.print(f"{len(results)} claims: {counts}; table written to [bold]{escape(str(path))}[/bold]")
+    bad = failed(results, fail_on)
+    if bad:
+        console.print(f"[red]--fail-on {fail_on}:[/red] {', '.join(escape(r.id) for r in bad)}")
+    return 1 if bad else 0
 
 
 def cli_compare(a: str | Path, b: str | Path, fail_on_regression: bool = False, metrics: list[str] | None = None,

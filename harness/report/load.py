@@ -1,20 +1,9 @@
-"""Read a results folder (``results.parquet`` / ``results.csv`` + ``suite.json``) into tidy tables.
+"""Read a results folder into tidy tables for the report: its rows, normalised, and its suite record.
 
 This module (like all of ``harness.report``) reads stored results only; it never imports models,
-kernels or families.
-
-Contract of a results folder::
-
-    RESULTS_DIR/results.parquet   one row per run (csv accepted as a fallback)
-    RESULTS_DIR/suite.json        {"suite": name, "tasks": {task: {"family", "causal", "primary_metric",
-                                   "metrics": {m: {"higher_is_better", "unit", "primary"}},
-                                   "verdict": {"thresholds": {m: float}, "relative": {m: bool}},
-                                   "sweep_keys": [...]}}}
-
-Sweep keys are split in two kinds: *size* keys (sequence length, resolution, grid: the axis of a
-scaling study, never "tuned") and *hyper-parameter* keys (learning rate, weight decay...: a tuning
-grid, subject to the equal-budget rule). A *cell* is one task at one size point; a *config* is one
-hyper-parameter point inside a cell.
+kernels or families. The folder's format (files, columns, ``suite.json``, size / factor /
+hyper-parameter keys) is ``harness.store.results_format``'s. A *cell* is one task at one size point; a
+*config* is one hyper-parameter point inside a cell.
 """
 
 from __future__ import annotations
@@ -28,123 +17,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.errors import HarnessError
+from harness.store.results_format import (  # noqa: F401  (COST_COLUMNS, TaskInfo: the report's modules read them here)
+    COST_COLUMNS, DESCRIPTIVE_NUMERIC, ID_COLUMNS, KNOWN_METRICS, MetricInfo, SuiteInfo, TaskInfo, read_table,
+)
 from harness.versions import stored_version, version_key
 
-#: last dotted component of a sweep key that makes it a *size* key (scaling axis, not tuned).
-SIZE_KEY_NAMES = frozenset({
-    "seq_len", "seqlen", "sequence_length", "length", "max_len", "n_tokens", "num_tokens", "context",
-    "resolution", "res", "img_size", "image_size", "patch_size_hr", "grid", "grid_size", "n_grid",
-    "size", "T", "t",
-})
-
-ID_COLUMNS = [
-    "suite", "task", "family", "variant", "mixer", "is_ssm", "seed", "sweep", "status", "error",
-    "backend", "device", "gpu_name", "torch_version", "cuda_version", "git_commit", "harness_version",
-    "config_hash", "started_at", "ablation", "causal", "results_version", "accepted_stale",
-]
-
-#: cost columns and their (label, unit, lower-is-better) - all costs are lower-is-better.
-COST_COLUMNS: dict[str, tuple[str, str]] = {
-    "params": ("parameters", "count"),
-    "flops_fwd": ("forward FLOPs", "FLOP"),
-    "macs_fwd_fvcore": ("forward MACs (fvcore)", "MAC"),
-    "flops_train_step": ("train-step FLOPs", "FLOP"),
-    "latency_ms_p10": ("latency p10", "ms"),
-    "latency_ms_p50": ("latency p50", "ms"),
-    "latency_ms_p90": ("latency p90", "ms"),
-    "train_step_ms_p50": ("train step p50", "ms"),
-    "peak_mem_mb_infer": ("peak memory (inference)", "MB"),
-    "peak_mem_mb_train": ("peak memory (train)", "MB"),
-    "throughput": ("throughput", "items/s"),
-    "train_time_s": ("train time", "s"),
-}
-#: numeric columns that describe the run rather than measure it.
-DESCRIPTIVE_NUMERIC = {"seq_len", "d_model", "l_over_6d", "train_steps", "budget_mismatch", "seed",
-                       "mem_approx"}
-#: cost columns where higher is better (everything else in COST_COLUMNS is lower-is-better).
-HIGHER_IS_BETTER_COSTS = {"throughput"}
-
-#: metric names the report knows even when suite.json does not list them.
-KNOWN_METRICS: dict[str, dict[str, Any]] = {
-    "accuracy": {"higher_is_better": True, "unit": "fraction"},
-    "top1": {"higher_is_better": True, "unit": "%"},
-    "top5": {"higher_is_better": True, "unit": "%"},
-    "psnr": {"higher_is_better": True, "unit": "dB"},
-    "ssim": {"higher_is_better": True, "unit": ""},
-    "rel_l2": {"higher_is_better": False, "unit": ""},
-    "nrmse": {"higher_is_better": False, "unit": ""},
-    "nll_bits_per_token": {"higher_is_better": False, "unit": "bits/token"},
-    "test_acc": {"higher_is_better": True, "unit": "fraction"},
-    "train_acc": {"higher_is_better": True, "unit": "fraction"},
-    "gen_gap": {"higher_is_better": False, "unit": "fraction"},
-    "final_loss": {"higher_is_better": False, "unit": ""},
-}
-
 
 @dataclass
-class MetricInfo:
-    name: str
-    higher_is_better: bool = True
-    unit: str = ""
-    primary: bool = False
+class Suite(SuiteInfo):
+    """A results folder's suite record as the report reads it: ``suite.json`` plus what loading left out."""
 
-
-@dataclass
-class TaskInfo:
-    """One task's entry of ``suite.json`` with defaults filled."""
-
-    name: str
-    family: str = ""
-    causal: bool | None = None
-    primary_metric: str | None = None
-    metrics: dict[str, MetricInfo] = field(default_factory=dict)
-    thresholds: dict[str, float] = field(default_factory=dict)
-    relative: dict[str, bool] = field(default_factory=dict)
-    sweep_keys: list[str] = field(default_factory=list)
-    factor_keys: list[str] = field(default_factory=list)  # studied factors: part of the variant, never tuned
-
-    @property
-    def size_keys(self) -> list[str]:
-        return [k for k in self.sweep_keys if is_size_key(k)]
-
-    @property
-    def hp_keys(self) -> list[str]:
-        return [k for k in self.sweep_keys if not is_size_key(k) and k not in self.factor_keys]
-
-    def metric(self, name: str) -> MetricInfo:
-        if name in self.metrics:
-            return self.metrics[name]
-        if name in KNOWN_METRICS:
-            return MetricInfo(name, **KNOWN_METRICS[name])
-        if name in COST_COLUMNS:
-            return MetricInfo(name, higher_is_better=name in HIGHER_IS_BETTER_COSTS,
-                              unit=COST_COLUMNS[name][1])
-        return MetricInfo(name)
-
-    def threshold(self, metric: str, reference: float | None = None) -> float:
-        """Practical-significance threshold in the metric's units (relative ones scaled by |reference|)."""
-        thr = float(self.thresholds.get(metric, 0.0) or 0.0)
-        if self.relative.get(metric, False) and reference is not None and np.isfinite(reference):
-            thr = thr * abs(reference)
-        return thr
-
-
-@dataclass
-class Suite:
-    name: str
-    tasks: dict[str, TaskInfo]
     superseded: int = 0  # rows left out because a later config of the same run replaced them
     version_notes: list[str] = field(default_factory=list)  # rows left out (or kept stale) by results version
 
-    def task(self, name: str) -> TaskInfo:
-        if name not in self.tasks:
-            self.tasks[name] = TaskInfo(name=name)
-        return self.tasks[name]
 
-
-def is_size_key(key: str) -> bool:
-    return key.split(".")[-1] in SIZE_KEY_NAMES
+def parse_suite(data: dict[str, Any]) -> Suite:
+    """The report's record of a ``suite.json`` already read."""
+    return Suite.from_json(data)
 
 
 def _parse_sweep(value: Any) -> dict[str, Any]:
@@ -161,57 +50,6 @@ def _parse_sweep(value: Any) -> dict[str, Any]:
 
 def _canon(d: dict[str, Any]) -> str:
     return json.dumps(d, sort_keys=True, default=str)
-
-
-def parse_suite(data: dict[str, Any]) -> Suite:
-    tasks: dict[str, TaskInfo] = {}
-    for tname, t in (data.get("tasks") or {}).items():
-        metrics = {
-            m: MetricInfo(m, bool(v.get("higher_is_better", True)), str(v.get("unit", "") or ""),
-                          bool(v.get("primary", False)))
-            for m, v in (t.get("metrics") or {}).items()
-        }
-        primary = t.get("primary_metric") or next((m for m, v in metrics.items() if v.primary), None)
-        verdict = t.get("verdict") or {}
-        tasks[tname] = TaskInfo(
-            name=tname, family=t.get("family", ""), causal=t.get("causal"), primary_metric=primary,
-            metrics=metrics, thresholds={k: float(v) for k, v in (verdict.get("thresholds") or {}).items()},
-            relative={k: bool(v) for k, v in (verdict.get("relative") or {}).items()},
-            sweep_keys=list(t.get("sweep_keys") or []),
-            factor_keys=list(t.get("factor_keys") or []),
-        )
-    return Suite(name=str(data.get("suite", "")), tasks=tasks)
-
-
-def load_suite(results_dir: str | Path) -> Suite:
-    p = Path(results_dir) / "suite.json"
-    if not p.exists():
-        return Suite(name="", tasks={})
-    try:
-        data = json.loads(p.read_text())
-        if not isinstance(data, dict):
-            raise ValueError(f"a JSON {type(data).__name__}, not a mapping")
-    except (OSError, ValueError) as exc:  # harness run writes suite.json afresh each time it runs the suite
-        raise HarnessError(f"{p}: corrupt, not a harness suite.json ({exc}); "
-                           "delete it and rerun the suite (harness run) to rewrite it") from None
-    return parse_suite(data)
-
-
-def read_table(results_dir: str | Path) -> pd.DataFrame:
-    d = Path(results_dir)
-    if not d.is_dir():
-        raise HarnessError(f"{d}: results folder not found")
-    p = next((d / n for n in ("results.parquet", "results.csv") if (d / n).exists()), None)
-    if p is None:
-        raise HarnessError(f"{d}: no results.parquet or results.csv in this folder")
-    try:
-        df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
-        if "task" not in df.columns:
-            raise ValueError("no task column")
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid and pandas' parser errors are ValueErrors
-        raise HarnessError(f"{p}: corrupt, not a harness results table ({exc}); harness run rebuilds it from "
-                           f"{d / 'runs'}/*.json after each run it finishes there") from None
-    return df
 
 
 def _to_bool(s: pd.Series) -> pd.Series:
@@ -252,7 +90,7 @@ def normalize(df: pd.DataFrame, suite: Suite) -> pd.DataFrame:
     size_pts, hp_pts, sizes, size_keys, labels = [], [], [], [], []
     for (_, row), sd in zip(df.iterrows(), dicts):
         t = suite.task(str(row["task"]))
-        skeys = sorted(k for k in sd if is_size_key(k))
+        skeys = sorted(k for k in sd if t.is_size_key(k))
         fkeys = [k for k in t.factor_keys if k in sd and k not in skeys]
         hkeys = sorted(k for k in sd if k not in skeys and k not in fkeys)
         factors = ",".join(f"{k.split('.')[-1]}={sd[k]}" for k in fkeys)
@@ -337,7 +175,7 @@ def load_results(results_dir: str | Path, latest_only: bool = True) -> tuple[pd.
     """Read and normalise a results folder: each run's latest config of one results version per task
     only (see ``drop_superseded`` and ``keep_one_version``), or every stored row (``compare`` pairs them
     by config hash). Raises :class:`HarnessError` when it is not a results folder."""
-    suite = load_suite(results_dir)
+    suite = Suite.read(results_dir)
     table = read_table(results_dir)
     if latest_only:
         table, suite.superseded = drop_superseded(table)

@@ -25,6 +25,7 @@ from harness.report.compare import compare_dirs
 from harness.report.crossover import DEFAULT_COSTS, N_BOOT, ScalingResult, analyze_scaling
 from harness.report.load import COST_COLUMNS, RUN_KEY, Suite, load_results, metric_columns
 from harness.report.ablations import RATIO_COSTS, ablation_table, base_rows
+from harness.report.claims import REPRODUCED, UNDECIDED, ClaimResult, evaluate_claims
 from harness.report.paired import MAIN_ABLATIONS, equal_budget, select_configs, size_label
 from harness.report.papers import load_paper_refs, refs_for_task
 from harness.report.sequential import SequentialDesign, read_design
@@ -90,6 +91,7 @@ class Analysis:
     design: SequentialDesign | None = None
     baseline: pd.DataFrame | None = None
     baseline_dir: Path | None = None
+    claims: list[ClaimResult] = field(default_factory=list)
 
     @property
     def comparisons(self) -> pd.DataFrame:
@@ -108,7 +110,7 @@ def analyze(results_dir: str | Path, baseline: str | Path | None = None, papers_
     base = compare_dirs(baseline, results_dir) if baseline is not None else None
     return Analysis(Path(results_dir), df, suite, summary, ev, equal_budget(df, suite), verdicts, scaling,
                     load_paper_refs(papers_dir), ablation_table(df, suite, design), design, base,
-                    Path(baseline) if baseline is not None else None)
+                    Path(baseline) if baseline is not None else None, evaluate_claims(df, suite, design))
 
 
 # --------------------------------------------------------------------------------------------- tables
@@ -165,6 +167,19 @@ def _comparison_table(an: Analysis, task: str) -> pd.DataFrame:
     if (out["size"] == "").all():
         out = out.drop(columns="size")
     return out
+
+
+def _claims_table(claims: list[ClaimResult]) -> pd.DataFrame:
+    """One row per claim: the finding, its outcome, the evidence (estimate, CI, test, n) and what would decide it."""
+    rows = []
+    for r in claims:
+        c = r.check
+        ci = f" [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]" if np.isfinite(c.ci_low) else ""
+        rows.append({"id": r.id, "task": r.task, "source": r.source, "claim": r.claim, "outcome": r.outcome,
+                     "evidence": f"{_fmt(c.estimate) or 'n/a'}{ci}; {c.test or 'no test'}, n={c.n}; Holm p reproduced "
+                                 f"{_fmt(r.p_repro_holm)}, contradicted {_fmt(r.p_contra_holm)}. {c.evidence}",
+                     "what would decide it": c.advice if r.outcome == UNDECIDED else ""})
+    return pd.DataFrame(rows)
 
 
 def _ablation_rows(an: Analysis, task: str, ab: pd.DataFrame) -> pd.DataFrame:
@@ -406,6 +421,16 @@ def report_blocks(an: Analysis) -> list[Block]:
     if items:
         blocks.append(Block("h3", "Undecided: what would decide it"))
         blocks.append(Block("ul", items=[i.describe() for i in items]))
+    if an.claims:
+        blocks.append(Block("h2", "Claims", name="claims"))
+        n_rep = sum(r.outcome == REPRODUCED for r in an.claims)
+        blocks.append(Block("p", f"{n_rep} of {len(an.claims)} claims reproduced. Each claim of the suite (expect:) is "
+                                 "checked on these runs: reproduced or contradicted when its one-sided test passes at "
+                                 "0.05 after Holm over the report's claims, undecided otherwise (with what would decide "
+                                 "it). Claims are their own multiplicity family: verdicts never read them, and a verdict "
+                                 "claim applies the rule to its task's runs alone. The evidence of each lies in its "
+                                 "task's section (linked from the task in HTML)."))
+        blocks.append(Block("table", table=_claims_table(an.claims), name="claims"))
     blocks.append(Block("h2", "How the verdict is decided", name="rule"))
     rule = verdict_rule_markdown().strip().splitlines()
     blocks.append(Block("md", "\n".join(rule[1:] if rule and rule[0].startswith("#") else rule)))
@@ -481,6 +506,7 @@ img{max-width:100%;height:auto;display:block;margin:10px 0 18px 0}
 .badge{display:inline-block;padding:2px 9px;border-radius:10px;font-weight:600;font-size:13px;white-space:nowrap}
 .needed{background:#d9f2e0;color:#0d5a26}.notneeded{background:#e3ecfb;color:#123f84}
 .inconclusive{background:#fdf1d6;color:#7a5200}.costonly{background:#ececec;color:#444}
+.reproduced{background:#d9f2e0;color:#0d5a26}.contradicted{background:#fbe0e0;color:#8a1414}.undecided{background:#fdf1d6;color:#7a5200}
 .rule{background:#f7f7f9;border:1px solid #e2e2e6;border-radius:6px;padding:4px 16px}
 code{background:#eef;padding:0 3px;border-radius:3px;font-size:90%}
 ul{margin-top:4px} li{margin:2px 0}
@@ -546,7 +572,7 @@ def md_to_html(md: str) -> str:
     return "\n".join(out)
 
 
-def _html_table(df: pd.DataFrame, verdicts: bool = False) -> str:
+def _html_table(df: pd.DataFrame, verdicts: bool = False, claims: bool = False) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     rows = []
     for _, r in df.iterrows():
@@ -555,7 +581,9 @@ def _html_table(df: pd.DataFrame, verdicts: bool = False) -> str:
             v = r[c]
             if verdicts and c == "verdict":
                 cells.append(f"<td>{_badge(str(v))}</td>")
-            elif verdicts and c == "task":
+            elif claims and c == "outcome":
+                cells.append(f'<td><span class="badge {html.escape(str(v))}">{html.escape(str(v))}</span></td>')
+            elif (verdicts or claims) and c == "task":
                 cells.append(f'<td><a href="#task-{html.escape(_slug(str(v)))}">{html.escape(str(v))}</a></td>')
             elif verdicts and c == "reasons":
                 lines = "<br>".join(html.escape(x) for x in str(v).split("\n"))
@@ -580,7 +608,7 @@ def render_html(blocks: list[Block]) -> str:
         elif b.kind == "ul":
             body.append("<ul>" + "".join(f"<li>{html.escape(str(i))}</li>" for i in b.items) + "</ul>")
         elif b.kind == "table":
-            body.append(_html_table(b.table, verdicts=b.name == "verdicts"))
+            body.append(_html_table(b.table, verdicts=b.name == "verdicts", claims=b.name == "claims"))
         elif b.kind == "fig":
             data = base64.b64encode(b.png).decode("ascii")
             body.append(f'<img alt="{html.escape(b.text)}" src="data:image/png;base64,{data}">')

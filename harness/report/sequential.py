@@ -268,3 +268,86 @@ def seeds_advice(t: ThresholdTest, alpha: float) -> tuple[int | None, str]:
         return need, (f"{N_TOO_SMALL}: with {t.n} seeds the smallest possible p is {t.p_min:.2g} > {alpha:.2g}; "
                       f"about {need} seeds would decide it")
     return need, f"about {need} seeds would decide it at the observed SD {t.sd:.2g}"
+
+
+@dataclass
+class ProportionTest:
+    """Both one-sided exact binomial tests of the chance ``p`` that a seed shows an outcome (e.g. a run
+    diverges), from ``k`` of ``n`` seeds: ``p_above`` of ``p > fraction``, ``p_below`` of ``p < fraction``.
+
+    With seeds added in looks (``--until-decided``), each is the smallest per-look p-value times the number
+    of planned looks (a union bound: valid whatever the stopping rule, and exact with one look; the
+    signed-rank null law of :func:`min_p_null` does not apply to 0/1 outcomes). ``ci_*``: the exact
+    (Clopper-Pearson) 95 % interval of ``k / n``, descriptive. ``note``: ``n too small`` when even
+    ``k = n`` could not give ``p_above <= alpha``."""
+
+    n: int
+    k: int
+    fraction: float
+    p_above: float
+    p_below: float
+    p_min: float
+    ci_low: float
+    ci_high: float
+    looks: tuple[int, ...]
+    schedule: tuple[int, ...]
+    note: str = ""
+
+    @property
+    def share(self) -> float:
+        return self.k / self.n if self.n else np.nan
+
+
+def proportion_test(hits, fraction: float, looks=None, design: SequentialDesign | None = None,
+                    alpha: float = ALPHA) -> ProportionTest:
+    """Test the chance that a seed shows an outcome against ``fraction`` (0 < fraction < 1) on both sides.
+
+    ``hits``: one bool per seed; ``looks``: the look each seed was added at (None: all at look 0);
+    ``design``: the sequential design whose still-planned looks the p-values are adjusted for."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"a proportion is tested against a fraction strictly between 0 and 1, got {fraction}")
+    x = np.asarray(hits, dtype=bool)
+    lk = np.zeros(len(x), dtype=int) if looks is None else np.asarray(looks, dtype=int)
+    order = np.argsort(lk, kind="mergesort")
+    x, lk = x[order], lk[order]
+    n, k = len(x), int(x.sum())
+    if n == 0:
+        return ProportionTest(0, 0, fraction, np.nan, np.nan, np.nan, np.nan, np.nan, (), (), N_TOO_SMALL)
+    observed = tuple(int((lk <= v).sum()) for v in np.unique(lk))
+    sched = design.schedule(observed) if design else observed
+    counts = [int(x[:m].sum()) for m in observed]
+    above = min(float(sps.binom.sf(c - 1, m, fraction)) for c, m in zip(counts, observed))
+    below = min(float(sps.binom.cdf(c, m, fraction)) for c, m in zip(counts, observed))
+    factor = len(sched)
+    p_min = min(1.0, fraction ** n * factor)
+    lo = float(sps.beta.ppf(0.025, k, n - k + 1)) if k > 0 else 0.0  # Clopper-Pearson, as scipy's binomtest
+    hi = float(sps.beta.ppf(0.975, k + 1, n - k)) if k < n else 1.0
+    return ProportionTest(n, k, fraction, min(1.0, above * factor), min(1.0, below * factor), p_min, lo, hi,
+                          observed, sched, N_TOO_SMALL if p_min > alpha else "")
+
+
+def proportion_seeds_needed(share: float, fraction: float, alpha: float, power: float = ADVICE_POWER) -> int | None:
+    """About how many seeds the exact binomial test at level ``alpha`` needs to tell a chance ``share`` from
+    ``fraction`` with the given power (the exact power, searched up to ``SEEDS_CAP``); None beyond it."""
+    if not np.isfinite(share) or share == fraction:
+        return None
+    for n in range(1, SEEDS_CAP + 1):
+        k = np.arange(n + 1)
+        if share > fraction:
+            reject = k[sps.binom.sf(k - 1, n, fraction) <= alpha]
+            got = float(sps.binom.sf(reject[0] - 1, n, share)) if len(reject) else 0.0
+        else:
+            reject = k[sps.binom.cdf(k, n, fraction) <= alpha]
+            got = float(sps.binom.cdf(reject[-1], n, share)) if len(reject) else 0.0
+        if got >= power:
+            return n
+    return None
+
+
+def proportion_advice(t: ProportionTest, alpha: float) -> tuple[int | None, str]:
+    """``(seeds, text)`` for an undecided :class:`ProportionTest` at level ``alpha``, as :func:`seeds_advice`."""
+    need = proportion_seeds_needed(t.share, t.fraction, alpha)
+    if need is None:
+        return None, (f"the share of seeds ({t.k}/{t.n}) sits on the fraction {t.fraction:.3g}: more seeds will "
+                      "not help" if t.n else "no runs: run the suite first")
+    return need, f"about {need} seeds would decide it ({t.k}/{t.n} so far, fraction {t.fraction:.3g})"

@@ -84,23 +84,41 @@ def wide(summary: pd.DataFrame, value: str = "mean") -> pd.DataFrame:
                                dropna=False).reset_index()
 
 
+def ols_fit(x, y, log: bool = False) -> tuple[float, float, int]:
+    """``(slope, stderr, n)``: least-squares slope of ``y`` on ``x`` (of ``log y`` on ``log x`` with ``log``) over the
+    finite points; NaN slope with fewer than 2 distinct x, NaN stderr with fewer than 3 points."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y) & ((x > 0) & (y > 0) if log else True)
+    x, y = (np.log(x[keep]), np.log(y[keep])) if log else (x[keep], y[keep])
+    n = len(x)
+    if n < 2 or np.ptp(x) == 0:
+        return np.nan, np.nan, n
+    r = sps.linregress(x, y)
+    return float(r.slope), float(r.stderr) if n >= 3 else np.nan, n
+
+
 def ols_slope(x, y, log: bool = False, alpha: float = ALPHA) -> tuple[float, float, float, int]:
     """``(slope, lo, hi, n)``: least-squares slope of ``y`` on ``x`` (of ``log y`` on ``log x`` with ``log``: the
     scaling exponent) with its (1 - alpha) t-interval over the points; NaN interval with fewer than 3 points.
 
     For one series (e.g. a cost measured on one seed). Over seeds, prefer :func:`per_seed_slopes` and test
     the per-seed values with :func:`harness.report.sequential.threshold_test` (seeds are the replicates)."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    keep = np.isfinite(x) & np.isfinite(y) & ((x > 0) & (y > 0) if log else True)
-    x, y = (np.log(x[keep]), np.log(y[keep])) if log else (x[keep], y[keep])
-    n = len(x)
-    if n < 2 or np.ptp(x) == 0:
-        return np.nan, np.nan, np.nan, n
-    r = sps.linregress(x, y)
-    if n < 3:
-        return float(r.slope), np.nan, np.nan, n
-    h = float(sps.t.ppf(1 - alpha / 2, n - 2)) * float(r.stderr)
-    return float(r.slope), float(r.slope) - h, float(r.slope) + h, n
+    slope, se, n = ols_fit(x, y, log)
+    if not np.isfinite(se):
+        return slope, np.nan, np.nan, n
+    h = float(sps.t.ppf(1 - alpha / 2, n - 2)) * se
+    return slope, slope - h, slope + h, n
+
+
+def ols_slope_pvalues(slope: float, stderr: float, n: int, margin: float) -> tuple[float, float]:
+    """One-sided t-test p-values ``(above, below)`` of an :func:`ols_fit` slope against ``margin`` (n - 2 degrees
+    of freedom; valid for independent normal residuals about a straight line). NaN without a stderr."""
+    if not (np.isfinite(slope) and np.isfinite(stderr)) or n < 3:
+        return np.nan, np.nan
+    if stderr == 0:
+        return (0.0, 1.0) if slope > margin else (1.0, 0.0) if slope < margin else (1.0, 1.0)
+    t = (slope - margin) / stderr
+    return float(sps.t.sf(t, n - 2)), float(sps.t.cdf(t, n - 2))
 
 
 def per_seed_slopes(rows: pd.DataFrame, x: str, y: str, log: bool = False) -> pd.Series:

@@ -66,7 +66,8 @@ def verdict_rule_markdown() -> str:
 @dataclass(frozen=True)
 class OpenItem:
     """An undecided cell and what could decide it: seeds for ``variants`` (paired: the same new seeds on
-    each), about ``seeds_needed`` shared seeds in all; ``variants`` is empty when more seeds will not help."""
+    each), about ``seeds_needed`` shared seeds in all; ``variants`` is empty when more seeds will not help.
+    ``claim``: the id of the undecided claim this item serves (:mod:`harness.report.claims`), else empty."""
 
     task: str
     size_point: str
@@ -74,10 +75,11 @@ class OpenItem:
     why: str
     seeds_needed: int | None
     n: int
+    claim: str = ""
 
     def describe(self) -> str:
         where = size_label(self.size_point)
-        head = f"{self.task}{' at ' + where if where else ''}"
+        head = f"{'claim ' + self.claim + ': ' if self.claim else ''}{self.task}{' at ' + where if where else ''}"
         if not self.variants:
             return f"{head}: {self.why}" + ("" if "will not help" in self.why else " (more seeds will not help)")
         need = f"; about {self.seeds_needed} seeds" if self.seeds_needed else ""

@@ -32,11 +32,12 @@ import torch
 import torch.distributed as dist
 
 
-def label(setting: dict[str, Any] | None) -> str:
-    """The ``distributed`` column: ``ddp:<nproc_per_node>x<nnodes>``, or ``none``."""
+def label(setting: Any) -> str:
+    """The ``distributed`` column: ``ddp:<nproc_per_node>x<nnodes>``, or ``none`` (``setting``: the task's
+    ``distributed:`` section, or None)."""
     if not setting:
         return "none"
-    return f"ddp:{setting['nproc_per_node']}x{setting['nnodes']}"
+    return f"ddp:{setting.nproc_per_node}x{setting.nnodes}"
 
 
 def active() -> bool:

@@ -10,6 +10,7 @@ import json
 import math
 import time
 import traceback
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,13 @@ from typing import Any
 import torch
 
 from harness import __version__
-from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
+from harness.config.run_config import RunConfig
 from harness.errors import Diverged
-from harness.families import FAMILIES, Family, RunContext
+from harness.families import FAMILIES, Experiment, Family, RunContext
 from harness.modules.attention import sdpa_kernels
-from harness.modules.registry import MIXERS, backends_of, is_ssm
+from harness.modules.registry import backends_of
 from harness.run import distributed
-from harness.run.train import seed_everything, train
+from harness.run.train import fit, seed_everything, train
 from harness.versions import results_version
 
 OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
@@ -39,12 +40,6 @@ def classify_failure(exc: BaseException) -> str:
     return "error"
 
 
-def variant_is_ssm(family: type[Family], use: str) -> bool:
-    if use in family.ssm_variants:
-        return True
-    return use in MIXERS and is_ssm(use)
-
-
 def primary_metric(family: type[Family], values: dict[str, Any]) -> str:
     """The first metric flagged primary that this run filled (dense tasks fill map or miou, not both)."""
     def is_filled(value: Any) -> bool:
@@ -54,47 +49,54 @@ def primary_metric(family: type[Family], values: dict[str, Any]) -> str:
     return names[0] if names else ""
 
 
-def make_context(config: dict[str, Any], family: Family, device: torch.device, cache_dir: Path) -> RunContext:
+def make_context(run: RunConfig, family: Family, device: torch.device, cache_dir: Path) -> RunContext:
+    """The family's view of the run: its ``data:`` and ``model:`` blocks parsed by its own schemas."""
     fam = type(family)
-    data = fam.datasets[config["dataset"]].params.model_validate(config["data"])
-    model = fam.ModelParams.model_validate(config["model"])
-    train_cfg = TrainConfig.model_validate(config["train"])
     return RunContext(
-        task=config["task"],
-        variant=config["variant"],
-        use=config["use"],
-        dataset=config["dataset"],
-        data=data,
-        model=model,
-        seed=config["seed"],
+        task=run.task,
+        variant=run.variant,
+        use=run.use,
+        dataset=run.dataset,
+        data=fam.datasets[run.dataset].params.model_validate(run.data),
+        model=fam.ModelParams.model_validate(run.model),
+        seed=run.seed,
         device=device,
         cache_dir=cache_dir,
-        train_batch_size=train_cfg.batch_size,
-        eval_batch_size=train_cfg.eval_batch_size,
+        train_batch_size=run.train.batch_size,
+        eval_batch_size=run.train.eval_batch_size,
+        fit=fit,
     )
 
 
-def solve_budget(config: dict[str, Any], family: Family, ctx: RunContext) -> tuple[RunContext, dict[str, Any]]:
+def build_experiment(family: Family, ctx: RunContext) -> Experiment:
+    """The run's experiment, composed the same way for every family: check the config, load the data,
+    seed, build the model on the device, wrap them. The model's initialisation depends on the seed alone,
+    not on what data loading, a cache or budget matching drew from the RNG before it."""
+    family.check_config(ctx.use, ctx.data, ctx.model)
+    data = family.load_data(ctx)
+    torch.manual_seed(ctx.seed)
+    model = family.build_model(ctx, data).to(ctx.device)
+    return family.experiment_class(ctx, model, data)
+
+
+def solve_budget(run: RunConfig, family: Family, ctx: RunContext) -> tuple[RunContext, dict[str, Any]]:
     """Solve this variant's width so its params/FLOPs match the reference variant's (MatchConfig)."""
     from harness.measure.budget import count_params, match_budget
     from harness.measure.flops import count_fwd_flops
 
-    match = MatchConfig.model_validate(config["match"])
-    ref = config.get("match_reference")
+    match, ref = run.match, run.match_reference
     if match.by == "none" or ref is None:
         return ctx, {}
     field = match.field or type(family).width_field
-    measure = MeasureConfig.model_validate(config["measure"])
-    cpu = torch.device("cpu")
 
     def count(c: RunContext) -> float:
         model = family.build_model(c)
         if match.by == "params":
             return float(count_params(model))
-        return float(count_fwd_flops(model, family.example_inputs(c, measure.batch_size)))
+        return float(count_fwd_flops(model, family.example_inputs(c, run.measure.batch_size)))
 
-    ref_ctx = RunContext(**{**ctx.__dict__, "use": ref["use"], "device": cpu})
-    ref_ctx = ref_ctx.with_model(**type(family).ModelParams.model_validate(ref["model"]).model_dump())
+    ref_ctx = replace(ctx, use=ref.use, device=torch.device("cpu"))
+    ref_ctx = ref_ctx.with_model(**type(family).ModelParams.model_validate(ref.model).model_dump())
     target = count(ref_ctx)
     start = int(getattr(ctx.model, field))
     result = match_budget(
@@ -118,57 +120,57 @@ def solve_budget(config: dict[str, Any], family: Family, ctx: RunContext) -> tup
     }
 
 
-def spec_columns(config: dict[str, Any], run_id: str) -> dict[str, Any]:
+def spec_columns(run: RunConfig, run_id: str) -> dict[str, Any]:
     """The columns the config alone decides; a run process that dies leaves a failure row built from the
-    same (``harness.execute.local``), so reports still know its kind (is_ssm, causal) and sweep point."""
-    family_cls = FAMILIES.get(config["family"])
+    same (``harness.execute.launcher``), so reports still know its kind (is_ssm, causal) and sweep point."""
+    family_cls = FAMILIES.get(run.family)
     return {
-        "suite": config["suite"],
-        "task": config["task"],
+        "suite": run.suite,
+        "task": run.task,
         "family": family_cls.name,
-        "dataset": config["dataset"],
-        "variant": config["variant"],
-        "mixer": config["use"],
-        "is_ssm": variant_is_ssm(family_cls, config["use"]),
-        "ablation": config.get("ablation", ""),
+        "dataset": run.dataset,
+        "variant": run.variant,
+        "mixer": run.use,
+        "is_ssm": family_cls.is_ssm(run.use, family_cls.ModelParams.model_validate(run.model)),
+        "ablation": run.ablation,
         "causal": bool(family_cls.causal),
-        "seed": config["seed"],
-        "sweep": json.dumps(config["sweep"], sort_keys=True),
+        "seed": run.seed,
+        "sweep": json.dumps(run.sweep, sort_keys=True),
         "config_hash": run_id,
         "harness_version": __version__,
         "results_version": results_version(family_cls.results_version),
-        "distributed": distributed.label(config.get("distributed")),
-        **{f"sweep.{key}": value for key, value in config["sweep"].items()},
+        "distributed": distributed.label(run.distributed),
+        **{f"sweep.{key}": value for key, value in run.sweep.items()},
     }
 
 
-def execute_run(config: dict[str, Any], run_id: str, cache_dir: Path) -> dict[str, Any]:
+def execute_run(run: RunConfig, run_id: str, cache_dir: Path) -> dict[str, Any]:
     """Build, train, evaluate and measure one run. Never raises for run failures: returns a row."""
     from harness.measure.env import environment
 
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    device = torch.device(config["device"])
-    family_cls = FAMILIES.get(config["family"])
+    device = torch.device(run.device)
+    family_cls = FAMILIES.get(run.family)
     row: dict[str, Any] = {
-        **spec_columns(config, run_id),
+        **spec_columns(run, run_id),
         "status": "ok",
         "error": "",
         "started_at": started.isoformat(timespec="seconds"),
         **environment(device),
     }
-    measure_cfg = MeasureConfig.model_validate(config["measure"])
-    if measure_cfg.cpu_threads is not None:
-        torch.set_num_threads(measure_cfg.cpu_threads)
+    if run.measure.cpu_threads is not None:
+        torch.set_num_threads(run.measure.cpu_threads)
     row["cpu_threads"] = torch.get_num_threads()
     try:
-        with sdpa_kernels(measure_cfg.sdpa_kernels):
-            seed_everything(config["seed"])
+        with sdpa_kernels(run.measure.sdpa_kernels):
+            seed_everything(run.seed)
             family = family_cls()
-            ctx = make_context(config, family, device, cache_dir)
-            ctx, budget = solve_budget(config, family, ctx)
+            ctx = make_context(run, family, device, cache_dir)
+            family.check_config(ctx.use, ctx.data, ctx.model)  # before budget matching builds trial models
+            ctx, budget = solve_budget(run, family, ctx)
             row.update(budget)
-            row.update(_train_and_measure(family, ctx, config, device))
+            row.update(_train_and_measure(family, ctx, run, device))
     except BaseException as exc:  # noqa: BLE001 - every failure is a result row; Ctrl-C still propagates
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -179,15 +181,13 @@ def execute_run(config: dict[str, Any], run_id: str, cache_dir: Path) -> dict[st
     return row
 
 
-def _train_and_measure(family: Family, ctx: RunContext, config: dict[str, Any], device: torch.device) -> dict[str, Any]:
+def _train_and_measure(family: Family, ctx: RunContext, run: RunConfig, device: torch.device) -> dict[str, Any]:
     from harness.measure import Measurer, measure_model, precision
 
-    train_cfg = TrainConfig.model_validate(config["train"])
-    measure_cfg = MeasureConfig.model_validate(config["measure"])
-    if measure_cfg.latency_seeds is not None and config["seed"] not in measure_cfg.latency_seeds:
+    train_cfg, measure_cfg = run.train, run.measure
+    if measure_cfg.latency_seeds is not None and run.seed not in measure_cfg.latency_seeds:
         measure_cfg = measure_cfg.model_copy(update={"latency": False})
-    exp = family.build(ctx)
-    exp.model.to(device)
+    exp = build_experiment(family, ctx)
     out: dict[str, Any] = dict(exp.row_extras())
     if "l_over_6d" not in out and out.get("seq_len") and out.get("d_model"):  # MambaOut's ratio, every family
         out["l_over_6d"] = out["seq_len"] / (6 * out["d_model"])
@@ -201,19 +201,19 @@ def _train_and_measure(family: Family, ctx: RunContext, config: dict[str, Any], 
     unknown = set(metrics) - set(type(family).metrics)
     if unknown:
         raise RuntimeError(f"family {family.name!r} returned undeclared metrics {sorted(unknown)}")
-    out.update({k: v for k, v in metrics.items() if k in config["metrics"]})
+    out.update({k: v for k, v in metrics.items() if k in run.metrics})
     out["primary_metric"] = primary_metric(type(family), out)
     out["backend"] = backends_of(exp.model)
     if not distributed.is_main():
         return out  # DDP: only rank 0 measures (single device, unwrapped model) and writes the row
-    inputs = exp.example_inputs(measure_cfg.batch_size)
+    inputs = tuple(t.to(device) for t in family.example_inputs(ctx, measure_cfg.batch_size, exp.data))
     sample = exp.train_batch(0)  # the global batch, unsharded: the train-step costs of one optimizer step
     out.update(measure_batch=measure_cfg.batch_size, train_step_batch=train_cfg.batch_size)
     out.update(measure_model(exp.model, inputs, lambda: exp.loss(sample), measure_cfg, device))
     out.update(exp.extra_measurements(Measurer(measure_cfg, device)))
     out["backend"] = backends_of(exp.model) or out["backend"]
     if distributed.active():
-        out["latency_protocol"] = f"{out.get('latency_protocol') or ''}; single-device: rank 0 of {distributed.label(config.get('distributed'))}, unwrapped model".lstrip("; ")
+        out["latency_protocol"] = f"{out.get('latency_protocol') or ''}; single-device: rank 0 of {distributed.label(run.distributed)}, unwrapped model".lstrip("; ")
     return out
 
 

@@ -10,7 +10,7 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -51,6 +51,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def fit(exp: Experiment, device: torch.device, **fields: Any) -> TrainResult:
+    """``train`` at the ``TrainConfig`` made of ``fields``: handed to families as ``RunContext.fit`` for the
+    artefacts they train for themselves (a tokenizer, a scoring classifier), as they import no spine."""
+    return train(exp, TrainConfig(**fields), device)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

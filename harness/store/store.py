@@ -1,12 +1,12 @@
-"""A local, resumable result store keyed by run id (the config hash).
+"""A local, resumable result store keyed by run id (the config hash): the writer of a results folder
+(its format: ``harness.store.results_format``).
 
-Layout of ``results/<suite>/``:
     runs/<run_id>.json    one finished run: {"row": {...}, "config": {...}}; written atomically
     runs/superseded/<run_id>.v<version>.json   a run's row from an older results version, kept when the
                           run is redone under the current one (``harness.versions``)
     logs/<run_id>.log     the run's subprocess output
     results.parquet/.csv  the merged table, rebuilt from runs/ under a file lock after every run
-    suite.json            task metadata for reports (family, metrics, thresholds, causal)
+    suite.json            the suite's record for reports (``write_meta``)
 
 Why this shape: a run file is the unit of truth, written by temp file + rename, so a kill -9 at any
 moment leaves either the whole run or nothing. The merged tables are derived, rebuilt under an exclusive
@@ -29,6 +29,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.store.results_format import LOGS_DIR, RESULTS_CSV, RESULTS_PARQUET, RUNS_DIR
 from harness.versions import stored_version
 
 SORT_KEYS = ["task", "sweep", "seed", "variant"]  # sweep points by value (_sweep_order), not by their JSON text
@@ -97,8 +98,8 @@ class StoredRun:
 class ResultStore:
     def __init__(self, root: Path | str):
         self.root = Path(root)
-        self.runs_dir = self.root / "runs"
-        self.logs_dir = self.root / "logs"
+        self.runs_dir = self.root / RUNS_DIR
+        self.logs_dir = self.root / LOGS_DIR
 
     def create(self) -> "ResultStore":
         self.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +181,7 @@ class ResultStore:
         return df.sort_values(keys, key=lambda s: s.map(rank) if s.name == "sweep" else s, kind="stable").reset_index(drop=True)
 
     def rebuild(self) -> pd.DataFrame:
-        """Re-derive results.parquet and results.csv from runs/ (under the lock, each file atomically)."""
+        """Re-derive the merged tables from runs/ (under the lock, each file atomically)."""
         with self.locked():
             df = self.table()
             if df.empty:
@@ -194,10 +195,10 @@ class ResultStore:
                 if values.dropna().map(type).nunique() > 1:  # parquet needs one type per column: mixed objects become strings
                     values = values.map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
                 df[column] = values
-            tmp = self.root / ".results.parquet.tmp"
+            tmp = self.root / f".{RESULTS_PARQUET}.tmp"
             df.to_parquet(tmp, index=False)
-            os.replace(tmp, self.root / "results.parquet")
-            atomic_write_text(self.root / "results.csv", df.to_csv(index=False))
+            os.replace(tmp, self.root / RESULTS_PARQUET)
+            atomic_write_text(self.root / RESULTS_CSV, df.to_csv(index=False))
             return df
 
     def write_meta(self, name: str, meta: dict[str, Any]) -> None:

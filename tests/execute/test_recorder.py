@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from harness.execute.local import ExecutionSummary, Recorder
+from harness.config.run_config import RunConfig
+from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
+from harness.execute.launcher import ExecutionSummary, Recorder
 from harness.plan.planner import RunSpec
 from harness.store.store import ResultStore
 from harness.store.summary import print_runs, print_summary
@@ -21,7 +23,9 @@ def test_failure_messages_with_brackets_print_verbatim(tmp_path: Path) -> None:
     store = ResultStore(tmp_path).create()
     with Recorder(store, ExecutionSummary(), console, total=len(MESSAGES)) as recorder:
         for i, message in enumerate(MESSAGES):
-            config = {"task": "recall", "variant": "mamba", "seed": i, "sweep": {"data.seq_len": 16}}
+            config = RunConfig(suite="s", task="recall", family="sequence", dataset="mqar", variant="mamba", use="mamba",
+                               ablation="", data={}, model={}, train=TrainConfig(), measure=MeasureConfig(), match=MatchConfig(),
+                               match_reference=None, metrics=(), seed=i, sweep={"data.seq_len": 16}, device="cpu")
             row = {"config_hash": f"{i:016x}", "suite": "s", "task": "recall", "variant": "mamba", "seed": i,
                    "sweep": '{"data.seq_len": 16}', "status": "error", "error": message}
             recorder.record(RunSpec(f"{i:016x}", config), row)

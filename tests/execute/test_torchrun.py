@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from harness.config.schema import Distributed
 from harness.run.distributed import label, shard_batch
 
 SUITE = """suite: ddp
@@ -48,7 +49,7 @@ def test_shard_batch_is_distributed_sampler_order() -> None:
     assert shard_batch([{"box": 1}, {"box": 2}], 2, 1, 2) == [{"box": 2}]  # per-sample lists are split too
     with pytest.raises(ValueError, match="not divisible"):
         shard_batch(tokens, 8, 0, 3)
-    assert label(None) == "none" and label({"nproc_per_node": 2, "nnodes": 1}) == "ddp:2x1"
+    assert label(None) == "none" and label(Distributed(nproc_per_node=2, nnodes=1)) == "ddp:2x1"
 
 
 def test_batch_must_split_evenly(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from harness.families.argen.data import load_images
 from harness.families.argen.model import ARModel
 from harness.families.argen.tokenizer import build_vq, get_tokenizer, load_llamagen_vq
 from harness.measure import Measurer
-from harness.run.train import train
+from harness.run.train import fit, train
+from harness.run.runner import build_experiment
 
 VARIANTS = ("aim", "transformer", "gated_cnn")
 TINY_MODEL = dict(d_model=32, depth=2, headdim=8, d_state=8, n_heads=2, samples_per_class=2, decode_batch_sizes=(1, 2))
@@ -37,7 +38,7 @@ def context(use: str, tmp_path, seed: int = 0, data: dict | None = None, **model
     return RunContext(
         task="argen_test", variant=use, use=use, dataset="digits",
         data=DigitsParams.model_validate(data or TINY_DATA), model=model_params(use, **model), seed=seed,
-        device=torch.device("cpu"), cache_dir=tmp_path, train_batch_size=16, eval_batch_size=64,
+        device=torch.device("cpu"), cache_dir=tmp_path, train_batch_size=16, eval_batch_size=64, fit=fit,
     )
 
 
@@ -100,15 +101,15 @@ def test_cfg_scale_one_equals_conditional_logits(use):
 def test_tokenizer_is_cached_and_shared(tmp_path):
     data = DigitsParams.model_validate(TINY_DATA)
     images = load_images("digits", data)
-    first, info1 = get_tokenizer("digits", data, images, tmp_path, torch.device("cpu"))
-    second, info2 = get_tokenizer("digits", data, images, tmp_path, torch.device("cpu"))
+    first, info1 = get_tokenizer("digits", data, images, tmp_path, torch.device("cpu"), fit)
+    second, info2 = get_tokenizer("digits", data, images, tmp_path, torch.device("cpu"), fit)
     assert (info1["vq_cached"], info2["vq_cached"]) == (False, True)
     assert info1["vq_recon_mse"] == info2["vq_recon_mse"]
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
     assert torch.equal(first.encode(images.test_images[:4]), second.encode(images.test_images[:4]))
     other = data.model_copy(update={"tokenizer": data.tokenizer.model_copy(update={"codebook_size": 8})})
-    assert not get_tokenizer("digits", other, images, tmp_path, torch.device("cpu"))[1]["vq_cached"]
+    assert not get_tokenizer("digits", other, images, tmp_path, torch.device("cpu"), fit)[1]["vq_cached"]
     assert len(list((tmp_path / "argen").glob("vq-*.pt"))) == 2  # and no temporary files left behind
     assert not list((tmp_path / "argen").glob("*.tmp"))
 
@@ -135,7 +136,7 @@ def test_training_reduces_loss_then_evaluates_and_measures(use, shared_cache):
     family = FAMILIES.get("argen")()
     ctx = context(use, shared_cache)
     cfg = TrainConfig(steps=20, lr=3e-3, warmup_steps=2)
-    exp = family.build(ctx)
+    exp = build_experiment(family, ctx)
     with torch.no_grad():
         before = float(exp.loss(exp.train_batch(0)))
     train(exp, cfg, torch.device("cpu"))
@@ -159,7 +160,7 @@ def test_training_reduces_loss_then_evaluates_and_measures(use, shared_cache):
         assert costs[f"decode_ms_per_token_b{b}"] * costs[f"decode_tokens_per_s_b{b}"] == pytest.approx(b * 1e3)
 
     # the same seed gives the same result (tokenizer and classifier now come from the cache)
-    again = family.build(ctx)
+    again = build_experiment(family, ctx)
     train(again, cfg, torch.device("cpu"))
     again.model.eval()
     with torch.no_grad():
@@ -167,7 +168,7 @@ def test_training_reduces_loss_then_evaluates_and_measures(use, shared_cache):
 
 
 def test_decode_longer_than_the_task_uses_an_untrained_copy(shared_cache):
-    exp = FAMILIES.get("argen")().build(context("aim", shared_cache, decode_len=9, decode_batch_sizes=(2,)))
+    exp = build_experiment(FAMILIES.get("argen")(), context("aim", shared_cache, decode_len=9, decode_batch_sizes=(2,)))
     measurer = Measurer(MeasureConfig(warmup_iters=0, warmup_s=0, min_iters=1, min_time_s=0), "cpu")
     costs = exp.extra_measurements(measurer)
     assert costs["decode_len"] == 9 and costs["decode_status_b2"] == "ok"
@@ -192,7 +193,7 @@ def test_gpu_decoding_matches_forward_and_is_measured(use, shared_cache):
             steps.append(logits)
     torch.testing.assert_close(torch.stack(steps, 1), full, atol=2e-3, rtol=2e-3)
 
-    exp = FAMILIES.get("argen")().build(
+    exp = build_experiment(FAMILIES.get("argen")(),
         RunContext(**{**context(use, shared_cache, decode_len=256, decode_batch_sizes=(1, 16)).__dict__, "device": device}))
     costs = exp.extra_measurements(Measurer(MeasureConfig(warmup_iters=1, warmup_s=0, min_iters=2, min_time_s=0), device))
     assert costs["decode_status_b16"] == "ok" and costs["decode_tokens_per_s_b16"] > costs["decode_tokens_per_s_b1"]

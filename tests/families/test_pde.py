@@ -18,16 +18,17 @@ from harness.families import FAMILIES, RunContext
 from harness.families.pde import data as D
 from harness.families.pde import metrics as M
 from harness.families.pde import solvers as S
-from harness.families.pde.family import PDEModelParams
-from harness.families.pde.pdebench import PDEBenchParams, load_pdebench
+from harness.families.pde.config import BurgersParams, DarcyParams, NavierStokesParams, PDEBenchParams, PDEModelParams
+from harness.families.pde.pdebench import load_pdebench
 from harness.modules.registry import backends_of
 from harness.plan.planner import plan
 from harness.run.train import train
+from harness.run.runner import build_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = dict(width=8, n_layers=1, n_heads=2, d_state=4, n_modes=4, kernel_size=3)
-TINY_BURGERS = D.BurgersParams(resolution=16, n_train=24, n_test=8)
-TINY_DARCY = D.DarcyParams(resolution=5, n_train=4, n_test=4, refine=1)
+TINY_BURGERS = BurgersParams(resolution=16, n_train=24, n_test=8)
+TINY_DARCY = DarcyParams(resolution=5, n_train=4, n_test=4, refine=1)
 
 
 
@@ -131,14 +132,14 @@ def test_cache_hit_returns_identical_data_without_solving(tmp_path, monkeypatch)
     def no_solve(*_):
         raise AssertionError("the cache was not used")
 
-    monkeypatch.setitem(D.GENERATORS, "burgers", (D.BurgersParams, no_solve, 1, "periodic"))
+    monkeypatch.setitem(D.GENERATORS, "burgers", (BurgersParams, no_solve, 1, "periodic"))
     again = D.load_generated("burgers", TINY_BURGERS, tmp_path, torch.device("cpu"))
     for x, y in zip((first.train_x, first.test_y_2x), (again.train_x, again.test_y_2x)):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
 
 
 def test_navier_stokes_dataset_windows_snapshots(tmp_path):
-    p = D.NavierStokesParams(resolution=8, n_train=2, n_test=1, input_steps=2, output_steps=1, dt=0.01,
+    p = NavierStokesParams(resolution=8, n_train=2, n_test=1, input_steps=2, output_steps=1, dt=0.01,
                              record_every=0.1)
     d = D.load_generated("navier_stokes", p, tmp_path, torch.device("cpu"))
     assert d.train_x.shape == (2, 2, 8, 8) and d.train_y.shape == (2, 1, 8, 8) and d.test_x_2x.shape == (1, 2, 16, 16)
@@ -219,7 +220,7 @@ def test_every_operator_runs_forward_backward_at_two_resolutions(tmp_path, use, 
 def test_training_lowers_the_loss_and_evaluates_both_resolutions(shared_cache, use):
     family = FAMILIES.get("pde")()
     ctx = context(shared_cache, use, width=16)
-    exp = family.build(ctx)
+    exp = build_experiment(family, ctx)
     with torch.no_grad():
         before = float(exp.loss(exp.train_batch(0)))
     result = train(exp, TrainConfig(steps=15, lr=5e-3, warmup_steps=2), ctx.device)
@@ -232,14 +233,14 @@ def test_training_lowers_the_loss_and_evaluates_both_resolutions(shared_cache, u
     extras = exp.row_extras()
     assert extras["seq_len"] == 16 and extras["d_model"] == 16 and extras["resolution_2x"] == 32
     assert extras.get("scan") == ("bidirectional" if use == "mno" else None)
-    assert exp.example_inputs(20)[0].shape == (20, 1, 16)
+    assert family.example_inputs(ctx, 20, exp.data)[0].shape == (20, 1, 16)
 
 
 def test_runs_are_deterministic_per_seed(shared_cache):
     family = FAMILIES.get("pde")()
     runs = []
     for _ in range(2):
-        exp = family.build(context(shared_cache, "galerkin"))
+        exp = build_experiment(family, context(shared_cache, "galerkin"))
         train(exp, TrainConfig(steps=3, warmup_steps=0), torch.device("cpu"))
         runs.append(exp.evaluate()["rel_l2"])
     assert runs[0] == runs[1]
@@ -247,7 +248,7 @@ def test_runs_are_deterministic_per_seed(shared_cache):
 
 def test_without_the_2x_set_rel_l2_2x_is_nan_with_a_reason(tmp_path):
     family = FAMILIES.get("pde")()
-    exp = family.build(context(tmp_path, "fno", data=TINY_BURGERS.model_copy(update={"test_2x": False})))
+    exp = build_experiment(family, context(tmp_path, "fno", data=TINY_BURGERS.model_copy(update={"test_2x": False})))
     assert exp.data.train_x.shape == (24, 1, 16)
     assert math.isnan(exp.evaluate()["rel_l2_2x"])
     assert exp.row_extras()["rel_l2_2x_note"] == "data.test_2x is off" and exp.row_extras()["resolution_2x"] is None

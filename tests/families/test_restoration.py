@@ -13,12 +13,14 @@ from harness.config.sections import TrainConfig
 from harness.families import FAMILIES
 from harness.families.base import RunContext
 from harness.families.restoration.assm import ASSM, sgn_order
-from harness.families.restoration.data import FolderData, PhotoData, RestorationSet, downsample, skimage_photo
+from harness.families.restoration.config import FolderData, PhotoData
+from harness.families.restoration.data import RestorationSet, downsample, skimage_photo
 from harness.families.restoration.metrics import psnr_ssim
 from harness.kernels.selective_scan import selective_scan_loop
 from harness.modules.scan_order import reorder
 from harness.errors import HarnessError
 from harness.run.train import train
+from harness.run.runner import build_experiment
 
 CPU = torch.device("cpu")
 
@@ -121,7 +123,7 @@ def test_variant_defaults_and_width(tmp_path):
 
 def test_short_training_beats_bicubic_on_held_out_images(tmp_path):
     fam, ctx = make_ctx(tmp_path, "gated_cnn", data={"eval_crops": 4}, model={"embed_dim": 16}, batch=32)
-    exp = fam.build(ctx)
+    exp = build_experiment(fam, ctx)
     train(exp, TrainConfig(steps=60, lr=1e-3, warmup_steps=5), CPU)
     m = exp.evaluate()
     assert m["psnr"] > m["psnr_bicubic"] and m["psnr_gain"] > 0
@@ -130,7 +132,7 @@ def test_short_training_beats_bicubic_on_held_out_images(tmp_path):
 
 def test_denoising_evaluation_reports_the_noisy_baseline(tmp_path):
     fam, ctx = make_ctx(tmp_path, "gated_cnn", data={"degradation": "denoise", "sigma": 50})
-    m = fam.build(ctx).evaluate()  # untrained: the zero-initialised output is the noisy input
+    m = build_experiment(fam, ctx).evaluate()  # untrained: the zero-initialised output is the noisy input
     assert math.isnan(m["psnr_bicubic"]) and m["psnr"] == pytest.approx(m["psnr_noisy"])
     assert m["psnr_noisy"] == pytest.approx(20 * math.log10(255 / 50), abs=1.0)
 

@@ -21,9 +21,11 @@ from harness.families.theory.data import (
     listops,
     majority,
 )
-from harness.families.theory.family import TheoryFamily, TheoryModelParams
-from harness.families.theory.models import SelectiveSSMClassifier
+from harness.families.theory.config import TheoryModelParams
+from harness.families.theory.family import TheoryFamily
+from harness.families.theory.model import SelectiveSSMClassifier
 from harness.run.train import seed_everything, train
+from harness.run.runner import build_experiment
 
 CPU = torch.device("cpu")
 
@@ -111,9 +113,9 @@ def test_listops_impossible_request_is_a_clear_error():
 
 def test_cached_dataset_is_reused(tmp_path):
     ctx = make_ctx(tmp_path)
-    first = TheoryFamily().build(ctx)
+    first = build_experiment(TheoryFamily(), ctx)
     assert len(list((tmp_path / "theory").glob("*.pt"))) == 1
-    again = TheoryFamily().build(ctx)
+    again = build_experiment(TheoryFamily(), ctx)
     assert torch.equal(first.train.tokens, again.train.tokens)
 
 
@@ -165,17 +167,17 @@ def test_scan_impl_flops_include_the_scan_closed_form():
 def test_a_few_steps_reduce_the_loss(tmp_path, use):
     seed_everything(0)
     ctx = make_ctx(tmp_path, use=use)
-    exp = TheoryFamily().build(ctx)
+    exp = build_experiment(TheoryFamily(), ctx)
     result = train(exp, TrainConfig(steps=40, lr=1e-2, warmup_steps=2), CPU)
     assert np.mean(result.losses[-5:]) < np.mean(result.losses[:5])
     assert "batch_loss" in result.tracked and ("s_A" in result.tracked) == (use == "ssm")
-    (tokens,) = exp.example_inputs(3)
+    (tokens,) = TheoryFamily().example_inputs(ctx, 3, exp.data)
     assert exp.model(tokens).shape == (3, 2)
 
 
 def test_gen_gap_is_train_minus_test_accuracy(tmp_path):
     seed_everything(0)
-    exp = TheoryFamily().build(make_ctx(tmp_path, use="ssm"))
+    exp = build_experiment(TheoryFamily(), make_ctx(tmp_path, use="ssm"))
     train(exp, TrainConfig(steps=10, lr=1e-2, warmup_steps=0), CPU)
     metrics = exp.evaluate()
     with torch.no_grad():
@@ -192,10 +194,10 @@ def test_gen_gap_is_train_minus_test_accuracy(tmp_path):
 def test_clipping_keeps_the_spectral_abscissa(tmp_path):
     cfg, s_A = TrainConfig(steps=30, lr=3e-2, warmup_steps=0), -0.5
     seed_everything(0)
-    free = TheoryFamily().build(make_ctx(tmp_path, s_A=s_A, clip_A="off", data={"seq_len": 32}))
+    free = build_experiment(TheoryFamily(), make_ctx(tmp_path, s_A=s_A, clip_A="off", data={"seq_len": 32}))
     assert train(free, cfg, CPU).tracked["max_s_A"] > s_A + 0.05  # unclipped, training raises max(A) here
     seed_everything(0)
-    clipped = TheoryFamily().build(make_ctx(tmp_path, s_A=s_A, clip_A="on", data={"seq_len": 32}))
+    clipped = build_experiment(TheoryFamily(), make_ctx(tmp_path, s_A=s_A, clip_A="on", data={"seq_len": 32}))
     tracked = train(clipped, cfg, CPU).tracked
     assert tracked["max_s_A"] <= s_A and clipped.model.spectral_abscissa() <= s_A
 
@@ -203,20 +205,20 @@ def test_clipping_keeps_the_spectral_abscissa(tmp_path):
 def test_unstable_A_blows_up_at_long_T(tmp_path):
     """s_A > 0: the state grows like exp(s_A * sum Delta); nothing in the model clips it."""
     seed_everything(0)
-    mild = TheoryFamily().build(make_ctx(tmp_path, s_A=0.3, data={"seq_len": 120}))
+    mild = build_experiment(TheoryFamily(), make_ctx(tmp_path, s_A=0.3, data={"seq_len": 120}))
     tokens, labels = mild.train_batch(0)
     assert float(mild.loss((tokens, labels)).detach()) > 1e6 * math.log(2)
     seed_everything(0)
-    overflow = TheoryFamily().build(make_ctx(tmp_path, s_A=0.5, data={"seq_len": 400}))
+    overflow = build_experiment(TheoryFamily(), make_ctx(tmp_path, s_A=0.5, data={"seq_len": 400}))
     with pytest.raises(Diverged):
         train(overflow, TrainConfig(steps=3, warmup_steps=0), CPU)
 
 
 def test_batches_are_deterministic_and_cover_each_epoch(tmp_path):
-    exp = TheoryFamily().build(make_ctx(tmp_path))  # 64 training sequences, batch 16
+    exp = build_experiment(TheoryFamily(), make_ctx(tmp_path))  # 64 training sequences, batch 16
     epoch = torch.cat([exp._batch_indices(s) for s in range(4)])
     assert sorted(epoch.tolist()) == list(range(64))
-    assert torch.equal(exp._batch_indices(5), TheoryFamily().build(make_ctx(tmp_path))._batch_indices(5))
+    assert torch.equal(exp._batch_indices(5), build_experiment(TheoryFamily(), make_ctx(tmp_path))._batch_indices(5))
 
 
 def test_schema_and_row_extras(tmp_path):
@@ -224,9 +226,9 @@ def test_schema_and_row_extras(tmp_path):
     with pytest.raises(ValueError):
         TheoryModelParams(delta="sometimes")
     ctx = make_ctx(tmp_path, dataset="listops", use="softmax_attention", pos="rope", d_model=8)
-    extras = TheoryFamily().build(ctx).row_extras()
+    extras = build_experiment(TheoryFamily(), ctx).row_extras()
     assert extras["seq_len"] == 32 and extras["d_model"] == 8
-    ssm_extras = TheoryFamily().build(make_ctx(tmp_path, s_A=0.1)).row_extras()
+    ssm_extras = build_experiment(TheoryFamily(), make_ctx(tmp_path, s_A=0.1)).row_extras()
     assert ssm_extras["s_A_init"] == pytest.approx(0.1) and ssm_extras["delta"] == "input"
     (tokens,) = TheoryFamily().example_inputs(ctx, 5)
     assert tokens.shape == (5, 32)

@@ -16,12 +16,15 @@ import pytest
 import torch
 
 from harness.config.load import load_suite
+from harness.config.run_config import RunConfig
 from harness.families import FAMILIES
 from harness.families.base import RunContext
-from harness.families.vision.dense_heads import extra_levels
-from harness.families.vision.model import VisionModelParams, build_backbone, check_resolution
+from harness.families.dense.model import extra_levels
+from harness.families.vision.config import VisionModelParams
+from harness.families.vision.model import build_backbone, check_resolution
 from harness.plan.planner import plan
 from harness.run.runner import make_context
+from harness.run.runner import build_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,11 +58,11 @@ def test_shipped_task_trains_every_parameter(name, tmp_path):
     """The shipped model size, one real batch of 2: every parameter gets a non-zero gradient."""
     config = SHIPPED[name]
     fam = FAMILIES.get(config["family"])()
-    ctx = make_context(config, fam, torch.device("cpu"), tmp_path)
+    ctx = make_context(RunConfig.from_json(config), fam, torch.device("cpu"), tmp_path)
     small = {k: v for k, v in {"n_train": 4, "n_val": 2}.items() if k in type(ctx.data).model_fields}
     ctx = replace(ctx, data=ctx.data.model_copy(update=small), train_batch_size=2)
     torch.manual_seed(0)
-    exp = fam.build(ctx)
+    exp = build_experiment(fam, ctx)
     exp.model.train()
     exp.loss(exp.train_batch(0)).backward()
     dead = [n for n, p in exp.model.named_parameters() if p.grad is None or not p.grad.any()]
@@ -84,9 +87,10 @@ def test_last_stage_of_one_token_is_refused(tmp_path):
             model=fam.ModelParams(**four, **extra), seed=0, device=torch.device("cpu"), cache_dir=tmp_path,
             train_batch_size=2, eval_batch_size=2,
         )
-        for build in (fam.build_model, fam.build):  # budget matching builds the model first: the run fails at once
-            with pytest.raises(ValueError, match="1x1 grid"):
-                build(ctx)
+        with pytest.raises(ValueError, match="1x1 grid"):  # the spine checks before budget matching: fails at once
+            fam.check_config(ctx.use, ctx.data, ctx.model)
+        with pytest.raises(ValueError, match="1x1 grid"):
+            build_experiment(fam, ctx)
 
 
 @pytest.mark.parametrize("resolution,levels", [(64, 0), (96, 1), (100, 1), (128, 1), (192, 2), (256, 2), (800, 2)])

@@ -9,7 +9,7 @@ from torch import nn
 
 from harness.measure.budget import BudgetError, count_params, match_budget
 from harness.measure.flops import count_fwd_flops
-from harness.modules.block import Block
+from harness.modules.block import MixerBlock
 from harness.modules.registry import create_mixer
 
 
@@ -33,7 +33,7 @@ def test_shared_parameters_counted_once():
 
 
 def block(name: str, width: int, **kwargs) -> nn.Module:
-    return Block(width, create_mixer(name, width, **kwargs), mlp_ratio=4.0 if name == "attention" else 0.0)
+    return MixerBlock(width, create_mixer(name, width, **kwargs), mlp_ratio=4.0 if name == "attention" else 0.0)
 
 
 @pytest.mark.parametrize("name,kwargs", [("mamba", {}), ("gated_cnn", {"causal": True})])

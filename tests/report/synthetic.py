@@ -121,3 +121,21 @@ def demo_results(dirpath: Path, seed: int = 0) -> Path:
         "sr_x2": task_entry("restoration", "psnr", True, "dB", 0.1, sweep_keys=["optim.lr"]),
     }
     return write(dirpath, rows, tasks)
+
+
+def claim(cid: str, **check) -> dict:
+    """One claim as suite.json stores it (``harness.config.claim_checks.claims_meta``): its id and one check."""
+    return {"claim": {"id": cid, "claim": f"synthetic finding {cid}", "source": "synthetic", **check}, "metrics": {}}
+
+
+def copy_rows(rng, seeds=8, mamba=0.8, lti=0.5, gated_cnn=0.13, noise=0.03, task="copy", baseline=0.125, **kw):
+    """Selective-copy accuracy per seed: mamba (the ablation base), its LTI ablation and a gated CNN."""
+    rows = []
+    for s in range(seeds):
+        shared = rng.normal(0, noise)
+        for v, mean, abl in (("mamba", mamba, "base"), ("lti", lti, "lti"), ("gated_cnn", gated_cnn, "")):
+            acc = float(np.clip(mean + shared + rng.normal(0, noise), 0, 1))
+            rows.append(base_row(task, "sequence", v, s, accuracy=acc, ablation=abl, is_ssm=v != "gated_cnn",
+                                 mixer="mamba" if v == "lti" else VARIANTS[v][0], baseline=baseline,
+                                 baseline_kind="chance", **kw))
+    return rows

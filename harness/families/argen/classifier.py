@@ -10,17 +10,16 @@ published Inception FIDs. Trained through the shared loop, cached like the token
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config.sections import TrainConfig
-from harness.families.argen.cache import config_key, isolated_rng, load_or_build
 from harness.families.argen.config import ClassifierParams, ImageDataParams
 from harness.families.argen.data import IMAGE_SET_VERSION, ImageSet, step_generator
 from harness.families.base import Experiment
+from harness.families.cache import config_key, isolated_rng, load_or_build
 
 
 class Features(nn.Sequential):
@@ -67,15 +66,11 @@ class ClassifierTraining(Experiment):
         pred = self.model(self.images.test_images.to(self.device)).argmax(-1).cpu()
         return {"classifier_acc": float((pred == self.images.test_labels).float().mean())}
 
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return (self.images.train_images[:batch_size].to(self.device),)
-
 
 def get_classifier(dataset: str, data: ImageDataParams, images: ImageSet, cache_dir: Path,
-                   device: torch.device) -> tuple[Classifier, dict[str, Any]]:
-    """The task's scoring classifier (eval mode, frozen) and its test accuracy, cached by the data config."""
-    from harness.run.train import train
-
+                   device: torch.device, fit: Callable[..., Any]) -> tuple[Classifier, dict[str, Any]]:
+    """The task's scoring classifier (eval mode, frozen) and its test accuracy, cached by the data config;
+    trained, on a cache miss, by ``fit`` (the spine's loop, ``RunContext.fit``)."""
     p = data.classifier
     key = config_key({"dataset": dataset, "images": IMAGE_SET_VERSION[dataset],
                       "data": data.model_dump(exclude={"tokenizer", "classifier", "inception_weights"}),
@@ -85,7 +80,7 @@ def get_classifier(dataset: str, data: ImageDataParams, images: ImageSet, cache_
         with isolated_rng(device):
             torch.manual_seed(p.seed)
             exp = ClassifierTraining(Classifier(images.num_classes, p.width), images, p, device)
-            train(exp, TrainConfig(steps=p.steps, batch_size=p.batch_size, lr=p.lr, warmup_steps=p.steps // 10), device)
+            fit(exp, device, steps=p.steps, batch_size=p.batch_size, lr=p.lr, warmup_steps=p.steps // 10)
             metrics = exp.evaluate()
         return {"state_dict": {k: v.cpu() for k, v in exp.model.state_dict().items()}, "metrics": metrics}
 

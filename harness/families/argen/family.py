@@ -17,6 +17,7 @@ the weights), which is how a GPU sweep over 256/1024/4096 tokens is written.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -33,23 +34,35 @@ from harness.families.argen.metrics import (
 )
 from harness.families.argen.model import VARIANTS, ARModel
 from harness.families.argen.tokenizer import VQModel, get_tokenizer, token_grid
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, RunContext
+from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, RunContext, TinyConfig
 
 
 def _encode(tokenizer: VQModel, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
     return torch.cat([tokenizer.encode(images[i : i + batch_size].to(device)) for i in range(0, len(images), batch_size)])
 
 
+@dataclass(frozen=True)
+class ARGenData:
+    """A task's images, its tokenizer and scoring classifier (frozen, on the device), the images as codes,
+    and the tokenizer's / classifier's columns."""
+
+    images: ImageSet
+    tokenizer: VQModel
+    classifier: Classifier
+    train_codes: torch.Tensor
+    test_codes: torch.Tensor
+    train_labels: torch.Tensor
+    test_labels: torch.Tensor
+    info: dict[str, Any]
+
+
 class ARGenExperiment(Experiment):
-    def __init__(self, ctx: RunContext, model: ARModel, tokenizer: VQModel, classifier: Classifier,
-                 images: ImageSet, info: dict[str, Any]):
-        self.ctx, self.p, self.model = ctx, ctx.model, model
-        self.tokenizer, self.classifier, self.images, self.info = tokenizer, classifier, images, info
-        device, bs = ctx.device, ctx.eval_batch_size
-        self.train_codes = _encode(tokenizer, images.train_images, bs, device)
-        self.test_codes = _encode(tokenizer, images.test_images, bs, device)
-        self.train_labels = images.train_labels.to(device)
-        self.test_labels = images.test_labels.to(device)
+    def __init__(self, ctx: RunContext, model: ARModel, data: ARGenData):
+        super().__init__(ctx, model, data)
+        self.p = ctx.model
+        self.tokenizer, self.classifier, self.images, self.info = data.tokenizer, data.classifier, data.images, data.info
+        self.train_codes, self.test_codes = data.train_codes, data.test_codes
+        self.train_labels, self.test_labels = data.train_labels, data.test_labels
 
     def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Random codes + labels; each label is replaced by the null label with prob ``label_drop`` (CFG)."""
@@ -79,10 +92,6 @@ class ARGenExperiment(Experiment):
         if weights is not None:
             out["fid_inception"] = inception_fid(weights, real, fake, bs)
         return out
-
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        idx = torch.arange(batch_size, device=self.ctx.device) % len(self.test_codes)
-        return self.test_codes[idx], self.test_labels[idx]
 
     def row_extras(self) -> dict[str, Any]:
         seq_len, d = self.model.seq_len, self.p.d_model
@@ -134,33 +143,33 @@ class ARGenFamily(Family):
         "digits": DatasetSpec(DigitsParams, "scikit-learn 8x8 digits upsampled, 10 classes (built in)"),
         "textures": DatasetSpec(TexturesParams, "crops of scikit-image's bundled photos/textures, 8 classes (built in)"),
     }
-    variants = tuple(VARIANTS)
-    ssm_variants = ("aim",)
+    variants = VARIANTS
+    experiment_class = ARGenExperiment
+    tiny = TinyConfig("digits", {"resolution": 8, "tokenizer": {"steps": 4, "batch_size": 16, "channels": 8, "z_channels": 8,
+                                                               "codebook_size": 16},
+                                 "classifier": {"steps": 4, "width": 8}},
+                      {"d_model": 32, "depth": 2, "headdim": 8, "d_state": 8, "n_heads": 2, "samples_per_class": 2,
+                       "decode_batch_sizes": [1]})
     metrics = {
         "nll_bits_per_token": MetricSpec(higher_is_better=False, unit="bits", primary=True),
         "fid_classifier": MetricSpec(higher_is_better=False),
         "sample_acc": MetricSpec(higher_is_better=True),
         "fid_inception": MetricSpec(higher_is_better=False),
     }
+    columns = {"prefill_ms_b*": MetricSpec(False, "ms"), "decode_ms_per_token_b*": MetricSpec(False, "ms"),
+               "decode_tokens_per_s_b*": MetricSpec(True, "tokens/s"), "peak_mem_mb_decode_b*": MetricSpec(False, "MB")}
     causal = True
     width_field = "d_model"
     # budget matching solves d_model in steps of 4 (fine enough to land within a few % at d_model ~ 64),
-    # or coarser for aim, whose mamba2 must split expand * d_model into heads of headdim (width_step); the
-    # other variants keep the fine step, or a 1.2M-parameter Gated CNN misses its budget by 6%
+    # or coarser for a mamba2 variant (aim), which must split expand * d_model into heads of headdim
+    # (width_step); the other variants keep the fine step, or a 1.2M-parameter Gated CNN misses its budget by 6%
     width_multiple = 4
 
     def width_step(self, use: str, model: ARModelParams) -> int:  # type: ignore[override]
-        if use != "aim":
+        if VARIANTS[use].mixer != "mamba2":
             return self.width_multiple
         heads = model.headdim // math.gcd(model.headdim, model.expand)  # expand * d % headdim == 0
         return math.lcm(self.width_multiple, heads)
-
-    def variant_defaults(self, use: str) -> dict[str, Any]:
-        return {
-            "aim": {"adaln_groups": 1, "pos": "learned", "mlp_ratio": 0.0},  # AiM: Mamba2 only, adaLN, abs. pos.
-            "transformer": {"pos": "rope", "mlp_ratio": 4.0},  # LlamaGen: RoPE, MLP, class token only
-            "gated_cnn": {"pos": "learned", "mlp_ratio": 0.0},  # MambaOut block is its own MLP
-        }[use]
 
     @staticmethod
     def _shape(ctx: RunContext) -> tuple[int, int, int]:
@@ -168,21 +177,25 @@ class ARGenFamily(Family):
         seq_len, vocab = token_grid(data.tokenizer, data.resolution)
         return seq_len, vocab, NUM_CLASSES[ctx.dataset]
 
-    def build_model(self, ctx: RunContext) -> ARModel:
+    def load_data(self, ctx: RunContext) -> ARGenData:
+        """The images, the tokenizer and classifier (cached, or trained by ``ctx.fit``), the codes."""
+        data: ImageDataParams = ctx.data  # type: ignore[assignment]
+        images = load_images(ctx.dataset, data)
+        tokenizer, vq_info = get_tokenizer(ctx.dataset, data, images, ctx.cache_dir, ctx.device, ctx.fit)
+        classifier, cls_info = get_classifier(ctx.dataset, data, images, ctx.cache_dir, ctx.device, ctx.fit)
+        device, bs = ctx.device, ctx.eval_batch_size
+        return ARGenData(images, tokenizer, classifier, _encode(tokenizer, images.train_images, bs, device),
+                         _encode(tokenizer, images.test_images, bs, device), images.train_labels.to(device),
+                         images.test_labels.to(device), {**vq_info, **cls_info})
+
+    def build_model(self, ctx: RunContext, data: Any = None) -> ARModel:
         seq_len, vocab, num_classes = self._shape(ctx)
         return ARModel(ctx.use, ctx.model, vocab, num_classes, seq_len)  # type: ignore[arg-type]
 
-    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
+    def example_inputs(self, ctx: RunContext, batch_size: int, data: ARGenData | None = None) -> tuple[torch.Tensor, ...]:
+        if data is not None:  # test codes and their labels, cycled
+            idx = torch.arange(batch_size, device=data.test_codes.device) % len(data.test_codes)
+            return data.test_codes[idx], data.test_labels[idx]
         seq_len, vocab, num_classes = self._shape(ctx)
         g = torch.Generator().manual_seed(ctx.seed)
-        codes = torch.randint(vocab, (batch_size, seq_len), generator=g)
-        return codes.to(ctx.device), (torch.arange(batch_size) % num_classes).to(ctx.device)
-
-    def build(self, ctx: RunContext) -> ARGenExperiment:
-        data: ImageDataParams = ctx.data  # type: ignore[assignment]
-        images = load_images(ctx.dataset, data)
-        tokenizer, vq_info = get_tokenizer(ctx.dataset, data, images, ctx.cache_dir, ctx.device)
-        classifier, cls_info = get_classifier(ctx.dataset, data, images, ctx.cache_dir, ctx.device)
-        torch.manual_seed(ctx.seed)  # the AR model's init does not depend on what was cached before
-        model = self.build_model(ctx).to(ctx.device)
-        return ARGenExperiment(ctx, model, tokenizer, classifier, images, {**vq_info, **cls_info})
+        return torch.randint(vocab, (batch_size, seq_len), generator=g), torch.arange(batch_size) % num_classes

@@ -18,22 +18,27 @@ state (``init_state``/``step``: Mamba2 recurrence, KV cache, conv cache), never 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from timm.layers import Mlp
 from torch import nn
 
 from harness.families.argen.config import ARModelParams
-from harness.modules.block import Block, make_norm
+from harness.families.variants import VariantSpec, VariantTable
+from harness.modules.block import MixerBlock, make_norm
 from harness.modules.registry import create_mixer
 
-# variant -> (mixer registry name, mixer options read from the model params)
-VARIANTS: dict[str, tuple[str, Callable[[ARModelParams], dict[str, Any]]]] = {
-    "aim": ("mamba2", lambda p: dict(d_state=p.d_state, headdim=p.headdim, expand=p.expand)),
-    "transformer": ("attention", lambda p: dict(n_heads=p.n_heads, causal=True, pos="rope" if p.pos == "rope" else "none")),
-    "gated_cnn": ("gated_cnn", lambda p: dict(causal=True, d_conv=p.d_conv, expansion_ratio=p.expansion_ratio)),
-}
+# The variants: each mixer's options from the model params, and the defaults that make it its paper's model.
+VARIANTS = VariantTable(
+    VariantSpec("aim", mixer="mamba2", options=lambda p: dict(d_state=p.d_state, headdim=p.headdim, expand=p.expand),
+                defaults={"adaln_groups": 1, "pos": "learned", "mlp_ratio": 0.0}),  # AiM: Mamba2 only, adaLN, abs. pos.
+    VariantSpec("transformer", mixer="attention", options=lambda p: dict(
+        n_heads=p.n_heads, causal=True, pos="rope" if p.pos == "rope" else "none"),
+        defaults={"pos": "rope", "mlp_ratio": 4.0}),  # LlamaGen: RoPE, MLP, class token only
+    VariantSpec("gated_cnn", mixer="gated_cnn", options=lambda p: dict(causal=True, d_conv=p.d_conv, expansion_ratio=p.expansion_ratio),
+                defaults={"pos": "learned", "mlp_ratio": 0.0}),  # the MambaOut block is its own MLP
+)
 
 
 class AdaLNBlock(nn.Module):
@@ -47,7 +52,7 @@ class AdaLNBlock(nn.Module):
         self.table = nn.Parameter(torch.tensor([0.0, 0.0, 1.0])[:, None].repeat(1, dim))
         self.table._no_weight_decay = True
         self.mlp = None
-        if mlp_ratio > 0:  # unmodulated MLP branch, as in harness Block (AiM itself has none)
+        if mlp_ratio > 0:  # unmodulated MLP branch, as in harness MixerBlock (AiM itself has none)
             self.norm2 = make_norm(norm, dim)
             self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
 
@@ -80,7 +85,8 @@ def guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tenso
 class ARModel(nn.Module):
     def __init__(self, use: str, p: ARModelParams, vocab: int, num_classes: int, seq_len: int):
         super().__init__()
-        mixer_name, options = VARIANTS[use]
+        spec = VARIANTS[use]
+        mixer_name, options = spec.mixer, spec.options
         if p.pos == "rope" and mixer_name != "attention":
             raise ValueError(f"pos: rope is attention's rotary embedding; variant {use!r} needs learned or none")
         d = p.d_model
@@ -101,7 +107,7 @@ class ARModel(nn.Module):
             return create_mixer(mixer_name, d, **options(p))
 
         self.blocks = nn.ModuleList(
-            AdaLNBlock(d, mixer(), p.norm, p.mlp_ratio) if groups else Block(d, mixer(), p.mlp_ratio, p.norm)
+            AdaLNBlock(d, mixer(), p.norm, p.mlp_ratio) if groups else MixerBlock(d, mixer(), p.mlp_ratio, p.norm)
             for _ in range(p.depth)
         )
         self.norm_f = make_norm(p.norm, d)

@@ -6,7 +6,7 @@ level, ``quant_conv``/``post_quant_conv``, and an L2-normalised straight-through
 class trains a tiny tokenizer on the task's images *or* loads a released LlamaGen VQ-f16 checkpoint
 (``tokenizer.checkpoint``). Written here rather than imported because LlamaGen is not a pip package.
 
-Training uses the shared loop (``harness.run.train``) with reconstruction MSE + codebook + commitment
+Training uses the shared loop (handed in as ``RunContext.fit``) with reconstruction MSE + codebook + commitment
 losses (LlamaGen adds perceptual and GAN losses for photographs; unnecessary at digit scale). The trained
 weights are cached under ``ctx.cache_dir`` keyed by the data + tokenizer config, so every AR variant and
 seed of a task shares one tokenizer.
@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config.sections import TrainConfig
 from harness.errors import HarnessError
-from harness.families.argen.cache import config_key, isolated_rng, load_or_build
 from harness.families.argen.config import ImageDataParams, VQParams
 from harness.families.argen.data import IMAGE_SET_VERSION, ImageSet, step_generator
 from harness.families.base import Experiment
+from harness.families.cache import config_key, isolated_rng, load_or_build
 
 # LlamaGen's VQ-16 (``VQ_16``: ds16, codebook 16384 x 8, the checkpoint AiM and LlamaGen generate with).
 LLAMAGEN_VQ16 = dict(
@@ -308,15 +307,11 @@ class VQTraining(Experiment):
         usage = codes.unique().numel() / self.model.codebook_size
         return {"vq_recon_mse": float(F.mse_loss(recon, x)), "vq_codebook_usage": float(usage)}
 
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return (self.images.train_images[:batch_size].to(self.device),)
-
 
 def get_tokenizer(dataset: str, data: ImageDataParams, images: ImageSet, cache_dir: Path,
-                  device: torch.device) -> tuple[VQModel, dict[str, Any]]:
-    """The task's tokenizer (eval mode, frozen) and its columns: from a checkpoint, the cache, or trained now."""
-    from harness.run.train import train
-
+                  device: torch.device, fit: Callable[..., Any]) -> tuple[VQModel, dict[str, Any]]:
+    """The task's tokenizer (eval mode, frozen) and its columns: from a checkpoint, the cache, or trained now
+    by ``fit`` (the spine's loop, ``RunContext.fit``)."""
     p = data.tokenizer
     if p.checkpoint is not None:
         model = load_llamagen_vq(p.checkpoint, p).to(device).eval().requires_grad_(False)
@@ -331,7 +326,7 @@ def get_tokenizer(dataset: str, data: ImageDataParams, images: ImageSet, cache_d
         with isolated_rng(device):
             torch.manual_seed(p.seed)
             exp = VQTraining(build_vq(p), images, p, device)
-            train(exp, TrainConfig(steps=p.steps, batch_size=p.batch_size, lr=p.lr, warmup_steps=p.steps // 10), device)
+            fit(exp, device, steps=p.steps, batch_size=p.batch_size, lr=p.lr, warmup_steps=p.steps // 10)
             metrics = exp.evaluate()
         return {"state_dict": {k: v.cpu() for k, v in exp.model.state_dict().items()}, "metrics": metrics}
 

@@ -4,7 +4,7 @@ Every sample is an input function ``a: (C_in, *grid)`` and an output function ``
 solvers (``solvers.py``) run on a fine grid, the result is subsampled to the *2x* grid, and the training
 grid is every second point of that, so the same samples exist at the training resolution and at twice it
 (zero-shot super-resolution, as in FNO and Cheng et al., arXiv 2410.02113). Generated sets are cached in
-``ctx.cache_dir/pde/`` under a hash of everything that determines them; the file is written atomically so
+``ctx.cache_dir/pde/`` under a hash of everything that determines them (``harness.families.cache``), so
 concurrent runs may race to create it safely.
 
 Grids: ``periodic`` problems use x_i = i/n (i < n), so the 2x grid has 2n points; ``nodes`` problems
@@ -15,78 +15,21 @@ models append these coordinates as input channels, so a model trained at n evalu
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from harness.families.base import Params
+from harness.families.cache import config_key, load_or_build
 from harness.families.pde import solvers
+from harness.families.pde.config import BurgersParams, DarcyParams, NavierStokesParams
 
 GENERATOR_VERSION = 1  # bump when a solver changes its output, so stale caches are not reused
 Grid = Literal["periodic", "nodes"]
-
-
-class BurgersParams(Params):
-    """Burgers 1-D, u(0) -> u(final_time) (FNO Sec. 5.1; viscosity 0.1 and 0.01 in the issue)."""
-
-    resolution: int = Field(64, ge=4, description="training grid points (periodic); the 2x test grid has twice")
-    viscosity: float = Field(0.1, gt=0)
-    final_time: float = Field(1.0, gt=0, description="FNO maps u(0) to u(1)")
-    n_train: int = Field(128, ge=1)
-    n_test: int = Field(32, ge=1)
-    refine: int = Field(2, ge=1, description="solver grid points = refine x the 2x grid")
-    cfl: float = Field(0.5, gt=0, le=1, description="advective CFL number of the IF-RK4 time step")
-    grf_sigma: float = Field(
-        25.0, gt=0, description="u0 ~ N(0, sigma^2 (-Laplace + tau^2)^-alpha); FNO: 625 (-Laplace + 25)^-2"
-    )
-    grf_tau: float = Field(5.0, gt=0)
-    grf_alpha: float = Field(2.0, gt=0)
-    data_seed: int = Field(0, description="fixes the samples; the run seed only changes init and batches")
-    test_2x: bool = Field(True, description="also solve on the 2x grid for rel_l2_2x (off: cheaper big sweeps)")
-
-
-class DarcyParams(Params):
-    """Darcy 2-D, permeability a -> pressure u (FNO Sec. 5.2: a in {12, 3} from a thresholded GRF, f = 1)."""
-
-    resolution: int = Field(32, ge=3, description="grid points per side incl. both walls; the 2x grid has 2n-1")
-    n_train: int = Field(128, ge=1)
-    n_test: int = Field(32, ge=1)
-    refine: int = Field(2, ge=1, description="solver grid spacing = the 2x grid's / refine")
-    a_high: float = Field(12.0, gt=0, description="permeability where the GRF is >= 0")
-    a_low: float = Field(3.0, gt=0, description="permeability where the GRF is < 0")
-    forcing: float = Field(1.0, description="constant source f")
-    grf_tau: float = Field(3.0, gt=0, description="GRF (-Laplace + tau^2)^-alpha; FNO: (-L+9)^-2")
-    grf_alpha: float = Field(2.0, gt=0)
-    data_seed: int = 0
-    test_2x: bool = True
-
-
-class NavierStokesParams(Params):
-    """Navier-Stokes 2-D vorticity: ``input_steps`` snapshots -> the next ``output_steps`` (FNO Sec. 5.3)."""
-
-    resolution: int = Field(32, ge=4, description="training grid points per side (periodic)")
-    viscosity: float = Field(1e-3, gt=0)
-    n_train: int = Field(128, ge=1)
-    n_test: int = Field(32, ge=1)
-    input_steps: int = Field(10, ge=1, description="FNO: 10 snapshots in")
-    output_steps: int = Field(1, ge=1, description="snapshots predicted at once (output channels)")
-    record_every: float = Field(1.0, gt=0, description="time between snapshots (FNO: 1)")
-    dt: float = Field(1e-3, gt=0, description="solver step (FNO: 1e-4 on 256^2; scale with the solver grid)")
-    refine: int = Field(1, ge=1, description="solver grid points = refine x the 2x grid")
-    forcing_amplitude: float = Field(0.1, description="f = A (sin 2pi(x+y) + cos 2pi(x+y)), FNO: 0.1")
-    grf_sigma: float = Field(7.0**1.5, gt=0, description="w0 ~ N(0, sigma^2 (-Laplace + tau^2)^-alpha); FNO: 7^1.5")
-    grf_tau: float = Field(7.0, gt=0)
-    grf_alpha: float = Field(2.5, gt=0)
-    data_seed: int = 0
-    test_2x: bool = True
 
 
 @dataclass(frozen=True)
@@ -204,23 +147,20 @@ def generated_layout(dataset: str, p: Params) -> Layout:
 
 def cache_path(cache_dir: Path, dataset: str, p: Params) -> Path:
     """``cache_dir/pde/<dataset>-<hash>.pt``; the hash covers every parameter and the generator version."""
-    key = json.dumps({"dataset": dataset, "version": GENERATOR_VERSION, **p.model_dump()}, sort_keys=True)
-    return Path(cache_dir) / "pde" / f"{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    key = config_key({"dataset": dataset, "version": GENERATOR_VERSION, **p.model_dump()})
+    return Path(cache_dir) / "pde" / f"{dataset}-{key}.pt"
 
 
 def load_generated(dataset: str, p: Params, cache_dir: Path, device: torch.device) -> PDEData:
     """Generate (on ``device`` when it is a GPU) or read from the cache; returns float32 data on the CPU."""
-    path = cache_path(cache_dir, dataset, p)
-    if path.exists():
-        x2, y2 = torch.load(path)
-    else:
+
+    def generate() -> tuple[torch.Tensor, torch.Tensor]:
         _, make, _, _ = GENERATORS[dataset]
         solve_on = device if device.type == "cuda" else torch.device("cpu")
         x2, y2 = (t.float().cpu().contiguous() for t in make(p, solve_on))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save((x2, y2), tmp)
-        os.replace(tmp, path)
+        return x2, y2
+
+    (x2, y2), _ = load_or_build(cache_path(cache_dir, dataset, p), generate)
     layout = generated_layout(dataset, p)
     if not p.test_2x:
         n = p.n_train

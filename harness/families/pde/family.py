@@ -15,35 +15,20 @@ train on and the sweep axis for the resolution scaling of latency and memory.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext
+from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
 from harness.families.pde import data as D
 from harness.families.pde import metrics as M
+from harness.families.pde.config import BurgersParams, DarcyParams, NavierStokesParams, PDEBenchParams, PDEModelParams
 from harness.families.pde.model import FNOOperator, MixerOperator, Operator
-from harness.families.pde.pdebench import PDEBenchParams, load_pdebench, pdebench_layout
+from harness.families.pde.pdebench import load_pdebench, pdebench_layout
+from harness.families.variants import VariantSpec, VariantTable
 
 # Keeps the batch-sampling streams of different seeds apart (one generator per (seed, step)).
 SEED_STRIDE = 1_000_003
-
-
-class PDEModelParams(Params):
-    width: int = Field(32, ge=1, description="channels of every layer (FNO's hidden_channels)")
-    n_layers: int = Field(4, ge=1, description="mixer blocks / FNO layers")
-    mlp_ratio: float = Field(2.0, ge=0, description="MLP after each mixer (not used by fno)")
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    projection_ratio: float = Field(2.0, gt=0, description="hidden width of the projection MLP / width")
-    n_heads: int = Field(4, ge=1, description="softmax and galerkin heads")
-    d_state: int = Field(16, ge=1, description="mno state size")
-    expand: int = Field(2, ge=1, description="mno inner width / width")
-    scan: Literal["auto", "raster", "bidirectional", "cross4"] = Field(
-        "auto", description="mno scan order; auto = bidirectional on 1-D grids, cross4 on 2-D (Cheng et al.)"
-    )
-    kernel_size: int = Field(7, ge=1, description="gated_cnn depthwise kernel (odd)")
-    n_modes: int = Field(12, ge=1, description="fno Fourier modes kept per axis")
 
 
 def resolved_scan(m: PDEModelParams, dim: int) -> str:
@@ -52,42 +37,34 @@ def resolved_scan(m: PDEModelParams, dim: int) -> str:
     return m.scan
 
 
-def mixer_choice(use: str, m: PDEModelParams, dim: int) -> tuple[str, dict[str, Any]]:
-    """The registered mixer and its options for a non-FNO variant."""
-    if use == "mno":
-        return "mamba", {"d_state": m.d_state, "expand": m.expand, "scan": resolved_scan(m, dim)}
-    if use == "galerkin":
-        return "galerkin", {"n_heads": m.n_heads}
-    if use == "softmax":
-        return "attention", {"n_heads": m.n_heads, "causal": False}
-    if use == "gated_cnn":
-        return "gated_cnn", {"kernel_size": m.kernel_size, "conv_dims": dim, "causal": False}
-    raise ValueError(f"unknown pde variant {use!r}; use one of {PDEFamily.variants}")
+# The variants: a mixer in the shared skeleton (``MixerOperator``) with its options given the grid's
+# dimension, or neuraloperator's FNO at the same width and depth.
+VARIANTS = VariantTable(
+    VariantSpec("mno", mixer="mamba", options=lambda m, dim: dict(d_state=m.d_state, expand=m.expand, scan=resolved_scan(m, dim))),
+    VariantSpec("galerkin", mixer="galerkin", options=lambda m, dim: dict(n_heads=m.n_heads)),
+    VariantSpec("softmax", mixer="attention", options=lambda m, dim: dict(n_heads=m.n_heads, causal=False)),
+    VariantSpec("fno", build=lambda m, layout: FNOOperator(layout, m.width, m.n_layers, m.n_modes, m.projection_ratio)),
+    VariantSpec("gated_cnn", mixer="gated_cnn", options=lambda m, dim: dict(kernel_size=m.kernel_size, conv_dims=dim, causal=False)),
+)
 
 
 def build_operator(use: str, layout: D.Layout, m: PDEModelParams) -> Operator:
-    if use == "fno":
-        return FNOOperator(layout, m.width, m.n_layers, m.n_modes, m.projection_ratio)
-    mixer, options = mixer_choice(use, m, layout.dim)
-    return MixerOperator(layout, m.width, m.n_layers, mixer, options, m.mlp_ratio, m.norm, m.projection_ratio)
+    spec = VARIANTS[use]
+    if spec.build is not None:
+        return spec.build(m, layout)
+    return MixerOperator(layout, m.width, m.n_layers, spec.mixer, spec.options(m, layout.dim), m.mlp_ratio, m.norm,
+                         m.projection_ratio)
 
 
 def dataset_layout(dataset: str, p: Params) -> D.Layout:
     return pdebench_layout(p) if dataset == "pdebench" else D.generated_layout(dataset, p)
 
 
-def load_data(ctx: RunContext) -> D.PDEData:
-    if ctx.dataset == "pdebench":
-        return load_pdebench(ctx.data)
-    return D.load_generated(ctx.dataset, ctx.data, ctx.cache_dir, ctx.device)
-
-
 class PDEExperiment(Experiment):
     def __init__(self, ctx: RunContext, model: Operator, data: D.PDEData):
-        self.ctx, self.data = ctx, data.to(ctx.device)
+        super().__init__(ctx, model, data.to(ctx.device))
         self.layout = data.layout
         model.fit_normalizers(self.data.train_x, self.data.train_y)
-        self.model = model.to(ctx.device)
         self.loss_fn = M.relative_l2_loss(self.layout.dim)
 
     def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,10 +97,6 @@ class PDEExperiment(Experiment):
             out["rel_l2_2x"] = M.relative_l2(self._predict(d.test_x_2x), d.test_y_2x, dim)
         return out
 
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        reps = math.ceil(batch_size / len(self.data.test_x))
-        return (self.data.test_x.repeat(reps, *([1] * (self.layout.dim + 1)))[:batch_size],)
-
     def row_extras(self) -> dict[str, Any]:
         lay, m = self.layout, self.ctx.model
         extras: dict[str, Any] = {
@@ -136,8 +109,9 @@ class PDEExperiment(Experiment):
             "n_test": len(self.data.test_x),
             "rel_l2_2x_note": self.data.no_2x_reason,
         }
-        if self.ctx.use == "mno":
-            extras["scan"] = resolved_scan(m, lay.dim)
+        spec = VARIANTS[self.ctx.use]
+        if spec.mixer is not None and "scan" in spec.options(m, lay.dim):  # the scan order the SSM ran
+            extras["scan"] = spec.options(m, lay.dim)["scan"]
         return extras
 
 
@@ -146,13 +120,12 @@ class PDEFamily(Family):
     description: ClassVar[str] = "neural operators (Burgers, Darcy, Navier-Stokes, PDEBench): MNO vs attention vs FNO"
     ModelParams = PDEModelParams
     datasets: ClassVar[dict[str, DatasetSpec]] = {
-        "burgers": DatasetSpec(D.BurgersParams, "Burgers 1-D u(0) -> u(T), periodic, IF-RK4 pseudo-spectral"),
-        "darcy": DatasetSpec(D.DarcyParams, "Darcy 2-D permeability -> pressure, 5-point FD + spsolve"),
-        "navier_stokes": DatasetSpec(D.NavierStokesParams, "Navier-Stokes 2-D vorticity, earlier -> later steps"),
+        "burgers": DatasetSpec(BurgersParams, "Burgers 1-D u(0) -> u(T), periodic, IF-RK4 pseudo-spectral"),
+        "darcy": DatasetSpec(DarcyParams, "Darcy 2-D permeability -> pressure, 5-point FD + spsolve"),
+        "navier_stokes": DatasetSpec(NavierStokesParams, "Navier-Stokes 2-D vorticity, earlier -> later steps"),
         "pdebench": DatasetSpec(PDEBenchParams, "a PDEBench HDF5 file (Burgers, Darcy or incompressible NS)"),
     }
-    variants: ClassVar[tuple[str, ...]] = ("mno", "galerkin", "softmax", "fno", "gated_cnn")
-    ssm_variants: ClassVar[tuple[str, ...]] = ("mno",)
+    variants = VARIANTS
     metrics: ClassVar[dict[str, MetricSpec]] = {
         "rel_l2": MetricSpec(higher_is_better=False, unit="fraction", primary=True),
         "rel_l2_2x": MetricSpec(higher_is_better=False, unit="fraction"),
@@ -165,16 +138,22 @@ class PDEFamily(Family):
     causal: ClassVar[bool] = False
     width_field: ClassVar[str] = "width"
     width_multiple: ClassVar[int] = 8  # keeps width / n_heads whole for the attention variants
+    experiment_class = PDEExperiment
+    tiny = TinyConfig("burgers", {"resolution": 16, "n_train": 8, "n_test": 4},
+                      {"width": 8, "n_layers": 1, "n_heads": 2, "d_state": 4, "n_modes": 4, "kernel_size": 3})
 
-    def build_model(self, ctx: RunContext) -> Operator:
+    def load_data(self, ctx: RunContext) -> D.PDEData:
+        if ctx.dataset == "pdebench":
+            return load_pdebench(ctx.data)
+        return D.load_generated(ctx.dataset, ctx.data, ctx.cache_dir, ctx.device)
+
+    def build_model(self, ctx: RunContext, data: Any = None) -> Operator:
         return build_operator(ctx.use, dataset_layout(ctx.dataset, ctx.data), ctx.model)
 
-    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
+    def example_inputs(self, ctx: RunContext, batch_size: int, data: Any = None) -> tuple[torch.Tensor, ...]:
+        if data is not None:  # test inputs, repeated up to the batch
+            reps = math.ceil(batch_size / len(data.test_x))
+            return (data.test_x.repeat(reps, *([1] * (data.layout.dim + 1)))[:batch_size],)
         lay = dataset_layout(ctx.dataset, ctx.data)
         gen = torch.Generator().manual_seed(ctx.seed)
         return (torch.randn((batch_size, lay.in_channels) + lay.shape(), generator=gen),)
-
-    def build(self, ctx: RunContext) -> PDEExperiment:
-        data = load_data(ctx)
-        torch.manual_seed(ctx.seed)
-        return PDEExperiment(ctx, self.build_model(ctx), data)

@@ -4,7 +4,7 @@ Cheng et al. (Mamba Neural Operator, arXiv 2410.02113) keep the transformer oper
 width, depth, lifting and regressor) and change only the mixer. ``MixerOperator`` is that skeleton:
 
     (B, C_in, *grid) -> append grid coordinates as channels -> tokens (raster order) -> Linear lifting
-    -> n_layers x Block(mixer, MLP) -> norm -> MLP projection -> (B, C_out, *grid)
+    -> n_layers x MixerBlock(mixer, MLP) -> norm -> MLP projection -> (B, C_out, *grid)
 
 with the mixer chosen by name (``create_mixer``): ``mno`` = ``mamba`` with a bidirectional scan (1-D) or
 VMamba's four-direction cross scan (2-D); ``galerkin`` = Galerkin linear attention (Cao 2021);
@@ -28,7 +28,7 @@ from neuralop.models import FNO
 from torch import nn
 
 from harness.families.pde.data import Layout
-from harness.modules.block import Block, make_norm
+from harness.modules.block import MixerBlock, make_norm
 from harness.modules.registry import create_mixer
 
 
@@ -76,7 +76,7 @@ class MixerOperator(Operator):
         super().__init__(layout)
         self.lift = nn.Linear(layout.in_channels + layout.dim, width)
         self.blocks = nn.ModuleList(
-            Block(width, create_mixer(mixer, width, **mixer_options), mlp_ratio=mlp_ratio, norm=norm)
+            MixerBlock(width, create_mixer(mixer, width, **mixer_options), mlp_ratio=mlp_ratio, norm=norm)
             for _ in range(n_layers)
         )
         self.norm = make_norm(norm, width)

@@ -16,14 +16,12 @@ to ``resolution``; the 2x test set exists when that stride is even (else ``rel_l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from harness.errors import HarnessError
-from harness.families.base import Params, user_path
+from harness.families.pde.config import PDEBenchParams
 from harness.families.pde.data import Layout, PDEData
 
 EXPECTED = {
@@ -31,17 +29,6 @@ EXPECTED = {
     "darcy": "'nu' (N, X, Y) and 'tensor' (N, 1, X, Y)",
     "navier_stokes": "'velocity' (N, T, X, Y, 2)",
 }
-
-
-class PDEBenchParams(Params):
-    path: str = user_path("file", "a PDEBench HDF5 file on this machine")
-    equation: Literal["burgers", "darcy", "navier_stokes"]
-    resolution: int = Field(64, ge=2, description="training grid points per side; must divide the file's")
-    n_train: int = Field(128, ge=1)
-    n_test: int = Field(32, ge=1)
-    input_steps: int = Field(1, ge=1, description="time-dependent files: snapshots in")
-    output_steps: int = Field(1, ge=1, description="time-dependent files: snapshots out")
-    time_stride: int = Field(1, ge=1, description="time-dependent files: steps between used snapshots")
 
 
 def pdebench_layout(p: PDEBenchParams) -> Layout:

@@ -30,65 +30,12 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
 
 from harness.errors import HarnessError
-from harness.families.base import Params, user_path
+from harness.families.restoration.config import FolderData, PhotoData, RestorationData
 
-TRAIN_PHOTOS = (
-    "astronaut", "coffee", "rocket", "stereo_motorcycle", "immunohistochemistry",
-    "moon", "coins", "brick", "grass", "gravel", "text",
-)
-TEST_PHOTOS = ("chelsea", "camera", "clock")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _TEST_SEED = 20241123  # fixed seed of the test crops and test noise: the same for every run
-
-
-class RestorationData(Params):
-    """The ``data:`` fields every restoration dataset shares."""
-
-    degradation: Literal["sr_x2", "sr_x4", "denoise"] = "sr_x2"
-    sigma: float = Field(25.0, gt=0, le=255, description="Gaussian noise std on the 0..255 scale (denoise only)")
-    patch_size: int = Field(48, ge=8, description="HR side of the training crops and of the measured input")
-    eval_size: int | None = Field(96, ge=16, description="HR side of the test crops; null = whole test images")
-    eval_crops: int = Field(2, ge=1, description="crops per test image, at fixed positions (with eval_size)")
-    augment: bool = Field(True, description="random flips and 90-degree rotations of training crops")
-
-    @property
-    def scale(self) -> int:
-        """Upscaling factor (1 for denoising)."""
-        return int(self.degradation.removeprefix("sr_x")) if self.degradation.startswith("sr_") else 1
-
-    @model_validator(mode="after")
-    def _sizes_divide(self) -> "RestorationData":
-        for name in ("patch_size", "eval_size"):
-            size = getattr(self, name)
-            if size is not None and size % self.scale:
-                raise ValueError(f"{name}={size} must be a multiple of the scale {self.scale} ({self.degradation})")
-        return self
-
-
-class PhotoData(RestorationData):
-    """scikit-image's bundled photographs, split by image."""
-
-    train_images: tuple[str, ...] = TRAIN_PHOTOS
-    test_images: tuple[str, ...] = TEST_PHOTOS
-
-    @model_validator(mode="after")
-    def _disjoint(self) -> "PhotoData":
-        shared = set(self.train_images) & set(self.test_images)
-        if shared:
-            raise ValueError(f"images in both train and test: {sorted(shared)}")
-        if not self.train_images or not self.test_images:
-            raise ValueError("train_images and test_images must each name at least one image")
-        return self
-
-
-class FolderData(RestorationData):
-    """Paired folders in the DIV2K / Set5 / Urban100 layout (``HR/`` and ``LR_bicubic/X<s>/``)."""
-
-    train_path: str = user_path("folder", "folder with HR/ (and LR_bicubic/X<scale>/ for SR) for training")
-    test_path: str = user_path("folder", "folder in the same layout for evaluation (e.g. Set5, Urban100)")
 
 
 def bicubic(img: torch.Tensor, factor: float) -> torch.Tensor:

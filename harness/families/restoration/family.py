@@ -20,20 +20,46 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, RunContext
-from harness.families.restoration.data import Batch, FolderData, PhotoData, RestorationData, RestorationSet
+from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, RunContext, TinyConfig
+from harness.families.restoration.assm import ASSM
+from harness.families.restoration.config import FolderData, PhotoData, RestorationData, RestorationModelParams
+from harness.families.restoration.data import Batch, RestorationSet
 from harness.families.restoration.metrics import psnr_ssim
-from harness.families.restoration.model import RestorationNet
-from harness.families.restoration.pairing import VARIANT_DEFAULTS, VARIANTS, RestorationModel, has_attention, layer_mixers
+from harness.families.restoration.model import RestorationNet, has_attention, layer_mixers, window_options
+from harness.families.variants import VariantSpec, VariantTable
 
 _EXAMPLE_SEED = 0  # example inputs are random images; their values do not change any cost
 
+# The variants: each layer's main mixer, from the params and the layer's global index (``model.layer_mixers``
+# puts ``attn_branch``'s window attention in front of it). Window attention shifts by half a window on every
+# other layer (Swin), so swinir's own attention, behind a branch, takes the next layer's shift. Every
+# variant keeps the same gated MLP after each mixer unless ``mlp_ratio: 0``.
+# - ``mambairv2`` (arXiv 2411.15269): window attention then the ASSM (ASE scan + SGN), like the light model;
+#   ``attn_branch: false`` drops the attention to isolate the ASSM.
+# - ``mambair`` (arXiv 2402.15648): the ``mamba`` mixer scanning four directions (``scan: cross4``, centred
+#   short conv as the image is not causal), no prompt, no sorting; ``attn_branch: true`` adds MambaIRv2's
+#   window attention in front ("the same layer" with the v1 scan) for a one-factor comparison.
+# - ``swinir`` (arXiv 2108.10257): shifted-window self-attention with relative position bias only.
+# - ``gated_cnn`` (MambaOut, arXiv 2405.07992): the ``gated_cnn`` mixer (7x7 depthwise, 8/3 expansion);
+#   ``attn_branch: true`` keeps MambaIRv2's window attention in front, so only the SSM differs from
+#   mambairv2 (the suites' ``gated_cnn_attn``).
+VARIANTS = VariantTable(
+    VariantSpec("mambairv2", ssm=True, defaults={"attn_branch": True}, build=lambda m, layer: ASSM(
+        m.embed_dim, d_state=m.d_state, expand=m.expand, num_prompts=m.num_prompts, prompt_rank=m.prompt_rank,
+        ase=m.ase, prompt_into=m.prompt_into, sgn=m.sgn, impl=m.impl)),
+    VariantSpec("mambair", mixer="mamba", options=lambda m, layer: dict(
+        d_state=m.d_state, expand=m.expand, scan="cross4", causal=False, impl=m.impl)),
+    VariantSpec("swinir", mixer="attention", options=lambda m, layer: window_options(m, layer + m.attn_branch)),
+    VariantSpec("gated_cnn", mixer="gated_cnn"),
+)
 
-def build_net(use: str, m: RestorationModel, data: RestorationData) -> RestorationNet:
+
+def build_net(use: str, m: RestorationModelParams, data: RestorationData) -> RestorationNet:
+    spec = VARIANTS[use]
     return RestorationNet(
-        lambda layer: layer_mixers(use, m, layer),
+        lambda layer: layer_mixers(spec, m, layer),
         embed_dim=m.embed_dim, depths=m.depths, scale=data.scale, mlp_ratio=m.mlp_ratio,
-        layer_scale_init=m.layer_scale_init, pad_multiple=m.window_size if has_attention(use, m) else 1,
+        layer_scale_init=m.layer_scale_init, pad_multiple=m.window_size if has_attention(spec, m) else 1,
     )
 
 
@@ -42,15 +68,15 @@ def input_side(data: RestorationData) -> int:
     return data.patch_size // data.scale
 
 
-def example_images(data: RestorationData, batch_size: int, device: torch.device) -> tuple[torch.Tensor]:
+def example_images(data: RestorationData, batch_size: int) -> tuple[torch.Tensor]:
     side = input_side(data)
     gen = torch.Generator().manual_seed(_EXAMPLE_SEED)
-    return (torch.rand(batch_size, 3, side, side, generator=gen).to(device),)
+    return (torch.rand(batch_size, 3, side, side, generator=gen),)
 
 
 class RestorationExperiment(Experiment):
     def __init__(self, ctx: RunContext, model: RestorationNet, data: RestorationSet):
-        self.ctx, self.model, self.data = ctx, model, data
+        super().__init__(ctx, model, data)
         self.params: RestorationData = ctx.data
 
     def train_batch(self, step: int) -> Batch:
@@ -80,11 +106,8 @@ class RestorationExperiment(Experiment):
             "psnr_gain": psnr - base,
         }
 
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return example_images(self.params, batch_size, self.ctx.device)
-
     def row_extras(self) -> dict[str, Any]:
-        m: RestorationModel = self.ctx.model
+        m: RestorationModelParams = self.ctx.model
         side = input_side(self.params)
         pad = self.model.pad_multiple
         seq_len = (side + (-side) % pad) ** 2  # tokens each mixer sees at the measured input size
@@ -97,14 +120,14 @@ class RestorationExperiment(Experiment):
             "patch_size": self.params.patch_size,
             "input_size": side,
             "n_layers": sum(m.depths),
-            "attn_branch": has_attention(self.ctx.use, m),
+            "attn_branch": has_attention(VARIANTS[self.ctx.use], m),
         }
 
 
 class RestorationFamily(Family):
     name = "restoration"
     description = "image super-resolution and denoising: MambaIRv2 (ASE + SGN) vs MambaIR vs SwinIR vs gated CNN"
-    ModelParams = RestorationModel
+    ModelParams = RestorationModelParams
     datasets = {
         "skimage_photos": DatasetSpec(PhotoData, "scikit-image's bundled photographs, split by image (bicubic SR / Gaussian noise)"),
         "paired_folders": DatasetSpec(FolderData, "user folders in the DIV2K/Set5/Urban100 layout: HR/ and LR_bicubic/X<s>/"),
@@ -120,18 +143,16 @@ class RestorationFamily(Family):
     causal = False
     width_field = "embed_dim"
     width_multiple = 4  # keeps embed_dim a multiple of the default 4 attention heads
-    ssm_variants = ("mambairv2", "mambair")
 
-    def build_model(self, ctx: RunContext) -> nn.Module:
+    experiment_class = RestorationExperiment
+    tiny = TinyConfig("skimage_photos", {"patch_size": 16, "eval_size": 32, "eval_crops": 1},
+                      {"embed_dim": 12, "depths": [1], "window_size": 4, "d_state": 4, "num_prompts": 8, "prompt_rank": 4})
+
+    def load_data(self, ctx: RunContext) -> RestorationSet:
+        return RestorationSet(ctx.data, ctx.seed)
+
+    def build_model(self, ctx: RunContext, data: Any = None) -> nn.Module:
         return build_net(ctx.use, ctx.model, ctx.data)
 
-    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return example_images(ctx.data, batch_size, torch.device("cpu"))
-
-    def build(self, ctx: RunContext) -> Experiment:
-        torch.manual_seed(ctx.seed)
-        model = build_net(ctx.use, ctx.model, ctx.data).to(ctx.device)
-        return RestorationExperiment(ctx, model, RestorationSet(ctx.data, ctx.seed))
-
-    def variant_defaults(self, use: str) -> dict[str, Any]:
-        return dict(VARIANT_DEFAULTS.get(use, {}))
+    def example_inputs(self, ctx: RunContext, batch_size: int, data: Any = None) -> tuple[torch.Tensor, ...]:
+        return example_images(ctx.data, batch_size)  # random images: their values change no cost

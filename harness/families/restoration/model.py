@@ -18,14 +18,17 @@ SwinIR/MambaIRv2 do) and the output is cropped back.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from timm.layers import LayerScale
 from torch import nn
 
+from harness.families.restoration.config import RestorationModelParams
 from harness.families.restoration.data import bicubic
+from harness.families.variants import VariantSpec
+from harness.modules.registry import create_mixer
 
 #: MambaIRv2's gated MLP uses a 5x5 depthwise conv on the gated half (reference code, ``GatedMLP``).
 GATED_MLP_KERNEL = 5
@@ -154,3 +157,22 @@ class RestorationNet(nn.Module):
         out = self.upsample(self.reconstruct(feat))[..., : h * self.scale, : w * self.scale]
         return out + self.baseline(x)
 
+
+# -- which mixers fill a layer (each variant's entry of the family's table) ------------------------------
+
+
+def window_options(m: RestorationModelParams, layer: int) -> dict[str, Any]:
+    """Window attention of layer ``layer``: shifted by half a window on every other layer (Swin)."""
+    return dict(n_heads=m.n_heads, window=m.window_size, shift=layer % 2 == 1, pos="relative")
+
+
+def layer_mixers(spec: VariantSpec, m: RestorationModelParams, layer: int) -> list[nn.Module]:
+    """The token mixers of layer ``layer`` (global index) for variant ``spec``, in order (and made in order:
+    the initialisation draws from one RNG stream): ``attn_branch``'s window attention, then the variant's own."""
+    mixers = [create_mixer("attention", m.embed_dim, **window_options(m, layer))] if m.attn_branch else []
+    mixers.append(spec.build(m, layer) if spec.build is not None else create_mixer(spec.mixer, m.embed_dim, **spec.options(m, layer)))
+    return mixers
+
+
+def has_attention(spec: VariantSpec, m: RestorationModelParams) -> bool:
+    return spec.mixer == "attention" or m.attn_branch

@@ -17,43 +17,9 @@ from __future__ import annotations
 import torch
 
 from harness.families.base import Params
-from pydantic import Field, model_validator
+from harness.families.sequence.config import MajorityData, MQARData, SelectiveCopyData
 
 IGNORE = -100
-
-
-class SelectiveCopyData(Params):
-    seq_len: int = Field(64, ge=4, description="length of the noisy region holding the data tokens")
-    num_tokens: int = Field(8, ge=1)
-    vocab: int = Field(16, ge=2, description="number of distinct data tokens")
-    n_eval: int = Field(256, ge=1)
-
-    @model_validator(mode="after")
-    def _fits(self) -> "SelectiveCopyData":
-        if self.num_tokens > self.seq_len:
-            raise ValueError(f"num_tokens ({self.num_tokens}) must not exceed seq_len ({self.seq_len})")
-        return self
-
-
-class MQARData(Params):
-    seq_len: int = Field(64, ge=8)
-    num_kv: int = Field(8, ge=1)
-    key_vocab: int = Field(32, ge=2)
-    value_vocab: int = Field(32, ge=2)
-    n_eval: int = Field(256, ge=1)
-
-    @model_validator(mode="after")
-    def _fits(self) -> "MQARData":
-        if 3 * self.num_kv > self.seq_len:
-            raise ValueError(f"seq_len ({self.seq_len}) must be at least 3 * num_kv ({3 * self.num_kv})")
-        if self.num_kv > self.key_vocab:
-            raise ValueError(f"num_kv ({self.num_kv}) must not exceed key_vocab ({self.key_vocab}): keys are distinct")
-        return self
-
-
-class MajorityData(Params):
-    seq_len: int = Field(63, ge=1)
-    n_eval: int = Field(512, ge=1)
 
 
 def _rand_positions(gen: torch.Generator, n: int, length: int, k: int) -> torch.Tensor:

@@ -6,53 +6,46 @@ content-dependent selection (Mamba §4.1; Zoology), majority needs a long-range 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
 
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext
+from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
 from harness.families.sequence import data as D
+from harness.families.sequence.config import MajorityData, MQARData, SelectiveCopyData, SequenceModelParams
+from harness.families.variants import VariantSpec, VariantTable
 from harness.models.sequence_model import SequenceModel
-from harness.modules.registry import MIXERS
+from harness.modules.registry import is_ssm
 from harness.registry import UnknownNameError
 
 # A seed offset that keeps the evaluation stream apart from every training step's stream.
 EVAL_STREAM = 1_000_003
 
 
-class SequenceModelParams(Params):
-    d_model: int = Field(64, ge=4)
-    n_layers: int = Field(2, ge=1)
-    pattern: list[str] | None = Field(None, description="hybrid layer pattern, e.g. [mamba, mamba, attention]")
-    mlp_ratio: float | None = Field(None, ge=0, description="MLP after each mixer (default: 4 for attention, else 0)")
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    # mixer options; each mixer receives only those its constructor takes
-    d_state: int | None = Field(None, ge=1)
-    d_conv: int | None = Field(None, ge=1)
-    expand: int | None = Field(None, ge=1)
-    headdim: int | None = Field(None, ge=1)
-    chunk_size: int | None = Field(None, ge=1)
-    n_heads: int | None = Field(4, ge=1)
-    selective: bool | None = None
-    scan: Literal["raster", "bidirectional"] | None = Field(None, description="bidirectional sees the future: an ablation only")
-    A_init: Literal["s4d_real", "s4d_lin", "random"] | None = None  # harness.modules.mamba.A_INITS
-    discretization: Literal["zoh", "euler"] | None = None
-    impl: Literal["auto", "fused", "ref"] | None = None
-    expansion_ratio: float | None = Field(None, gt=0)
-    kernel_size: int | None = Field(None, ge=1)
-    pos: Literal["none", "rope"] | None = "rope"
+# The variants, each a mixer in every layer (``hybrid``: the mixers of ``model.pattern``, cycled), and the
+# options each mixer reads from the ``model:`` block. Every mixer is causal here: the tasks are token streams.
+VARIANTS = VariantTable(
+    VariantSpec("mamba", mixer="mamba", options=lambda m: dict(
+        d_state=m.d_state, d_conv=m.d_conv, expand=m.expand, chunk_size=m.chunk_size, selective=m.selective,
+        scan=m.scan, A_init=m.A_init, discretization=m.discretization, impl=m.impl, causal=True)),
+    VariantSpec("mamba2", mixer="mamba2", options=lambda m: dict(
+        d_state=m.d_state, d_conv=m.d_conv, expand=m.expand, headdim=m.headdim, chunk_size=m.chunk_size,
+        scan=m.scan, impl=m.impl)),  # causal by construction
+    VariantSpec("attention", mixer="attention", options=lambda m: dict(n_heads=m.n_heads, pos=m.pos, causal=True),
+                defaults={"mlp_ratio": 4.0}),
+    VariantSpec("gated_cnn", mixer="gated_cnn", options=lambda m: dict(
+        expansion_ratio=m.expansion_ratio, kernel_size=m.kernel_size, d_conv=m.d_conv, causal=True)),
+    # layers cycle the mixers of model.pattern, each with its own variant's options
+    VariantSpec("hybrid", ssm=lambda m: any(is_ssm(name) for name in m.pattern or ())),
+)
 
-    @field_validator("pattern")
-    @classmethod
-    def _known_mixers(cls, pattern: list[str] | None) -> list[str] | None:
-        for name in pattern or ():
-            try:
-                MIXERS.canonical(name)
-            except UnknownNameError as exc:
-                raise ValueError(str(exc)) from None  # pydantic reports ValueErrors at the field's line
-        return pattern
+
+def layer_pattern(use: str, m: SequenceModelParams) -> list[tuple[str, dict[str, Any]]]:
+    """``(mixer, options)`` per layer of the pattern: the variant's own mixer, or ``hybrid``'s ``pattern``."""
+    spec = VARIANTS[use]
+    specs = [VARIANTS.for_mixer(name) for name in m.pattern] if spec.mixer is None else [spec]
+    return [(s.mixer, s.options(m)) for s in specs]
 
 
 def _rank_world() -> tuple[int, int]:
@@ -64,9 +57,11 @@ def _rank_world() -> tuple[int, int]:
 
 
 class SequenceExperiment(Experiment):
-    def __init__(self, ctx: RunContext, model: torch.nn.Module):
-        self.ctx, self.model = ctx, model.to(ctx.device)
-        self.eval_tokens, self.eval_targets = D.generate(ctx.dataset, ctx.data, ctx.data.n_eval, ctx.seed + EVAL_STREAM)
+    """``data``: the evaluation set, ``(tokens, targets)``."""
+
+    def __init__(self, ctx: RunContext, model: torch.nn.Module, data: tuple[torch.Tensor, torch.Tensor]):
+        super().__init__(ctx, model, data)
+        self.eval_tokens, self.eval_targets = data
 
     def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         # one generator per (seed, step): reruns and resumed runs see identical batches
@@ -97,9 +92,6 @@ class SequenceExperiment(Experiment):
             correct, total, loss_sum = int(sums[0]), int(sums[1]), float(sums[2])
         return {"accuracy": correct / total, "eval_loss": loss_sum / total}
 
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return (self.eval_tokens[:batch_size].to(self.ctx.device),)
-
     def row_extras(self) -> dict[str, Any]:
         return {"seq_len": int(self.eval_tokens.shape[1]), "d_model": self.ctx.model.d_model}
 
@@ -109,45 +101,53 @@ class SequenceFamily(Family):
     description: ClassVar[str] = "selective copying, MQAR associative recall, majority (synthetic, seeded)"
     ModelParams = SequenceModelParams
     datasets: ClassVar[dict[str, DatasetSpec]] = {
-        "selective_copy": DatasetSpec(D.SelectiveCopyData, "Mamba's selective copying task"),
-        "mqar": DatasetSpec(D.MQARData, "Zoology's multi-query associative recall"),
-        "majority": DatasetSpec(D.MajorityData, "majority bit of a binary sequence (long-range aggregate)"),
+        "selective_copy": DatasetSpec(SelectiveCopyData, "Mamba's selective copying task"),
+        "mqar": DatasetSpec(MQARData, "Zoology's multi-query associative recall"),
+        "majority": DatasetSpec(MajorityData, "majority bit of a binary sequence (long-range aggregate)"),
     }
-    variants: ClassVar[tuple[str, ...]] = ("mamba", "mamba2", "attention", "gated_cnn", "hybrid")
-    ssm_variants: ClassVar[tuple[str, ...]] = ("mamba", "mamba2", "hybrid")
+    variants = VARIANTS
     metrics: ClassVar[dict[str, MetricSpec]] = {
         "accuracy": MetricSpec(higher_is_better=True, unit="fraction", primary=True),
         "eval_loss": MetricSpec(higher_is_better=False, unit="nats/token"),
     }
+    experiment_class = SequenceExperiment
+    tiny = TinyConfig("mqar", {"seq_len": 16, "num_kv": 2, "key_vocab": 8, "value_vocab": 8, "n_eval": 16},
+                      {"d_model": 16, "n_layers": 1, "d_state": 4, "n_heads": 2, "headdim": 8},
+                      variants={"hybrid": {"n_layers": 2, "pattern": ["mamba", "attention"]}})
+    #: 1: the spine seeds the model right before building it; a budget-matched variant's init no longer
+    #: depends on the trial models budget matching built before it (it now equals an unmatched run's)
+    results_version: ClassVar[int] = 1
     causal: ClassVar[bool] = True
     width_multiple: ClassVar[int] = 16
 
-    def variant_defaults(self, use: str) -> dict[str, Any]:
-        return {"mlp_ratio": 4.0} if use == "attention" else {}
-
     def check_config(self, use: str, data: Params, model: Params) -> None:
-        if use == "hybrid" and not getattr(model, "pattern", None):
-            raise ValueError("variant 'hybrid' needs model.pattern, e.g. [mamba, mamba, mamba, attention]")
+        if VARIANTS[use].mixer is None and not getattr(model, "pattern", None):
+            raise ValueError(f"variant {use!r} needs model.pattern, e.g. [mamba, mamba, mamba, attention]")
+        for name in model.pattern or () if VARIANTS[use].mixer is None else ():
+            try:
+                VARIANTS.for_mixer(name)
+            except UnknownNameError as exc:  # a registered mixer no variant here configures (galerkin: not causal)
+                raise ValueError(f"model.pattern: mixer {name!r} is not the mixer of a sequence variant; "
+                                 f"use {', '.join(exc.known)}") from None
 
-    def build_model(self, ctx: RunContext) -> torch.nn.Module:
+    def load_data(self, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """The evaluation set (training batches are generated per step, ``SequenceExperiment.train_batch``)."""
+        return D.generate(ctx.dataset, ctx.data, ctx.data.n_eval, ctx.seed + EVAL_STREAM)
+
+    def build_model(self, ctx: RunContext, data: Any = None) -> torch.nn.Module:
         m: SequenceModelParams = ctx.model
-        self.check_config(ctx.use, ctx.data, m)
-        pattern = m.pattern if ctx.use == "hybrid" else [ctx.use]
-        options = m.model_dump(exclude={"d_model", "n_layers", "pattern", "mlp_ratio", "norm"})
         return SequenceModel(
             vocab_size=D.vocab_size(ctx.dataset, ctx.data),
             d_model=m.d_model,
             n_layers=m.n_layers,
-            pattern=pattern,
+            pattern=layer_pattern(ctx.use, m),
             n_outputs=D.n_outputs(ctx.dataset, ctx.data),
-            mixer_options={**options, "causal": True},
             mlp_ratio=m.mlp_ratio or 0.0,
             norm=m.norm,
         )
 
-    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
+    def example_inputs(self, ctx: RunContext, batch_size: int, data: Any = None) -> tuple[torch.Tensor, ...]:
+        if data is not None:
+            return (data[0][:batch_size],)
         tokens, _ = D.generate(ctx.dataset, ctx.data, batch_size, ctx.seed)
         return (tokens,)
-
-    def build(self, ctx: RunContext) -> SequenceExperiment:
-        return SequenceExperiment(ctx, self.build_model(ctx))

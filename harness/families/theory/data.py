@@ -21,9 +21,6 @@ seed fixes one small training set and one test set, generated offline (nothing i
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +30,7 @@ import torch
 from pydantic import Field
 
 from harness.families.base import Params
+from harness.families.cache import config_key, load_or_build
 
 PAD = 0  # also the "zeroed" majority input; embedded as the zero vector
 
@@ -177,14 +175,11 @@ FORMAT_VERSION = 1  # bump when a generator changes, so stale cached sets are no
 
 def load_or_generate(dataset: str, params: Params, seed: int, cache_dir: Path) -> tuple[Split, Split]:
     """(train, test) from ``cache_dir`` when this exact (dataset, params, seed) was generated before."""
-    key = json.dumps([FORMAT_VERSION, dataset, params.model_dump(), seed], sort_keys=True)
-    path = Path(cache_dir) / "theory" / f"{dataset}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
-    if path.exists():
-        saved = torch.load(path)
-        return Split(*saved["train"]), Split(*saved["test"])
-    train, test = GENERATORS[dataset](params, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # atomic: parallel runs may generate the same set
-    torch.save({"train": (train.tokens, train.labels), "test": (test.tokens, test.labels)}, tmp)
-    tmp.replace(path)
-    return train, test
+    key = config_key([FORMAT_VERSION, dataset, params.model_dump(), seed], algorithm="sha1")
+
+    def generate() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        train, test = GENERATORS[dataset](params, seed)
+        return {"train": (train.tokens, train.labels), "test": (test.tokens, test.labels)}
+
+    saved, _ = load_or_build(Path(cache_dir) / "theory" / f"{dataset}-{key}.pt", generate)
+    return Split(*saved["train"]), Split(*saved["test"])

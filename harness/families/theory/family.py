@@ -7,7 +7,7 @@ Variants (``use:``):
   input-dependent discretization off, ``d_state`` is N.
 - ``softmax_attention``: one softmax-attention layer, the last token as the query.
 - ``linear_attention``: the same with a linear (Galerkin) attention layer.
-Only ``ssm`` is an SSM (``ssm_variants``). Budget matching solves ``d_model`` (``width_field``).
+Only ``ssm`` is an SSM (``VARIANTS``). Budget matching solves ``d_model`` (``width_field``).
 
 Metrics: ``train_acc`` (on the training set as trained on), ``test_acc`` and ``gen_gap = train_acc -
 test_acc``. Every run tracks ``batch_loss`` after each step and SSM runs ``s_A`` (the spine records the
@@ -19,95 +19,34 @@ clipping, so at long T the loss blows up; the spine records ``diverged`` when it
 from __future__ import annotations
 
 import math
-
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext
-from harness.families.theory.data import (
-    NUM_CLASSES,
-    VOCAB_SIZE,
-    ListOpsParams,
-    MajorityParams,
-    Split,
-    load_or_generate,
+from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, RunContext, TinyConfig
+from harness.families.theory.config import ListOpsParams, MajorityParams, TheoryModelParams
+from harness.families.theory.data import NUM_CLASSES, VOCAB_SIZE, Split, load_or_generate
+from harness.families.theory.model import LastTokenAttentionClassifier, SelectiveSSMClassifier
+from harness.families.variants import VariantSpec, VariantTable
+
+# The variants: the paper's selective-SSM model, or the one-layer attention classifier with a mixer.
+VARIANTS = VariantTable(
+    VariantSpec("ssm", ssm=True, build=lambda m, vocab, classes: SelectiveSSMClassifier(
+        vocab, classes, m.d_model, m.d_state, m.s_A, m.a_step, m.delta, m.delta_bias_init, m.impl)),
+    VariantSpec("softmax_attention", mixer="attention", options=lambda m: dict(n_heads=m.n_heads, causal=True, pos=m.pos)),
+    VariantSpec("linear_attention", mixer="linear_attention", options=lambda m: dict(n_heads=m.n_heads)),
 )
-from harness.families.theory.models import LastTokenAttentionClassifier, SelectiveSSMClassifier
-
-
-class TheoryModelParams(Params):
-    # ---- shared
-    d_model: int = Field(16, ge=1, description="embedding / channel width (the budget-matching field)")
-    # ---- ssm
-    d_state: int = Field(8, ge=1, description="N, the state size of the diagonal A")
-    s_A: float = Field(-0.1, description="spectral abscissa max(A) at initialisation")
-    a_step: float = Field(1.0, ge=0, description="initial A_n = s_A - a_step * n (S4D-Real spacing)")
-    delta: Literal["input", "fixed"] = Field("input", description="Delta_t = softplus(p + q.u_t) | softplus(p)")
-    clip_A: bool = Field(False, description="keep max(A) <= s_A after every optimizer step")
-    delta_bias_init: float = Field(0.0, description="initial p (Delta = softplus(p) ~ 0.69 at 0)")
-    impl: Literal["unrolled", "scan"] = Field(
-        "unrolled", description="last output in the paper's attention form, or via the shared reference scan"
-    )
-    # ---- attention counterparts
-    n_heads: int = Field(1, ge=1)
-    pos: Literal["none", "rope", "relative"] = Field(
-        "none", description="softmax-attention positions (majority is order-free; ListOps wants rope)"
-    )
-
-
-class TheoryFamily(Family):
-    name = "theory"
-    description = "selective-SSM generalization vs sequence length and spectral abscissa (arXiv 2502.01473)"
-    ModelParams = TheoryModelParams
-    datasets = {
-        "majority": DatasetSpec(MajorityParams, "binary sequences, label = majority bit; training inputs partly zeroed"),
-        "listops": DatasetSpec(ListOpsParams, "LRA ListOps: nested MAX/MIN/MED/SUM_MOD, 10 classes, left-padded"),
-    }
-    variants = ("ssm", "softmax_attention", "linear_attention")
-    ssm_variants: ClassVar[frozenset[str]] = frozenset({"ssm"})
-    metrics = {
-        "train_acc": MetricSpec(higher_is_better=True, unit="fraction"),
-        "test_acc": MetricSpec(higher_is_better=True, unit="fraction", primary=True),
-        "gen_gap": MetricSpec(higher_is_better=False, unit="fraction"),
-    }
-    causal = False  # sequence classification: the whole input is seen before the answer
-    width_field = "d_model"
-    width_multiple: ClassVar[int] = 2  # RoPE rotates channel pairs, so solved widths stay even
-
-    def build_model(self, ctx: RunContext) -> nn.Module:
-        m = ctx.model
-        vocab, classes = VOCAB_SIZE[ctx.dataset], NUM_CLASSES[ctx.dataset]
-        if ctx.use == "ssm":
-            return SelectiveSSMClassifier(
-                vocab, classes, m.d_model, m.d_state, m.s_A, m.a_step, m.delta, m.delta_bias_init, m.impl
-            )
-        if ctx.use == "softmax_attention":
-            return LastTokenAttentionClassifier(
-                vocab, classes, m.d_model, "attention", n_heads=m.n_heads, causal=True, pos=m.pos
-            )
-        if ctx.use == "linear_attention":
-            return LastTokenAttentionClassifier(vocab, classes, m.d_model, "linear_attention", n_heads=m.n_heads)
-        raise ValueError(f"theory: unknown variant {ctx.use!r}; use one of {self.variants}")
-
-    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
-        gen = torch.Generator().manual_seed(ctx.seed)
-        tokens = torch.randint(1, VOCAB_SIZE[ctx.dataset], (batch_size, ctx.data.seq_len), generator=gen)
-        return (tokens.to(ctx.device),)
-
-    def build(self, ctx: RunContext) -> Experiment:
-        train, test = load_or_generate(ctx.dataset, ctx.data, ctx.seed, ctx.cache_dir)
-        return TheoryExperiment(ctx, self.build_model(ctx).to(ctx.device), train, test)
 
 
 class TheoryExperiment(Experiment):
-    def __init__(self, ctx: RunContext, model: nn.Module, train: Split, test: Split):
-        self.ctx, self.model = ctx, model
-        self.train, self.test = train, test
+    """``data``: the (train, test) splits."""
+
+    def __init__(self, ctx: RunContext, model: nn.Module, data: tuple[Split, Split]):
+        super().__init__(ctx, model, data)
+        self.train, self.test = data
         self.is_ssm = isinstance(model, SelectiveSSMClassifier)
         self.s_A_init = model.spectral_abscissa() if self.is_ssm else None
         self._last_loss = torch.tensor(float("nan"))  # set by loss(), read by after_step()
@@ -147,10 +86,6 @@ class TheoryExperiment(Experiment):
         train_acc, test_acc = self.accuracy(self.train), self.accuracy(self.test)
         return {"train_acc": train_acc, "test_acc": test_acc, "gen_gap": train_acc - test_acc}
 
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        idx = torch.arange(batch_size) % len(self.test)
-        return (self.test.tokens[idx].to(self.ctx.device),)
-
     def reference_loss(self) -> float:
         """Chance level, ln(#classes): an unstable SSM (s_A > 0, long T) can blow up from the first step,
         so divergence is judged against chance rather than against the first loss."""
@@ -179,3 +114,45 @@ class TheoryExperiment(Experiment):
         else:
             extras.update(n_heads=m.n_heads)
         return extras
+
+
+class TheoryFamily(Family):
+    name = "theory"
+    description = "selective-SSM generalization vs sequence length and spectral abscissa (arXiv 2502.01473)"
+    ModelParams = TheoryModelParams
+    datasets = {
+        "majority": DatasetSpec(MajorityParams, "binary sequences, label = majority bit; training inputs partly zeroed"),
+        "listops": DatasetSpec(ListOpsParams, "LRA ListOps: nested MAX/MIN/MED/SUM_MOD, 10 classes, left-padded"),
+    }
+    variants = VARIANTS
+    metrics = {
+        "train_acc": MetricSpec(higher_is_better=True, unit="fraction"),
+        "test_acc": MetricSpec(higher_is_better=True, unit="fraction", primary=True),
+        "gen_gap": MetricSpec(higher_is_better=False, unit="fraction"),
+    }
+    causal = False  # sequence classification: the whole input is seen before the answer
+    width_field = "d_model"
+    width_multiple: ClassVar[int] = 2  # RoPE rotates channel pairs, so solved widths stay even
+    experiment_class = TheoryExperiment
+    tiny = TinyConfig("majority", {"seq_len": 8, "n_train": 16, "n_test": 16}, {"d_model": 8, "d_state": 4})
+    #: 1: the spine seeds the model right before building it; a budget-matched variant's init no longer
+    #: depends on the trial models budget matching built before it (it now equals an unmatched run's)
+    results_version: ClassVar[int] = 1
+
+    def load_data(self, ctx: RunContext) -> tuple[Split, Split]:
+        """(train, test), generated for the run's seed (or read back from ``ctx.cache_dir``)."""
+        return load_or_generate(ctx.dataset, ctx.data, ctx.seed, ctx.cache_dir)
+
+    def build_model(self, ctx: RunContext, data: Any = None) -> nn.Module:
+        m, spec = ctx.model, VARIANTS[ctx.use]
+        vocab, classes = VOCAB_SIZE[ctx.dataset], NUM_CLASSES[ctx.dataset]
+        if spec.build is not None:
+            return spec.build(m, vocab, classes)
+        return LastTokenAttentionClassifier(vocab, classes, m.d_model, spec.mixer, **spec.options(m))
+
+    def example_inputs(self, ctx: RunContext, batch_size: int, data: Any = None) -> tuple[torch.Tensor, ...]:
+        if data is not None:  # test sequences, cycled
+            test = data[1]
+            return (test.tokens[torch.arange(batch_size) % len(test)],)
+        gen = torch.Generator().manual_seed(ctx.seed)
+        return (torch.randint(1, VOCAB_SIZE[ctx.dataset], (batch_size, ctx.data.seq_len), generator=gen),)

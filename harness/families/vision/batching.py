@@ -79,9 +79,9 @@ def _tensors(obj: Any) -> list[torch.Tensor]:
     return []
 
 
-def example_images(resolution: int, batch_size: int, device: torch.device, *, unit_range: bool = False) -> tuple[torch.Tensor]:
+def example_images(resolution: int, batch_size: int, *, unit_range: bool = False) -> tuple[torch.Tensor]:
     """Fixed-seed inputs for measurement, shaped as the family's images: standard normal, or uniform in
     [0, 1] with ``unit_range`` (the dense family's images are in that range)."""
     gen = torch.Generator().manual_seed(0)
     sample = torch.rand if unit_range else torch.randn
-    return (sample(batch_size, 3, resolution, resolution, generator=gen).to(device),)
+    return (sample(batch_size, 3, resolution, resolution, generator=gen),)

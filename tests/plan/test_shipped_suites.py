@@ -34,24 +34,24 @@ def test_standard_suite_covers_every_family_with_three_seeds() -> None:
 def test_shipped_suite_budgets_are_reachable(path: Path, tmp_path: Path) -> None:
     """Every parameter-matched pairing we ship solves within its tolerance (solve_budget raises on a miss,
     which on the GPU would be an error row in every seed of that variant)."""
-    matched = [s.config for s in plan(load_suite(path)) if s.config["match"]["by"] == "params" and s.config.get("match_reference")]
+    matched = [s.run for s in plan(load_suite(path)) if s.run.match.by == "params" and s.run.match_reference]
     solved = set()
-    for c in matched:
-        key = (c["task"], c["variant"], repr(c["sweep"]))  # seeds share a budget
+    for r in matched:
+        key = (r.task, r.variant, repr(r.sweep))  # seeds share a budget
         if key in solved:
             continue
-        family = FAMILIES.get(c["family"])()
-        _, budget = solve_budget(c, family, make_context(c, family, torch.device("cpu"), tmp_path))
-        assert abs(budget["budget_mismatch"]) <= c["match"]["tolerance"], (c["task"], c["variant"])
+        family = FAMILIES.get(r.family)()
+        _, budget = solve_budget(r, family, make_context(r, family, torch.device("cpu"), tmp_path))
+        assert abs(budget["budget_mismatch"]) <= r.match.tolerance, (r.task, r.variant)
         solved.add(key)
 
 
 def test_each_dense_task_declares_its_head_metrics_and_primary():
     """A segmentation task's primary metric is miou (the family's first primary, map, is a detection
     metric its runs never fill: its verdict was always 'no primary metric recorded')."""
-    from harness.store.meta import suite_meta
+    from harness.plan.describe import describe_suite
 
-    tasks = suite_meta(load_suite(ROOT / "suites" / "standard.yaml"))["tasks"]
+    tasks = describe_suite(load_suite(ROOT / "suites" / "standard.yaml")).to_json()["tasks"]
     assert tasks["shapes_segmentation_128"]["primary_metric"] == "miou"
     assert set(tasks["shapes_segmentation_128"]["metrics"]) == {"miou", "pixel_acc"}
     assert tasks["shapes_detection_128"]["primary_metric"] == "map"

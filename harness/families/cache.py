@@ -1,4 +1,5 @@
-"""Build-once artefacts (tokenizer, FID classifier) cached under ``ctx.cache_dir`` by a hash of their config.
+"""Build-once artefacts cached under ``ctx.cache_dir`` by a hash of what determines them: generated data
+sets (pde, theory), a trained tokenizer and FID classifier (argen). The one cache writer of every family.
 
 Several runs of a suite may start at once (one subprocess each): the first takes an exclusive file lock
 and builds, the others wait and then load; the file is written to a temporary name and renamed, so a
@@ -13,9 +14,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 def isolated_rng(device: torch.device):
@@ -24,13 +27,15 @@ def isolated_rng(device: torch.device):
     return torch.random.fork_rng(devices=devices)
 
 
-def config_key(config: dict[str, Any]) -> str:
-    """A short stable hash of a JSON-able config (key order does not matter)."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def config_key(config: Any, algorithm: str = "sha256") -> str:
+    """16 hex digits of ``algorithm`` over the canonical JSON of a JSON-able config (key order does not
+    matter). Part of the file names: a family keeps its algorithm so existing caches stay valid."""
+    return hashlib.new(algorithm, json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def load_or_build(path: Path, build: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-    """``(artefact, was_cached)``: load ``path`` if it exists, else ``build()`` it and write it atomically."""
+def load_or_build(path: Path, build: Callable[[], T]) -> tuple[T, bool]:
+    """``(artefact, was_cached)``: load ``path`` if it exists, else ``build()`` it (tensors, or dicts, lists
+    and tuples of them) and write it atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         return torch.load(path, map_location="cpu", weights_only=True), True

@@ -29,7 +29,7 @@ def run_with(tmp_path: Path, kernels: str) -> dict:
     path = tmp_path / "s.yaml"
     path.write_text(SUITE % {"kernels": kernels})
     (spec,) = plan(load_suite(path), device="cpu")
-    return execute_run(spec.config, spec.run_id, tmp_path / "cache")
+    return execute_run(spec.run, spec.run_id, tmp_path / "cache")
 
 
 @pytest.mark.parametrize(("kernels", "backend"), [("memory: true", "sdpa-flash-cpu"), ("sdpa_kernels: [math]", "sdpa-math-cpu")])

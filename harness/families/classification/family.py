@@ -16,12 +16,11 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext
+from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
+from harness.families.classification.data import DATASETS, LOADERS, ClassificationData
 from harness.families.vision.batching import StepSampler, collate, eval_chunks, example_images
-from harness.families.vision.classification_data import DATASETS, LOADERS, ClassificationData
-from harness.families.vision.model import (
-    VARIANTS, VisionModelParams, build_backbone, check_resolution, token_columns, variant_defaults,
-)
+from harness.families.vision.config import VisionModelParams
+from harness.families.vision.model import VARIANTS, build_backbone, check_resolution, token_columns
 from harness.models.backbone import ImageClassifier
 
 # classes of the built-in datasets (imagefolder counts its folders), so build_model needs no data
@@ -29,8 +28,8 @@ NUM_CLASSES = {"digits": 10, "lfw_faces": 2, "pathfinder": 2}
 
 
 class ClassificationExperiment(Experiment):
-    def __init__(self, ctx: RunContext, data: ClassificationData, model: ImageClassifier):
-        self.ctx, self.data, self.model = ctx, data, model
+    def __init__(self, ctx: RunContext, model: ImageClassifier, data: ClassificationData):
+        super().__init__(ctx, model, data)
         self.sampler = StepSampler(len(data.train), ctx.train_batch_size, ctx.seed)
 
     def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,9 +55,6 @@ class ClassificationExperiment(Experiment):
                 top5.update(logits, labels)
         return {"top1": float(top1.compute()), "top5": float(top5.compute()) if top5 is not None else math.nan}
 
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return example_images(self.data.resolution, batch_size, self.ctx.device)
-
     def row_extras(self) -> dict[str, Any]:
         r = self.data.resolution
         return {**token_columns(self.model.backbone, r, r), "resolution": r, "num_classes": self.data.num_classes}
@@ -76,9 +72,8 @@ class ClassificationFamily(Family):
     }
     causal = False
     width_field = "width"
-
-    def variant_defaults(self, use: str) -> dict[str, Any]:
-        return variant_defaults(use)
+    experiment_class = ClassificationExperiment
+    tiny = TinyConfig("digits", {"resolution": 32}, {"depths": [1, 1, 1], "dims": [16, 16, 32], "head_dim": 16})
 
     def _num_classes(self, ctx: RunContext) -> int:
         if ctx.dataset in NUM_CLASSES:
@@ -88,16 +83,12 @@ class ClassificationFamily(Family):
     def check_config(self, use: str, data: Params, model: Params) -> None:
         check_resolution(model, data.resolution)
 
-    def build_model(self, ctx: RunContext) -> ImageClassifier:
-        self.check_config(ctx.use, ctx.data, ctx.model)
-        return ImageClassifier(build_backbone(ctx.use, ctx.model), self._num_classes(ctx))
+    def load_data(self, ctx: RunContext) -> ClassificationData:
+        return LOADERS[ctx.dataset](ctx.data)
 
-    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return example_images(ctx.data.resolution, batch_size, torch.device("cpu"))
+    def build_model(self, ctx: RunContext, data: ClassificationData | None = None) -> ImageClassifier:
+        num_classes = data.num_classes if data is not None else self._num_classes(ctx)
+        return ImageClassifier(build_backbone(ctx.use, ctx.model), num_classes)
 
-    def build(self, ctx: RunContext) -> ClassificationExperiment:
-        self.check_config(ctx.use, ctx.data, ctx.model)
-        data = LOADERS[ctx.dataset](ctx.data)
-        torch.manual_seed(ctx.seed)
-        model = ImageClassifier(build_backbone(ctx.use, ctx.model), data.num_classes).to(ctx.device)
-        return ClassificationExperiment(ctx, data, model)
+    def example_inputs(self, ctx: RunContext, batch_size: int, data: Any = None) -> tuple[torch.Tensor, ...]:
+        return example_images(ctx.data.resolution, batch_size)

@@ -11,28 +11,20 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 from harness.errors import HarnessError
-from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext
+from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
+from harness.families.dense.config import DenseModelParams
+from harness.families.dense.data import DATASETS, IGNORE_INDEX, LOADERS, DenseData
+from harness.families.dense.model import Detector, Segmenter
+from harness.families.dense.shapes import CLASSES
 from harness.families.vision.batching import StepSampler, eval_chunks, example_images
-from harness.families.vision.dense_data import DATASETS, IGNORE_INDEX, LOADERS, DenseData
-from harness.families.vision.dense_heads import Detector, Segmenter
-from harness.families.vision.model import (
-    VARIANTS, VisionModelParams, build_backbone, check_resolution, token_columns, variant_defaults,
-)
-from harness.families.vision.shapes import CLASSES
-
-
-class DenseModelParams(VisionModelParams):
-    head: Literal["detection", "segmentation"] = Field("detection", description="FCOS boxes or FPN semantic masks")
-    fpn_channels: int = Field(32, ge=16, multiple_of=16, description="FPN width (FCOS's GroupNorm needs 16 | it)")
-    head_convs: int = Field(2, ge=1, description="FCOS tower depth (torchvision's default is 4)")
+from harness.families.vision.model import VARIANTS, build_backbone, check_resolution, token_columns
 
 
 # classes of the built-in set, so build_model needs no data (COCO/ADE read their annotations)
@@ -57,8 +49,9 @@ def map_metric():
 
 
 class DenseExperiment(Experiment):
-    def __init__(self, ctx: RunContext, data: DenseData, model: Detector | Segmenter):
-        self.ctx, self.data, self.model, self.head = ctx, data, model, ctx.model.head
+    def __init__(self, ctx: RunContext, model: Detector | Segmenter, data: DenseData):
+        super().__init__(ctx, model, data)
+        self.head = ctx.model.head
         self.sampler = StepSampler(len(data.train), ctx.train_batch_size, ctx.seed)
 
     def train_batch(self, step: int):
@@ -97,9 +90,6 @@ class DenseExperiment(Experiment):
             out.update(miou=float(miou.compute()), pixel_acc=float(acc.compute()))
         return out
 
-    def example_inputs(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return example_images(self.data.resolution, batch_size, self.ctx.device, unit_range=True)
-
     def row_extras(self) -> dict[str, Any]:
         r = self.data.resolution
         return {**token_columns(self.model.backbone, r, r), "resolution": r, "head": self.head, "num_classes": self.data.num_classes}
@@ -120,6 +110,9 @@ class DenseFamily(Family):
     causal = False
     width_field = "width"
     HEAD_METRICS: ClassVar[dict[str, tuple[str, ...]]] = {"detection": ("map", "map_50"), "segmentation": ("miou", "pixel_acc")}
+    experiment_class = DenseExperiment
+    tiny = TinyConfig("shapes", {"resolution": 64, "n_train": 8, "n_val": 4},
+                      {"depths": [1, 1, 1, 1], "dims": [16, 16, 32, 32], "head_dim": 16, "head": "segmentation"})
 
     @classmethod
     def task_metrics(cls, model: dict[str, Any]) -> tuple[str, ...]:
@@ -127,35 +120,27 @@ class DenseFamily(Family):
         head = model.get("head", DenseModelParams.model_fields["head"].default)
         return cls.HEAD_METRICS.get(head, tuple(cls.metrics))  # an unknown head is the schema's error to report
 
-    def variant_defaults(self, use: str) -> dict[str, Any]:
-        return variant_defaults(use)
-
     def check_config(self, use: str, data: Params, model: Params) -> None:
         check_resolution(model, data.resolution)
 
-    def _model(self, ctx: RunContext, num_classes: int, resolution: int) -> Detector | Segmenter:
-        p: DenseModelParams = ctx.model
-        backbone = build_backbone(ctx.use, p)
-        if p.head == "detection":
-            return Detector(backbone, num_classes, resolution, p.fpn_channels, p.head_convs)
-        return Segmenter(backbone, num_classes, p.fpn_channels)
-
-    def build_model(self, ctx: RunContext) -> Detector | Segmenter:
-        self.check_config(ctx.use, ctx.data, ctx.model)
-        if ctx.dataset in BUILTIN_CLASSES:
-            num_classes = BUILTIN_CLASSES[ctx.dataset]
-        else:
-            num_classes = LOADERS[ctx.dataset](ctx.data).num_classes
-        return self._model(ctx, num_classes, ctx.data.resolution)
-
-    def example_inputs(self, ctx: RunContext, batch_size: int) -> tuple[torch.Tensor, ...]:
-        return example_images(ctx.data.resolution, batch_size, torch.device("cpu"), unit_range=True)
-
-    def build(self, ctx: RunContext) -> DenseExperiment:
-        self.check_config(ctx.use, ctx.data, ctx.model)  # before generating the data
+    def load_data(self, ctx: RunContext) -> DenseData:
         data = LOADERS[ctx.dataset](ctx.data)
         if ctx.model.head not in data.heads:
             raise HarnessError(f"dataset {ctx.dataset!r} has no targets for head {ctx.model.head!r}; it supports {', '.join(data.heads)}")
-        torch.manual_seed(ctx.seed)
-        model = self._model(ctx, data.num_classes, data.resolution).to(ctx.device)
-        return DenseExperiment(ctx, data, model)
+        return data
+
+    def build_model(self, ctx: RunContext, data: DenseData | None = None) -> Detector | Segmenter:
+        p: DenseModelParams = ctx.model
+        if data is not None:
+            num_classes = data.num_classes
+        elif ctx.dataset in BUILTIN_CLASSES:
+            num_classes = BUILTIN_CLASSES[ctx.dataset]
+        else:
+            num_classes = LOADERS[ctx.dataset](ctx.data).num_classes
+        backbone = build_backbone(ctx.use, p)
+        if p.head == "detection":
+            return Detector(backbone, num_classes, ctx.data.resolution, p.fpn_channels, p.head_convs)
+        return Segmenter(backbone, num_classes, p.fpn_channels)
+
+    def example_inputs(self, ctx: RunContext, batch_size: int, data: Any = None) -> tuple[torch.Tensor, ...]:
+        return example_images(ctx.data.resolution, batch_size, unit_range=True)

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 from harness.config.load import load_suite
+from harness.config.run_config import RunConfig
 from harness.plan.planner import config_hash, plan
 from harness.run.runner import execute_run
 
@@ -24,7 +25,7 @@ def test_scaling_suite_runs_tiny(tmp_path: Path) -> None:
         config["model"].update(d_model=32, n_heads=2, headdim=16)
         config["measure"].update(batch_size=2, warmup_iters=1, warmup_s=0.0, min_iters=2, min_time_s=0.0, max_iters=2, cpu_threads=1)
         config["train"].update(batch_size=2)
-        row = execute_run(config, config_hash(config), tmp_path)
+        row = execute_run(RunConfig.from_json(config), config_hash(config), tmp_path)
         assert row["status"] == "ok", row["error"]
         assert row["train_steps"] == 0 and row["latency_ms_p50"] > 0 and row["flops_fwd"] > 0
         assert row["seq_len"] == 16 and row["backend"]

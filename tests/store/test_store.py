@@ -61,7 +61,7 @@ def test_a_failed_run_keeps_flag_columns_boolean_and_missing_values_null(tmp_pat
     """A timed-out run's row knows its kind from the spec; what it cannot know (mem_approx, backend) is null,
     never the strings 'NaN', 'true', 'false'."""
     from harness.config.load import load_suite
-    from harness.execute.local import _failure_row
+    from harness.execute.launcher import failure_row
     from harness.plan.planner import plan
 
     (tmp_path / "s.yaml").write_text("""suite: s
@@ -72,11 +72,11 @@ tasks:
      sweep: {data.seq_len: [16]}}
 """)
     mamba, attention = plan(load_suite(tmp_path / "s.yaml"), device="cpu")
-    timed_out = _failure_row(mamba, "timed out after 3 s")
+    timed_out = failure_row(mamba, "timed out after 3 s")
     assert timed_out["is_ssm"] is True and timed_out["causal"] is True and timed_out["sweep.data.seq_len"] == 16
     store = ResultStore(tmp_path / "r").create()
     store.write_run(timed_out, mamba.config)
-    ok = {**_failure_row(attention, ""), "status": "ok", "mem_approx": False, "backend": "sdpa", "accuracy": 0.5}
+    ok = {**failure_row(attention, ""), "status": "ok", "mem_approx": False, "backend": "sdpa", "accuracy": 0.5}
     store.write_run(ok, attention.config)
     df = pd.read_parquet(tmp_path / "r" / "results.parquet").set_index("variant")
     assert df["is_ssm"].to_dict() == {"mamba": True, "attention": False}

@@ -18,46 +18,15 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
-from pydantic import Field
 from torch.utils.data import Dataset
 
 from harness.errors import HarnessError
-from harness.families.base import DatasetSpec, Params, user_path
+from harness.families.base import DatasetSpec
+from harness.families.dense.config import AdeParams, CocoParams, ShapesParams
+from harness.families.dense.shapes import CLASSES, render_shapes
 from harness.families.vision.batching import RenderedDataset
-from harness.families.vision.shapes import CLASSES, render_shapes
 
 IGNORE_INDEX = 255
-
-
-class ShapesParams(Params):
-    resolution: int = Field(64, ge=32, le=4096, description="image size (sweep it: 64 on CPU, 224/512/1024 on GPU)")
-    n_train: int = Field(512, ge=1)
-    n_val: int = Field(64, ge=1)
-    max_shapes: int = Field(4, ge=1, description="shapes per scene: 1..max_shapes")
-    min_size: float = Field(0.15, gt=0, le=1, description="smallest shape diameter, fraction of the image")
-    max_size: float = Field(0.4, gt=0, le=1, description="largest shape diameter, fraction of the image")
-    min_visible: float = Field(0.3, ge=0, le=1, description="boxes only for shapes with this visible fraction")
-    seed: int = Field(0, description="generator seed (the data stays fixed across run seeds)")
-
-
-class CocoParams(Params):
-    path: str = user_path("folder", "COCO root holding the annotation json files and image folders")
-    train_ann: str = "annotations/instances_train2017.json"
-    val_ann: str = "annotations/instances_val2017.json"
-    train_images: str = "train2017"
-    val_images: str = "val2017"
-    resolution: int = Field(512, ge=32)
-    max_train: int | None = Field(None, ge=1, description="use only the first N training images")
-    max_val: int | None = Field(None, ge=1, description="use only the first N validation images")
-
-
-class AdeParams(Params):
-    path: str = user_path("folder", "ADE20K root: images/{training,validation}/*.jpg, annotations/{...}/*.png")
-    resolution: int = Field(512, ge=32)
-    num_classes: int = Field(150, ge=1, description="classes in the masks (after reduce_zero_label)")
-    reduce_zero_label: bool = Field(True, description="mask value 0 = unlabeled (ignored), v -> v - 1 (ADE20K)")
-    max_train: int | None = Field(None, ge=1)
-    max_val: int | None = Field(None, ge=1)
 
 
 @dataclass

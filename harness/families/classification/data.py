@@ -19,42 +19,13 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch.utils.data import Dataset, TensorDataset
 
 from harness.errors import HarnessError
-from harness.families.base import DatasetSpec, Params, user_path
+from harness.families.base import DatasetSpec
+from harness.families.classification.config import DigitsParams, ImageFolderParams, LfwParams, PathfinderParams
+from harness.families.classification.pathfinder import render_pathfinder
 from harness.families.vision.batching import RenderedDataset
-from harness.families.vision.pathfinder import render_pathfinder
-
-
-class DigitsParams(Params):
-    resolution: int = Field(32, ge=8, description="images are upsampled from 8x8 to this size")
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    seed: int = Field(0, description="split seed (the data stays fixed across run seeds)")
-
-
-class LfwParams(Params):
-    resolution: int = Field(32, ge=8, description="images are upsampled from 25x25 to this size")
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    seed: int = Field(0, description="split seed")
-
-
-class PathfinderParams(Params):
-    resolution: int = Field(32, ge=16, le=1024, description="image size (LRA uses 32, 64, 128, 256)")
-    n_train: int = Field(2000, ge=1)
-    n_val: int = Field(500, ge=1)
-    path_segments: int = Field(9, ge=1, description="segments per path (contour length, LRA's difficulty)")
-    n_distractors: int = Field(2, ge=0, description="paths besides the one or two that carry the dots")
-    segment_length: float = Field(0.06, gt=0, le=0.5, description="segment length as a fraction of the image")
-    curvature: float = Field(0.35, ge=0, description="std of the turn between segments (radians)")
-    seed: int = Field(0, description="generator seed (the data stays fixed across run seeds)")
-
-
-class ImageFolderParams(Params):
-    path: str = user_path("folder", "folder holding train/<class>/* and val/<class>/* images")
-    resolution: int = Field(224, ge=8)
-    augment: bool = Field(True, description="timm's training transform (random resized crop, flip, jitter)")
 
 
 @dataclass

@@ -30,7 +30,7 @@ variants: [gated_cnn]
 def test_only_listed_seeds_are_timed(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(SUITE)
-    rows = {spec.config["seed"]: execute_run(spec.config, spec.run_id, tmp_path / "cache") for spec in plan(load_suite(path), device="cpu")}
+    rows = {spec.config["seed"]: execute_run(spec.run, spec.run_id, tmp_path / "cache") for spec in plan(load_suite(path), device="cpu")}
     assert rows[0]["status"] == rows[1]["status"] == "ok"
     assert rows[0]["latency_ms_p50"] > 0 and rows[0]["train_step_ms_p50"] > 0
     assert rows[1]["latency_ms_p50"] is None and rows[1]["train_step_ms_p50"] is None
