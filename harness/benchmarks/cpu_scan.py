@@ -65,20 +65,32 @@ import json, statistics, sys, tempfile, time
 from pathlib import Path
 import torch
 from harness.config.load import load_suite
-from harness.config.sections import MeasureConfig
 from harness.families import FAMILIES
 from harness.plan.planner import plan
 from harness.run.runner import make_context, solve_budget
 from harness.run.train import seed_everything
 
 suite_file, only, steps, calls = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-config = plan(load_suite(suite_file), only=only)[0].config
-measure = MeasureConfig.model_validate(config["measure"])
-torch.set_num_threads(measure.cpu_threads)
-seed_everything(config["seed"])
-family = FAMILIES.get(config["family"])()
-ctx, _ = solve_budget(config, family, make_context(config, family, torch.device("cpu"), Path(tempfile.mkdtemp())))
-exp = family.build(ctx)
+spec, cpu, cache = plan(load_suite(suite_file), only=only)[0], torch.device("cpu"), Path(tempfile.mkdtemp())
+if hasattr(spec, "run"):  # typed run configs and build_experiment (the baseline may predate them)
+    from harness.run.runner import build_experiment
+    run = spec.run
+    family = FAMILIES.get(run.family)()
+    torch.set_num_threads(run.measure.cpu_threads)
+    seed_everything(run.seed)
+    ctx, _ = solve_budget(run, family, make_context(run, family, cpu, cache))
+    exp = build_experiment(family, ctx)
+    inputs = family.example_inputs(ctx, run.measure.batch_size, exp.data)
+else:
+    from harness.config.sections import MeasureConfig
+    config = spec.config
+    measure = MeasureConfig.model_validate(config["measure"])
+    family = FAMILIES.get(config["family"])()
+    torch.set_num_threads(measure.cpu_threads)
+    seed_everything(config["seed"])
+    ctx, _ = solve_budget(config, family, make_context(config, family, cpu, cache))
+    exp = family.build(ctx)
+    inputs = exp.example_inputs(measure.batch_size)
 opt = torch.optim.AdamW(exp.model.parameters(), lr=1e-4)
 
 def cpu_ms(fn, n):
@@ -99,7 +111,6 @@ def step(i):
 
 step_ms = cpu_ms(step, steps)
 exp.model.eval()
-inputs = exp.example_inputs(measure.batch_size)
 with torch.inference_mode():
     fwd_ms = cpu_ms(lambda i: exp.model(*inputs), calls)
 print(json.dumps({"step_cpu_ms": step_ms, "fwd_cpu_ms": fwd_ms}))
