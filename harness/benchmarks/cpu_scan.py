@@ -1,6 +1,7 @@
 """Whole CPU runs, the code at a git ref against the working tree: ``python -m harness.benchmarks.cpu_scan``.
 
-    python -m harness.benchmarks.cpu_scan [--baseline main] [--threads 1,2] [--repeats 3] [--out DIR]
+    python -m harness.benchmarks.cpu_scan [--baseline REF] [--tasks copy64,digits32]
+        [--variants mamba,mamba2,attention,gated_cnn] [--threads 1,2] [--repeats 3] [--steps N] [--out DIR]
 
 Why whole runs: what issue #23 asks to shrink is the wall time of a suite's runs on a small CPU machine
 (training, evaluation and the measurement protocol together), and the Mamba/attention ratio of it, so the
@@ -35,6 +36,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from fnmatch import fnmatch
 from io import BytesIO
 from pathlib import Path
 
@@ -117,10 +119,29 @@ print(json.dumps({"step_cpu_ms": step_ms, "fwd_cpu_ms": fwd_ms}))
 """
 
 
-def suite(threads: int) -> dict:
+def suite(threads: int, steps: int | None = None) -> dict:
+    """The benchmark's suite at ``threads``; ``steps`` replaces every workload's training steps (a smoke run)."""
+    tasks = WORKLOADS if steps is None else [
+        {**w, "train": {**w["train"], "steps": steps, "warmup_steps": min(w["train"]["warmup_steps"], steps // 10)}}
+        for w in WORKLOADS]
     return {"suite": f"cpu_scan_t{threads}", "seeds": [0], "variants": list(VARIANTS),
             "train": {"steps": 600, "batch_size": 32, "eval_batch_size": 64, "lr": 3.0e-3, "warmup_steps": 30},
-            "measure": {**MEASURE, "cpu_threads": threads}, "tasks": WORKLOADS}
+            "measure": {**MEASURE, "cpu_threads": threads}, "tasks": tasks}
+
+
+def select_jobs(tasks: str, variants: str, only: str) -> list[str]:
+    """``task/variant`` jobs: the comma-separated ``tasks`` x ``variants`` (empty: all), then the ``only`` globs.
+    Raises ValueError naming an unknown task or variant."""
+    names = [w["name"] for w in WORKLOADS]
+    picked_tasks = [t for t in tasks.split(",") if t] or names
+    picked_variants = [v for v in variants.split(",") if v] or list(VARIANTS)
+    for kind, picked, known in (("task", picked_tasks, names), ("variant", picked_variants, VARIANTS)):
+        if unknown := sorted(set(picked) - set(known)):
+            raise ValueError(f"unknown {kind} {', '.join(unknown)}; choose from {', '.join(known)}")
+    jobs = [f"{t}/{v}" for t in picked_tasks for v in picked_variants]
+    if only:
+        jobs = [j for j in jobs if any(fnmatch(j, p) for p in only.split(","))]
+    return jobs
 
 
 def export(ref: str, dest: Path) -> Path:
@@ -206,25 +227,52 @@ def summary(runs: pd.DataFrame) -> str:
                      for side in ("baseline", "this tree")}
                 ratios.append(f"| {threads} | {task} | {variant} | " + " | ".join(
                     f"{r['baseline'][c]:.2f} | {r['this tree'][c]:.2f}" for c, _, _ in cols) + " |")
-    return "\n".join(lines + ["", *ratios])
+    return "\n".join(lines + (["", *ratios] if len(ratios) > 2 else []))  # no ratios without attention
 
 
 def readme(runs: pd.DataFrame, cmd: str) -> str:
     loads = pd.concat([runs.load_before, runs.load_after])
     baseline = ", ".join(sorted(set(runs.baseline_commit.astype(str))))
+    steps = "" if "steps" not in runs else " Training steps per run: " + ", ".join(
+        f"{task} {n}" for task, n in runs.groupby("task").steps.first().items()) + "."
     return (f"# CPU scan: whole runs, {baseline} against this tree\n\n`{cmd}`: {len(runs)} runs, "
             f"{runs.wall_s.sum() / 60:.0f} min of `harness run` on {os.cpu_count()} cores; 1-minute load average "
             f"around the runs: median {loads.median():.1f}, max {loads.max():.1f}. Cells: median [min, max] over "
-            f"{runs.repeat.nunique()} repeats, the sides interleaved.\n\n{summary(runs)}\n")
+            f"{runs.repeat.nunique()} repeats, the sides interleaved.{steps}\n\n{summary(runs)}\n")
+
+
+EXAMPLES = """examples:
+  # the whole benchmark (8 workloads x 2 threads x 3 repeats x 2 sides, 96 runs: over an hour on
+  # 2 idle cores; 1 thread and 2 repeats took 22 min)
+  python -m harness.benchmarks.cpu_scan --baseline main --out /tmp/cpu-scan
+  # the Mamba variants and attention on selective copying only, 1 thread, 2 repeats
+  python -m harness.benchmarks.cpu_scan --baseline dd429fc --tasks copy64 --variants mamba,mamba2,attention \\
+      --threads 1 --repeats 2 --out /tmp/cpu-scan
+  # a smoke run proving the comparison works (steps shortened: not the issue's workload)
+  python -m harness.benchmarks.cpu_scan --tasks copy64 --variants mamba --threads 1 --repeats 1 --steps 20
+  # re-render README.md from the runs.csv of a stopped benchmark
+  python -m harness.benchmarks.cpu_scan --from-csv /tmp/cpu-scan/runs.csv --out /tmp/cpu-scan
+"""
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline", default="main", help="git ref of the code to compare against")
-    ap.add_argument("--threads", default="1,2", help="comma-separated measure.cpu_threads values")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--only", default="", help="comma-separated task/variant globs (default: every workload)")
-    ap.add_argument("--out", type=Path, default=Path("results/bench-cpu-scan"))
+    ap = argparse.ArgumentParser(prog="python -m harness.benchmarks.cpu_scan", description=__doc__,
+                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--baseline", default="main",
+                    help="git ref (branch, tag, commit) of this repository whose code is compared with the working "
+                         "tree (default: main); resolved to its commit, recorded in every row")
+    ap.add_argument("--tasks", default="", help=f"comma-separated workloads (default: all of "
+                                                f"{','.join(w['name'] for w in WORKLOADS)})")
+    ap.add_argument("--variants", default="", help=f"comma-separated variants (default: all of {','.join(VARIANTS)})")
+    ap.add_argument("--only", default="", help="comma-separated task/variant globs, applied after --tasks and "
+                                               "--variants (e.g. 'copy64/mamba*,digits32/attention')")
+    ap.add_argument("--threads", default="1,2", help="comma-separated measure.cpu_threads values (default: 1,2)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="repeats per workload and side, the sides' order alternating (default: 3)")
+    ap.add_argument("--steps", type=int, help="replace every workload's training steps (a quick check that the "
+                                              "comparison runs; the numbers are then not the issue's workload)")
+    ap.add_argument("--out", type=Path, default=Path("results/bench-cpu-scan"),
+                    help="folder for runs.csv and README.md (default: results/bench-cpu-scan)")
     ap.add_argument("--from-csv", type=Path, help="only render README.md from this runs.csv")
     args = ap.parse_args(argv)
     cmd = "python -m harness.benchmarks.cpu_scan " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -234,19 +282,26 @@ def main(argv: list[str] | None = None) -> None:
         print(text)
         return
     threads = [int(t) for t in args.threads.split(",") if t]
-    jobs = [f"{w['name']}/{v}" for w in WORKLOADS for v in VARIANTS]
-    if args.only:
-        from fnmatch import fnmatch
-        jobs = [j for j in jobs if any(fnmatch(j, p) for p in args.only.split(","))]
+    try:
+        jobs = select_jobs(args.tasks, args.variants, args.only)
+    except ValueError as e:
+        ap.error(str(e))
+    if not jobs:
+        ap.error("no task/variant left to run: check --tasks, --variants and --only")
+    if args.steps is not None and args.steps < 1:
+        ap.error("--steps must be at least 1")
+    ref = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--short", f"{args.baseline}^{{commit}}"],
+                         capture_output=True, text=True)
+    if ref.returncode != 0:
+        ap.error(f"--baseline {args.baseline!r} is not a commit of {REPO}: {ref.stderr.strip()}")
+    commit = ref.stdout.strip()
     args.out.mkdir(parents=True, exist_ok=True)
     records = []
     with tempfile.TemporaryDirectory(prefix="cpu_scan_") as tmp:
         tmp = Path(tmp)
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", args.baseline], check=True,
-                                capture_output=True, text=True).stdout.strip()
         trees = {"baseline": export(commit, tmp / "baseline"), "this tree": REPO}
         for t in threads:
-            (tmp / f"t{t}.yaml").write_text(yaml.safe_dump(suite(t), sort_keys=False))
+            (tmp / f"t{t}.yaml").write_text(yaml.safe_dump(suite(t, args.steps), sort_keys=False))
         for t in threads:
             for rep in range(args.repeats):
                 order = ("baseline", "this tree") if rep % 2 == 0 else ("this tree", "baseline")
@@ -257,7 +312,9 @@ def main(argv: list[str] | None = None) -> None:
                         rec.update(probe(trees[side], tmp / f"t{t}.yaml", job))
                         task, variant = job.split("/")
                         records.append({"repeat": rep, "threads": t, "task": task, "variant": variant,
-                                        "side": side, "baseline_commit": commit, **rec})
+                                        "side": side, "baseline_commit": commit,
+                                        "steps": args.steps or next(w["train"]["steps"] for w in WORKLOADS
+                                                                   if w["name"] == task), **rec})
                         pd.DataFrame(records).to_csv(args.out / "runs.csv", index=False)  # kept if stopped
                         print(f"rep {rep} t={t} {job:20s} {side:9s} run {rec['cpu_s']:6.1f} CPU s "
                               f"{rec['duration_s']:6.1f} s  step {rec['step_cpu_ms']:7.2f} CPU ms  fwd "

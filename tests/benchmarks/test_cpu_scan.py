@@ -1,4 +1,4 @@
-"""cpu_scan's numbers: the CPU time of a process tree, and the summary's medians, speed-ups and ratios."""
+"""cpu_scan: the CPU time of a process tree, the summary's medians, speed-ups and ratios, which jobs run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import time
 
 import pandas as pd
 
-from harness.benchmarks.cpu_scan import _tree_cpu, summary
+import pytest
+
+from harness.benchmarks.cpu_scan import _tree_cpu, select_jobs, suite, summary
 
 
 def test_tree_cpu_counts_a_child_that_burns_cpu():
@@ -44,3 +46,23 @@ def test_summary_reports_medians_speedups_and_ratios_to_attention():
     assert "| 60.0 [54.0, 72.0] | 30.0 [27.0, 36.0] | 2.00x |" in mamba  # CPU s: median [min, max], speed-up
     ratio = [line for line in text.splitlines() if line.startswith("| 1 | copy | mamba | 3.00")]
     assert ratio == ["| 1 | copy | mamba |" + " 3.00 | 1.50 |" * 5]  # mamba / attention, each column
+
+
+def test_summary_without_attention_has_no_ratio_table():
+    text = summary(_runs()[lambda d: d.variant == "mamba"])
+    assert "/ attention" not in text and text.count("| 1 | copy | mamba |") == 1
+
+
+def test_jobs_are_tasks_by_variants_then_only_globs():
+    assert select_jobs("copy64", "mamba,attention", "") == ["copy64/mamba", "copy64/attention"]
+    assert select_jobs("", "", "*/mamba2") == ["copy64/mamba2", "digits32/mamba2"]
+    assert len(select_jobs("", "", "")) == 8
+    with pytest.raises(ValueError, match="unknown variant mamba3; choose from mamba, mamba2"):
+        select_jobs("copy64", "mamba3", "")
+
+
+def test_steps_override_shortens_every_workload_and_its_warmup():
+    assert [t["train"]["steps"] for t in suite(1)["tasks"]] == [600, 300]
+    short = suite(2, steps=20)
+    assert [(t["train"]["steps"], t["train"]["warmup_steps"]) for t in short["tasks"]] == [(20, 2), (20, 2)]
+    assert short["measure"]["cpu_threads"] == 2 and short["tasks"][0]["data"]["seq_len"] == 64
