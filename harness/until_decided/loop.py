@@ -20,7 +20,7 @@ from harness.config.load import Suite
 from harness.execute.launcher import Launcher
 from harness.plan.planner import RunSpec, plan
 from harness.report.claims import ClaimResult, claim_open_items, evaluate_claims
-from harness.report.load import Suite as ResultsSuite
+from harness.report.load import ResultsSuite
 from harness.report.load import load_results, normalize
 from harness.report.paired import size_label
 from harness.report.sequential import SequentialDesign, write_design

@@ -66,8 +66,11 @@ def test_sequence_majority_favours_the_tie_breaking_bit(tmp_path):
     assert base.kind == MAJORITY and base.value == pytest.approx(float((targets == 0).float().mean()))
 
 
-def test_theory_majority_is_chance_and_listops_the_training_majority(tmp_path):
-    base = experiment(tmp_path, "theory").trivial_baselines()["test_acc"]
+def test_theory_majority_favours_the_tie_label_at_even_length_and_listops_the_training_majority(tmp_path):
+    exp = experiment(tmp_path, "theory", data={"seq_len": 8})  # counts 0..8 uniform, label 0 for 0..4: 5/9
+    base = exp.trivial_baselines()["test_acc"]
+    assert base.kind == MAJORITY and base.value == pytest.approx(float((exp.test.labels == 0).float().mean()))
+    base = experiment(tmp_path, "theory", data={"seq_len": 9}).trivial_baselines()["test_acc"]
     assert base.value == pytest.approx(0.5) and base.kind == CHANCE  # both labels scored alike: exactly 1/2
     exp = experiment(tmp_path, "theory", "listops", {"n_train": 64, "n_test": 64})
     favoured = Counter(exp.train.labels.tolist()).most_common(1)[0][0]

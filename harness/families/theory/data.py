@@ -86,6 +86,12 @@ def _majority_bits(n: int, seq_len: int, gen: torch.Generator) -> tuple[torch.Te
     return bits, (2 * ones > seq_len).long()
 
 
+def majority_favoured(seq_len: int) -> list[int]:
+    """The labels the majority generator makes most likely: 0 for even T (the tie at T/2 ones is 0, so 0 has
+    T/2 + 1 of the T + 1 equally likely counts), both for odd T ((T + 1) / 2 counts each)."""
+    return [0] if seq_len % 2 == 0 else [0, 1]
+
+
 def majority(p: MajorityParams, seed: int) -> tuple[Split, Split]:
     """(train, test) for ``seed``: clean sets first (the test set does not depend on ``zero_prob``), then
     each 1 of the training sequences becomes a 0 with probability ``zero_prob``; labels stay clean."""

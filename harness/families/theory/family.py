@@ -29,9 +29,9 @@ from torch import nn
 
 from harness.families.base import Baseline, DatasetSpec, Experiment, Family, MetricSpec, RunContext, TinyConfig
 from harness.families.theory.config import ListOpsParams, MajorityParams, TheoryModelParams
-from harness.families.theory.data import NUM_CLASSES, VOCAB_SIZE, Split, load_or_generate
+from harness.families.theory.data import NUM_CLASSES, VOCAB_SIZE, Split, load_or_generate, majority_favoured
 from harness.families.theory.model import LastTokenAttentionClassifier, SelectiveSSMClassifier
-from harness.families.trivial import CHANCE, majority_class, most_frequent
+from harness.families.trivial import CHANCE, MAJORITY, majority_class, most_frequent
 from harness.families.variants import VariantSpec, VariantTable
 
 # The variants: the paper's selective-SSM model, or the one-layer attention classifier with a mixer.
@@ -89,10 +89,11 @@ class TheoryExperiment(Experiment):
         return {"train_acc": train_acc, "test_acc": test_acc, "gen_gap": train_acc - test_acc}
 
     def trivial_baselines(self) -> dict[str, Baseline]:
-        """Test accuracy of answering the training labels' most frequent class: chance for majority, whose two
-        labels are equally likely by construction (ties are redrawn); ListOps' skewed values favour one."""
+        """Test accuracy of answering the most likely class: for majority the one the generator favours (the
+        tie label 0 at even T, chance at odd T); for ListOps the training labels' most frequent value."""
         if self.ctx.dataset == "majority":
-            return {"test_acc": majority_class(self.test.labels, range(NUM_CLASSES["majority"]), kind=CHANCE)}
+            favoured = majority_favoured(self.ctx.data.seq_len)
+            return {"test_acc": majority_class(self.test.labels, favoured, kind=MAJORITY if len(favoured) == 1 else CHANCE)}
         return {"test_acc": majority_class(self.test.labels, most_frequent(self.train.labels))}
 
     def reference_loss(self) -> float:
