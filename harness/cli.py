@@ -35,6 +35,11 @@ class DeviceChoice(str, Enum):
 ExecutorChoice = Enum("ExecutorChoice", {name: name for name in LAUNCHERS.names()}, type=str)
 
 
+class FailOnRun(str, Enum):
+    oom = "oom"
+    diverged = "diverged"
+
+
 class ListWhat(str, Enum):
     families = "families"
     variants = "variants"
@@ -107,14 +112,18 @@ def run(
     cpus_per_run: Optional[float] = typer.Option(None, "--cpus-per-run", min=0, help="ray: CPUs per run process (default measure.cpu_threads or 1)"),
     memory_per_run: Optional[float] = typer.Option(None, "--memory-per-run", min=0, help="ray: memory (GiB) per run process"),
     max_retries: int = typer.Option(2, "--max-retries", min=0, help="ray: resubmissions of a run whose worker or node died"),
+    fail_on: list[FailOnRun] = typer.Option([], "--fail-on", help="also exit 1 when a run ended oom or diverged (repeatable); runs that ended error always do"),
 ) -> None:
-    """Plan and execute a suite: task x variant x seed x sweep point, one row per run."""
+    """Plan and execute a suite: task x variant x seed x sweep point, one row per run.
+
+    Exit code 0 when every run of the suite (run now or resumed) ended ok (or oom / diverged: results,
+    unless --fail-on names them), 1 when any ended error, 2 on bad input, 130 when interrupted."""
     from harness.execute import launcher_options
     from harness.plan.describe import describe_suite
     from harness.plan.planner import plan
     from harness.store.results_format import SUITE_JSON
     from harness.store.store import ResultStore
-    from harness.store.summary import print_summary
+    from harness.store.summary import failure_lines, print_summary
 
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         fail(f"--timeout must be a positive number of seconds, got {timeout}")
@@ -163,6 +172,12 @@ def run(
                       "and were kept (--accept-stale); their rows say accepted_stale, and reports do not pool them with current rows", highlight=False)
     if summary.interrupted:
         raise typer.Exit(code=130)
+    failing = ("error", *(f.value for f in fail_on))
+    lines = failure_lines(table[table["config_hash"].isin(ids)] if not table.empty else table, failing, set(summary.skipped))
+    for line in lines:
+        err_console.print(f"[bold red]failed:[/bold red] {escape(line)}", highlight=False, soft_wrap=True)
+    if lines:
+        raise typer.Exit(code=1)
 
 
 @app.command()
