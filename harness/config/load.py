@@ -17,7 +17,7 @@ from harness.config.claim_checks import check_claims
 from harness.config.schema import SuiteFile, TaskEntry, VariantEntry
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.config.yaml_lines import LineDict, LineList, line_of, load_yaml, merged
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError, HarnessError
 from harness.families import FAMILIES, Family
 from harness.registry import UnknownNameError, suggest
 
@@ -256,7 +256,24 @@ def _missing_user_paths(params: BaseModel, loc: tuple[str, ...] = ()) -> Iterato
             yield (*loc, name), str(kind), value
 
 
-def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line: tuple[str, int | None], match_line: tuple[str, int | None]) -> None:
+def _check_data_source(fam: type[Family], entry: TaskEntry, data: BaseModel, root: Any, where: tuple[str, int | None],
+                       checked: set[str]) -> None:
+    """Open the data source of a ``data:`` block (``Family.check_data``) once per distinct block of the suite;
+    its error is located at the block's ``path`` key (or the block)."""
+    key = f"{fam.name}/{entry.dataset}/{data.model_dump_json()}"
+    if key in checked:
+        return
+    try:
+        fam().check_data(entry.dataset, data)
+    except HarnessError as exc:
+        field = exc.field if isinstance(exc, DataError) else ("path",)
+        file, line = line_of(root, field) if root is not None else (None, None)
+        raise ConfigError(file or where[0], line if line is not None else where[1], f"{entry.name}.data: {exc}") from None
+    checked.add(key)
+
+
+def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line: tuple[str, int | None], match_line: tuple[str, int | None],
+                checked_data: set[str]) -> None:
     """Build and validate every configuration the task will run."""
     fam = task.family
     entry = task.entry
@@ -298,6 +315,7 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
                 raise ConfigError(file or where["data"][0], line if line is not None else where["data"][1],
                                   f"{entry.name}.data.{'.'.join(loc)}: {kind} {value!r} not found (relative paths start at "
                                   f"the working directory, {Path.cwd()}); point it at your copy of the data")
+            _check_data_source(fam, entry, data, roots["data"], where["data"], checked_data)
             model = validate_section(fam.ModelParams, config["model"], roots["model"], model_prefix, where["model"])
             try:
                 fam().check_config(variant.uses, data, model)
@@ -339,6 +357,7 @@ def load_suite(path: str | Path) -> Suite:
             validate_section(model, getattr(suite, section), raw[section], (section,), line_of(raw, (section,)))
     tasks: list[ResolvedTask] = []
     names: set[str] = set()
+    checked_data: set[str] = set()  # data sources already opened (Family.check_data)
     for i, entry in enumerate(suite.tasks):
         raw_task = raw["tasks"][i]
         where = line_of(raw, ("tasks", i))
@@ -376,7 +395,7 @@ def load_suite(path: str | Path) -> Suite:
             raise ConfigError(*line_of(raw_task, ("sizes",)), f"sweep key {key!r} is both a factor (studied) and a size (a scaling axis); list it once")
         sweep_node = raw_task if "sweep" in raw_task else raw
         match_node = raw_task if "match" in raw_task else raw
-        _check_task(resolved_task, raw_task, raw_variants, line_of(sweep_node, ("sweep",)), line_of(match_node, ("match",)))
+        _check_task(resolved_task, raw_task, raw_variants, line_of(sweep_node, ("sweep",)), line_of(match_node, ("match",)), checked_data)
         tasks.append(resolved_task)
     check_claims(tasks, raw["tasks"])  # expect: names resolved against every task (ids unique in the suite)
     return Suite(
