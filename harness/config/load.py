@@ -245,15 +245,19 @@ def _check_names(task: ResolvedTask, raw_task: Any, raw_variants: Any, match_lin
         raise ConfigError(*match_line, f"match.field {match.field!r} is not a model field of family {fam.name!r}{suggest(match.field, fields)}; known: {', '.join(fields)}")
 
 
-def _missing_user_paths(params: BaseModel, loc: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str, str]]:
+def _missing_user_paths(params: BaseModel, loc: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str, str]]:
     """(field path, kind, value) of every ``user_path`` field whose file or folder does not exist."""
     for name, info in type(params).model_fields.items():
         value = getattr(params, name)
         if isinstance(value, BaseModel):
             yield from _missing_user_paths(value, (*loc, name))
         kind = info.json_schema_extra.get("must_exist") if isinstance(info.json_schema_extra, dict) else None
-        if kind and value is not None and not (Path(value).is_dir() if kind == "folder" else Path(value).is_file()):
-            yield (*loc, name), str(kind), value
+        if not kind or value is None:
+            continue
+        paths = [((*loc, name), value)] if isinstance(value, str) else [((*loc, name, i), v) for i, v in enumerate(value)]
+        for where, path in paths:  # one path, or each of a list of paths
+            if not (Path(path).is_dir() if kind == "folder" else Path(path).is_file()):
+                yield where, str(kind), path
 
 
 def _check_data_source(fam: type[Family], entry: TaskEntry, data: BaseModel, root: Any, where: tuple[str, int | None],
@@ -313,7 +317,7 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
             for loc, kind, value in _missing_user_paths(data):
                 file, line = line_of(roots["data"], loc) if roots["data"] is not None else where["data"]
                 raise ConfigError(file or where["data"][0], line if line is not None else where["data"][1],
-                                  f"{entry.name}.data.{'.'.join(loc)}: {kind} {value!r} not found (relative paths start at "
+                                  f"{entry.name}.data.{'.'.join(map(str, loc))}: {kind} {value!r} not found (relative paths start at "
                                   f"the working directory, {Path.cwd()}); point it at your copy of the data")
             _check_data_source(fam, entry, data, roots["data"], where["data"], checked_data)
             model = validate_section(fam.ModelParams, config["model"], roots["model"], model_prefix, where["model"])
