@@ -82,7 +82,7 @@ def skimage_photo(name: str) -> torch.Tensor:
 
 
 def _read(path: Path, field: tuple[str, ...]) -> torch.Tensor:
-    return _as_rgb(np.asarray(open_image(path, field)))
+    return _as_rgb(np.array(open_image(path, field)))
 
 
 # The published layouts of paired SR folders, tried in this order under a split's path (``s``: the scale):
