@@ -11,9 +11,10 @@ import os
 import shutil
 from enum import Enum
 from pathlib import Path
-from typing import Optional, get_args
+from typing import Iterator, Optional, get_args
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
@@ -191,7 +192,8 @@ def validate(suite: Path = typer.Argument(..., help="suite YAML file")) -> None:
 
 
 @app.command("list")
-def list_(what: ListWhat = typer.Argument(ListWhat.families)) -> None:
+def list_(what: ListWhat = typer.Argument(ListWhat.families),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="datasets: every data: key, its type, default and meaning")) -> None:
     """List registered families, variants, datasets, mixers, or the suites in ./suites."""
     from harness.families import FAMILIES
     from harness.modules.registry import MIXERS
@@ -215,7 +217,23 @@ def list_(what: ListWhat = typer.Argument(ListWhat.families)) -> None:
                 console.print(f"[bold]{name}[/bold]: {', '.join(fam.variants)}")
             else:
                 for ds, spec in fam.datasets.items():
-                    console.print(f"[bold]{name}[/bold]/{ds}: {spec.description}")
+                    console.print(f"[bold]{name}[/bold]/{ds}: {escape(spec.description)}", highlight=False, soft_wrap=True)
+                    if verbose:
+                        for key, kind, default, meaning in data_keys(spec.params):
+                            console.print(f"    {key}: {escape(kind)} = {escape(default)}  {escape(meaning)}", highlight=False, soft_wrap=True)
+
+
+def data_keys(params: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, str, str]]:
+    """``(key, type, default, description)`` of every ``data:`` key, nested sections as dotted keys."""
+    for name, info in params.model_fields.items():
+        sub = info.annotation if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel) else None
+        if sub is not None:
+            yield from data_keys(sub, f"{prefix}{name}.")
+            continue
+        kind = getattr(info.annotation, "__name__", None) if isinstance(info.annotation, type) else None
+        kind = kind or str(info.annotation).replace("typing.", "")
+        default = "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
+        yield f"{prefix}{name}", kind, default, info.description or ""
 
 
 def _check_results_out(root: Path, suite_name: str) -> None:
