@@ -96,7 +96,7 @@ def cache_dir() -> Path:
 
 @app.command()
 def run(
-    suite: Path = typer.Argument(..., help="suite YAML file"),
+    suite: Path = typer.Argument(..., help="suite YAML file, or harness:NAME.yaml for a shipped one"),
     out: Optional[Path] = typer.Option(None, "--out", help="results folder (default: results/<suite name>)"),
     device: DeviceChoice = typer.Option(DeviceChoice.auto, help="where runs train and are measured"),
     seeds: Optional[str] = typer.Option(None, help="comma-separated seeds, overriding the suite's"),
@@ -182,7 +182,7 @@ def run(
 
 
 @app.command()
-def validate(suite: Path = typer.Argument(..., help="suite YAML file")) -> None:
+def validate(suite: Path = typer.Argument(..., help="suite YAML file, or harness:NAME.yaml for a shipped one")) -> None:
     """Check a suite without running it: schema, includes, families, variants, datasets, sweeps."""
     from harness.plan.planner import plan
 
@@ -194,7 +194,7 @@ def validate(suite: Path = typer.Argument(..., help="suite YAML file")) -> None:
 @app.command("list")
 def list_(what: ListWhat = typer.Argument(ListWhat.families),
           verbose: bool = typer.Option(False, "--verbose", "-v", help="datasets: every data: key, its type, default and meaning")) -> None:
-    """List registered families, variants, datasets, mixers, or the suites in ./suites."""
+    """List registered families, variants, datasets, mixers, or the suites (in ./suites, and shipped: harness:NAME.yaml)."""
     from harness.families import FAMILIES
     from harness.modules.registry import MIXERS
 
@@ -202,8 +202,12 @@ def list_(what: ListWhat = typer.Argument(ListWhat.families),
         for name in MIXERS.names():
             console.print(f"{name}  ssm={MIXERS.meta(name).get('ssm', False)}")
     elif what is ListWhat.suites:
+        from harness.config.load import SHIPPED_PREFIX, SHIPPED_SUITES
+
         for path in sorted(Path("suites").glob("*.yaml")):
             console.print(str(path))
+        for path in sorted(SHIPPED_SUITES.glob("*.yaml")):  # runnable from any folder
+            console.print(f"{SHIPPED_PREFIX}{path.name}", highlight=False)
     else:
         for name in FAMILIES.names():
             try:

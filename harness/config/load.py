@@ -60,6 +60,18 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+#: the suites and task files shipped with the package (package data; in a checkout, a link to the repository's
+#: suites/), named from anywhere as ``harness:quick.yaml`` or ``include: harness:tasks/mqar.yaml``
+SHIPPED_PREFIX = "harness:"
+SHIPPED_SUITES = Path(__file__).resolve().parents[1] / "suites"
+
+
+def shipped(path: str | Path) -> Path:
+    """``harness:<file>`` names a shipped suite or task file; any other path is itself."""
+    text = str(path)
+    return SHIPPED_SUITES / text[len(SHIPPED_PREFIX):] if text.startswith(SHIPPED_PREFIX) else Path(path)
+
+
 def _resolve_includes(node: Any, base_dir: Path, stack: tuple[Path, ...], where: tuple[str, int | None]) -> Any:
     """Replace each task entry ``{include: file, ...local}`` by the merged mapping (local keys win)."""
     if not isinstance(node, LineDict) or "include" not in node:
@@ -67,7 +79,7 @@ def _resolve_includes(node: Any, base_dir: Path, stack: tuple[Path, ...], where:
     inc = node["include"]
     if not isinstance(inc, str):
         raise ConfigError(node.file, node.key_lines.get("include"), "include: must be a file path string")
-    target = (base_dir / inc).resolve()
+    target = (base_dir / shipped(inc)).resolve()  # an absolute path (a shipped file's) stays itself
     line = node.key_lines.get("include")
     if target in stack:
         chain = " -> ".join(_display(p) for p in (*stack, target))
@@ -343,8 +355,9 @@ def _variant_model_node(raw_variants: Any, name: str) -> Any:
 
 
 def load_suite(path: str | Path) -> Suite:
-    """Parse, include, validate; raises ConfigError (``FILE:LINE: message``) on any problem."""
-    path = Path(path)
+    """Parse, include, validate; raises ConfigError (``FILE:LINE: message``) on any problem. ``harness:NAME.yaml``
+    names a shipped suite."""
+    path = shipped(path)
     display = _display(path)
     raw = load_yaml(path, display)
     if not isinstance(raw, LineDict):
