@@ -11,9 +11,10 @@ import os
 import shutil
 from enum import Enum
 from pathlib import Path
-from typing import Optional, get_args
+from typing import Iterator, Optional, get_args
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
@@ -37,6 +38,11 @@ class DeviceChoice(str, Enum):
 
 
 ExecutorChoice = Enum("ExecutorChoice", {name: name for name in LAUNCHERS.names()}, type=str)
+
+
+class FailOnRun(str, Enum):
+    oom = "oom"
+    diverged = "diverged"
 
 
 class ListWhat(str, Enum):
@@ -94,7 +100,7 @@ def cache_dir() -> Path:
 
 @app.command()
 def run(
-    suite: Path = typer.Argument(..., help="suite YAML file"),
+    suite: Path = typer.Argument(..., help="suite YAML file, or harness:NAME.yaml for a shipped one"),
     out: Optional[Path] = typer.Option(None, "--out", help="results folder (default: results/<suite name>)"),
     device: DeviceChoice = typer.Option(DeviceChoice.auto, help="where runs train and are measured"),
     seeds: Optional[str] = typer.Option(None, help="comma-separated seeds, overriding the suite's"),
@@ -111,17 +117,21 @@ def run(
     cpus_per_run: Optional[float] = typer.Option(None, "--cpus-per-run", min=0, help="ray: CPUs per run process (default measure.cpu_threads or 1)"),
     memory_per_run: Optional[float] = typer.Option(None, "--memory-per-run", min=0, help="ray: memory (GiB) per run process"),
     max_retries: int = typer.Option(2, "--max-retries", min=0, help="ray: resubmissions of a run whose worker or node died"),
+    fail_on: list[FailOnRun] = typer.Option([], "--fail-on", help="also exit 1 when a run ended oom or diverged (repeatable); runs that ended error always do"),
     until_decided: bool = typer.Option(False, "--until-decided", help="after the planned seeds, add seeds in looks to the variants of every undecided verdict cell and claim, until decided or --max-seeds"),
     max_seeds: Optional[int] = typer.Option(None, "--max-seeds", help=f"--until-decided: seeds per grid point at most (default {DEFAULT_MAX_SEEDS})"),
     seed_batch: Optional[int] = typer.Option(None, "--seed-batch", help=f"--until-decided: seeds added per look (default {DEFAULT_SEED_BATCH}; the last look is cut to reach --max-seeds)"),
 ) -> None:
-    """Plan and execute a suite: task x variant x seed x sweep point, one row per run."""
+    """Plan and execute a suite: task x variant x seed x sweep point, one row per run.
+
+    Exit code 0 when every run of the suite (run now or resumed) ended ok (or oom / diverged: results,
+    unless --fail-on names them), 1 when any ended error, 2 on bad input, 130 when interrupted."""
     from harness.execute import launcher_options
     from harness.plan.describe import describe_suite
     from harness.plan.planner import plan
     from harness.store.results_format import SUITE_JSON
     from harness.store.store import ResultStore
-    from harness.store.summary import print_summary
+    from harness.store.summary import failure_lines, print_summary
 
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         fail(f"--timeout must be a positive number of seconds, got {timeout}")
@@ -179,6 +189,10 @@ def run(
                       "and were kept (--accept-stale); their rows say accepted_stale, and reports do not pool them with current rows", highlight=False)
     if summary.interrupted:
         raise typer.Exit(code=130)
+    failing = ("error", *(f.value for f in fail_on))
+    lines = failure_lines(table[table["config_hash"].isin(ids)] if not table.empty else table, failing, set(summary.skipped))
+    for line in lines:
+        err_console.print(f"[bold red]failed:[/bold red] {escape(line)}", highlight=False, soft_wrap=True)
     if design is not None:
         from harness.until_decided import until_decided as run_looks
 
@@ -190,7 +204,10 @@ def run(
                              accept_stale=accept_stale)
         except HarnessError as exc:
             fail(str(exc))
-        raise typer.Exit(code=code)
+        if code:
+            raise typer.Exit(code=code)
+    if lines:
+        raise typer.Exit(code=1)
 
 
 def _sequential_design(until_decided: bool, max_seeds: int | None, seed_batch: int | None, resume: bool):
@@ -212,7 +229,7 @@ def _sequential_design(until_decided: bool, max_seeds: int | None, seed_batch: i
 
 
 @app.command()
-def validate(suite: Path = typer.Argument(..., help="suite YAML file")) -> None:
+def validate(suite: Path = typer.Argument(..., help="suite YAML file, or harness:NAME.yaml for a shipped one")) -> None:
     """Check a suite without running it: schema, includes, families, variants, datasets, sweeps."""
     from harness.plan.planner import plan
 
@@ -222,8 +239,9 @@ def validate(suite: Path = typer.Argument(..., help="suite YAML file")) -> None:
 
 
 @app.command("list")
-def list_(what: ListWhat = typer.Argument(ListWhat.families)) -> None:
-    """List registered families, variants, datasets, mixers, or the suites in ./suites."""
+def list_(what: ListWhat = typer.Argument(ListWhat.families),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="datasets: every data: key, its type, default and meaning")) -> None:
+    """List registered families, variants, datasets, mixers, or the suites (in ./suites, and shipped: harness:NAME.yaml)."""
     from harness.families import FAMILIES
     from harness.modules.registry import MIXERS
 
@@ -231,8 +249,12 @@ def list_(what: ListWhat = typer.Argument(ListWhat.families)) -> None:
         for name in MIXERS.names():
             console.print(f"{name}  ssm={MIXERS.meta(name).get('ssm', False)}")
     elif what is ListWhat.suites:
+        from harness.config.load import SHIPPED_PREFIX, SHIPPED_SUITES
+
         for path in sorted(Path("suites").glob("*.yaml")):
             console.print(str(path))
+        for path in sorted(SHIPPED_SUITES.glob("*.yaml")):  # runnable from any folder
+            console.print(f"{SHIPPED_PREFIX}{path.name}", highlight=False)
     else:
         for name in FAMILIES.names():
             try:
@@ -246,7 +268,23 @@ def list_(what: ListWhat = typer.Argument(ListWhat.families)) -> None:
                 console.print(f"[bold]{name}[/bold]: {', '.join(fam.variants)}")
             else:
                 for ds, spec in fam.datasets.items():
-                    console.print(f"[bold]{name}[/bold]/{ds}: {spec.description}")
+                    console.print(f"[bold]{name}[/bold]/{ds}: {escape(spec.description)}", highlight=False, soft_wrap=True)
+                    if verbose:
+                        for key, kind, default, meaning in data_keys(spec.params):
+                            console.print(f"    {key}: {escape(kind)} = {escape(default)}  {escape(meaning)}", highlight=False, soft_wrap=True)
+
+
+def data_keys(params: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, str, str]]:
+    """``(key, type, default, description)`` of every ``data:`` key, nested sections as dotted keys."""
+    for name, info in params.model_fields.items():
+        sub = info.annotation if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel) else None
+        if sub is not None:
+            yield from data_keys(sub, f"{prefix}{name}.")
+            continue
+        kind = getattr(info.annotation, "__name__", None) if isinstance(info.annotation, type) else None
+        kind = kind or str(info.annotation).replace("typing.", "")
+        default = "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
+        yield f"{prefix}{name}", kind, default, info.description or ""
 
 
 def _check_results_out(root: Path, suite_name: str) -> None:

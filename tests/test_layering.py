@@ -12,7 +12,7 @@ Two stacks (an arrow reads "is imported by"; nothing imports against an arrow):
 ``report`` reads a results folder through ``store.results_format`` alone (no torch, no model code).
 ``until_decided`` (``harness run --until-decided``) reads the folder as the report does and launches
 more seeds. ``errors``, ``versions`` and ``registry`` are leaves every layer may use; ``benchmarks`` (scripts that
-time kernels, mixers and the verdict's error rates) and ``cli`` sit on top. An entry may name one module
+time kernels, mixers, the verdict's error rates and a loader's memory) and ``cli`` sit on top. An entry may name one module
 of a layer (``config.claims``: the claim schema, which the report parses from suite.json). Imports inside
 functions count like any other (a lazy import is still a dependency); ``if TYPE_CHECKING:`` ones do not.
 """
@@ -42,7 +42,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "execute": {"config", "plan", "run", "measure", "store"},
     "report": {"store", "config.claims"},
     "until_decided": {"config", "plan", "execute", "report", "store"},
-    "benchmarks": {"config", "kernels", "modules", "measure", "report"},
+    "benchmarks": {"config", "families", "kernels", "modules", "measure", "report"},
     **{leaf: set() for leaf in LEAVES},
 }
 TOP = {"cli", "__main__"}  # may import anything

@@ -102,11 +102,20 @@ def test_restoration_baseline_is_the_noisy_input_or_bicubic_column(tmp_path):
 def test_pde_baseline_is_the_better_of_mean_field_and_identity():
     gen = torch.Generator().manual_seed(0)
     train_y, x = torch.randn(8, 1, 16, generator=gen), torch.randn(4, 1, 16, generator=gen)
-    assert trivial_rel_l2(train_y, x, x.clone(), 1, same_field=True) == (0.0, "identity")  # the output is the input
+    assert trivial_rel_l2(train_y, x, x.clone(), 1, snapshot_channels=1) == (0.0, "identity")  # the output is the input
     mean_target = train_y.mean(0, keepdim=True).expand(4, 1, 16)
-    assert trivial_rel_l2(train_y, x, mean_target, 1, same_field=True)[1] == "mean field"
-    value, kind = trivial_rel_l2(train_y, x, x.clone(), 1, same_field=False)  # Darcy: no identity to carry
+    assert trivial_rel_l2(train_y, x, mean_target, 1, snapshot_channels=1)[1] == "mean field"
+    value, kind = trivial_rel_l2(train_y, x, x.clone(), 1, snapshot_channels=0)  # Darcy: no identity to carry
     assert kind == "mean field" and value == pytest.approx(relative_l2(mean_target.contiguous(), x, 1))
+
+
+def test_pde_identity_carries_the_last_snapshot_of_every_field():
+    """Two fields (time-major channels: step 0 u, v; step 1 u, v), two output steps: the identity predicts
+    the last input snapshot (u1, v1) at both output steps."""
+    x = torch.stack([torch.full((8,), float(v)) for v in (1, 2, 3, 4)])[None]  # (1, 4 channels, 8)
+    y = torch.stack([torch.full((8,), float(v)) for v in (3, 4, 3, 4)])[None]
+    train_y = torch.zeros(2, 4, 8)
+    assert trivial_rel_l2(train_y, x, y, 1, snapshot_channels=2) == (0.0, "identity")
 
 
 def test_pde_burgers_run_scores_its_own_trivial_predictors(tmp_path):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from harness.families.base import Baseline, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
-from harness.families.classification.data import DATASETS, LOADERS, ClassificationData, labels_of
+from harness.families.classification.data import CHECKS, DATASETS, LOADERS, ClassificationData, labels_of
 from harness.families.trivial import CHANCE, majority_class, most_frequent
 from harness.families.vision.batching import StepSampler, collate, eval_chunks, example_images
 from harness.families.vision.config import VisionModelParams
@@ -87,7 +87,11 @@ class ClassificationFamily(Family):
     def _num_classes(self, ctx: RunContext) -> int:
         if ctx.dataset in NUM_CLASSES:
             return NUM_CLASSES[ctx.dataset]
-        return LOADERS[ctx.dataset](ctx.data).num_classes  # imagefolder: scans the class folders only
+        return len(CHECKS[ctx.dataset](ctx.data))  # imagefolder: its class folders
+
+    def check_data(self, dataset: str, data: Params) -> None:
+        if dataset in CHECKS:
+            CHECKS[dataset](data)
 
     def check_config(self, use: str, data: Params, model: Params) -> None:
         check_resolution(model, data.resolution)

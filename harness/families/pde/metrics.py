@@ -32,14 +32,15 @@ def relative_l2(pred: torch.Tensor, true: torch.Tensor, dim: int) -> float:
 
 
 def trivial_rel_l2(train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, dim: int,
-                   same_field: bool) -> tuple[float, str]:
+                   snapshot_channels: int) -> tuple[float, str]:
     """The better relative L2 of two predictors that learned nothing: the training targets' mean field, and
-    (where the output is the input field later in time) the identity, the last input snapshot carried to
-    every output step."""
+    (where the output is the input field later in time: ``snapshot_channels`` > 0, channels time-major) the
+    identity, the last input snapshot carried to every output step."""
     mean = train_y.mean(0, keepdim=True).expand_as(test_y).contiguous()
     best = (relative_l2(mean, test_y, dim), "mean field")
-    if same_field:
-        identity = test_x[:, -1:].expand_as(test_y).contiguous()
+    if snapshot_channels:
+        last = test_x[:, -snapshot_channels:]
+        identity = last.repeat(1, test_y.shape[1] // snapshot_channels, *([1] * dim))
         best = min(best, (relative_l2(identity, test_y, dim), "identity"))
     return best
 
