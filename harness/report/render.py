@@ -23,7 +23,7 @@ from harness.errors import HarnessError
 from harness.report import figures as F
 from harness.report.compare import compare_dirs
 from harness.report.crossover import DEFAULT_COSTS, N_BOOT, ScalingResult, analyze_scaling
-from harness.report.load import COST_COLUMNS, RUN_KEY, Suite, load_results, metric_columns
+from harness.report.load import COST_COLUMNS, RUN_KEY, Suite, incomplete_flops, load_results, metric_columns
 from harness.report.ablations import RATIO_COSTS, ablation_table, base_rows
 from harness.report.claims import REPRODUCED, UNDECIDED, ClaimResult, evaluate_claims
 from harness.report.paired import MAIN_ABLATIONS, equal_budget, select_configs, size_label
@@ -349,6 +349,11 @@ def _task_blocks(an: Analysis, v: TaskVerdict, colors: dict, fig_idx: list) -> l
         blocks.append(Block("table", table=rt))
         blocks.append(Block("p", "CI: t = Student-t interval (n < 10 seeds), bootstrap = percentile bootstrap "
                                  "(n ≥ 10), none = single run. ↑/↓: higher/lower is better."))
+    incomplete = incomplete_flops(tdf)
+    if incomplete:
+        blocks.append(Block("p", "FLOPs incomplete (a lower bound, not used to rank variants): "
+                                 + "; ".join(f"{v} ran {', '.join(ops)} without a FLOP formula" for v, ops in incomplete.items())
+                                 + ". Give the mixer a closed form (MixerSpec.flops) or the op a formula."))
     ct = _comparison_table(an, task)
     if len(ct):
         blocks.append(Block("h3", "Paired comparisons (same seeds; Holm-corrected across the report)"))

@@ -74,17 +74,25 @@ class ClassificationFamily(Family):
     width_field = "width"
     experiment_class = ClassificationExperiment
     tiny = TinyConfig("digits", {"resolution": 32}, {"depths": [1, 1, 1], "dims": [16, 16, 32], "head_dim": 16})
+    dataset_contract: ClassVar[str] = (
+        "load(params) -> harness.families.classification.data.ClassificationData (train and val datasets of "
+        "(image (C, h, w) in [0, 1], label), num_classes, resolution, prepare: data.to_model_input(resolution)); "
+        "the params schema has resolution")
 
     def _num_classes(self, ctx: RunContext) -> int:
         if ctx.dataset in NUM_CLASSES:
             return NUM_CLASSES[ctx.dataset]
-        return LOADERS[ctx.dataset](ctx.data).num_classes  # imagefolder: scans the class folders only
+        return self._load(ctx).num_classes  # imagefolder: scans the class folders only
 
     def check_config(self, use: str, data: Params, model: Params) -> None:
         check_resolution(model, data.resolution)
 
     def load_data(self, ctx: RunContext) -> ClassificationData:
-        return LOADERS[ctx.dataset](ctx.data)
+        return self._load(ctx)
+
+    def _load(self, ctx: RunContext) -> ClassificationData:
+        """A built-in loader, or a registered dataset's ``load``."""
+        return (LOADERS.get(ctx.dataset) or self.datasets[ctx.dataset].load)(ctx.data)
 
     def build_model(self, ctx: RunContext, data: ClassificationData | None = None) -> ImageClassifier:
         num_classes = data.num_classes if data is not None else self._num_classes(ctx)
