@@ -169,24 +169,27 @@ def run(
 
 
 @app.command()
-def validate(suite: Path = typer.Argument(..., help="suite YAML file")) -> None:
+def validate(
+    suite: Path = typer.Argument(..., help="suite YAML file"),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=1, help="seconds each plugin mixer's tiny forward may take before it counts as hung (default 60)"),
+) -> None:
     """Check a suite without running it: schema, includes, families, variants, datasets, sweeps, and a tiny
     forward of each plugin mixer its runs contain."""
     from harness.plan.planner import plan
 
     loaded = _load(suite)
     specs = plan(loaded)
-    _check_plugin_mixers(loaded)
+    _check_plugin_mixers(loaded, timeout)
     console.print(f"{suite}: OK — {len(loaded.tasks)} tasks, {len(specs)} runs", highlight=False)
 
 
-def _check_plugin_mixers(loaded) -> None:
+def _check_plugin_mixers(loaded, timeout: float | None) -> None:
     """A tiny forward of each plugin mixer (``harness.run.preflight``): a failure is the variant's FILE:LINE."""
     from harness.plugins import describe
     from harness.modules.registry import MIXERS
-    from harness.run.preflight import check_plugin_mixers
+    from harness.run.preflight import TIMEOUT_S, check_plugin_mixers
 
-    checks = check_plugin_mixers(loaded)
+    checks = check_plugin_mixers(loaded, timeout or TIMEOUT_S)
     for c in checks:
         if c.status != "failed":
             console.print(f"plugin mixer {c.mixer} ({describe(MIXERS.source(c.mixer))}): {c.status}"

@@ -24,6 +24,7 @@ from harness.plugins import load_plugins
 
 BATCH, LENGTH, DIM, SHAPE, PREFIX = 2, 16, 32, (4, 4), 4
 TIMEOUT_S = 60.0  # a tiny forward takes milliseconds; this only stops a hang
+STARTUP_S = 300.0  # a fresh interpreter importing torch, the harness and the plugins (slow on a busy machine)
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,10 @@ Check = tuple[str, bool, bool, str]  # mixer, causal, decode, device
 
 
 def _child(conn: Any, plugins: tuple[str, ...], todo: list[Check]) -> None:
-    """Run ``todo`` in order, sending one message per check ('' when it passed)."""
+    """Say it is ready (None) once the plugins are imported, then run ``todo`` in order, sending one message
+    per check ('' when it passed)."""
     load_plugins(plugins)
+    conn.send(None)
     for name, causal, decode, device in todo:
         try:
             conn.send(tiny_forward(name, causal, decode, device))
@@ -87,8 +90,9 @@ def _child(conn: Any, plugins: tuple[str, ...], todo: list[Check]) -> None:
 
 
 def run_isolated(plugins: tuple[str, ...], todo: list[Check], timeout: float) -> list[str]:
-    """The message of each check, run in a spawned process; one that hangs past ``timeout`` or kills its
-    process is recorded as such, and a new process takes the checks after it."""
+    """The message of each check, run in a spawned process; one that hangs past ``timeout`` (counted from
+    when the process is ready: starting it is not the plugin's time) or kills its process is recorded as
+    such, and a new process takes the checks after it."""
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads or CUDA state
     messages: list[str] = []
     while len(messages) < len(todo):
@@ -97,6 +101,10 @@ def run_isolated(plugins: tuple[str, ...], todo: list[Check], timeout: float) ->
         proc.start()
         send.close()  # the child holds the only sending end: its death reads as EOF here
         try:
+            if not receive.poll(STARTUP_S):
+                messages += [f"its check process did not start in {STARTUP_S:g} s"] * (len(todo) - len(messages))
+                break
+            receive.recv()  # ready
             while len(messages) < len(todo):
                 if not receive.poll(timeout):
                     messages.append(f"no result after {timeout:g} s (a tiny forward takes milliseconds: does it hang?)")

@@ -1,0 +1,181 @@
+"""Bring your own model: the example plugin package installed (entry points) and run end to end, broken
+plugins as rows, ``validate`` catching them, and the plugin API's errors and labels in process.
+
+The example is installed as pip installs it (``pip install --target``: a dist-info with its entry point)
+into a folder only the subprocesses see, so the session's own registries never hold its mixers; the
+in-process tests register a mixer of their own and take it out again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from harness.config.load import load_suite
+from harness.errors import ConfigError
+from harness.families import FAMILIES
+from harness.modules.contract import MixerContractError, MixerSpec
+from harness.modules.registry import MIXERS, create_mixer, register_mixer
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "plugin-mixer"
+D, L, B_MEASURE, LAYERS = 16, 16, 2, 1
+
+SUITE = f"""suite: plugin_tiny
+seeds: [0]
+train: {{steps: 3, batch_size: 8, eval_batch_size: 32, warmup_steps: 1}}
+measure: {{batch_size: {B_MEASURE}, warmup_iters: 1, warmup_s: 0.0, min_iters: 2, min_time_s: 0.0, max_iters: 3, cpu_threads: 1}}
+tasks:
+  - name: recall
+    family: sequence
+    dataset: mqar
+    data: {{seq_len: {L}, num_kv: 2, key_vocab: 8, value_vocab: 8, n_eval: 16}}
+    model: {{d_model: {D}, n_layers: {LAYERS}, d_state: 4, n_heads: 2}}
+    variants:
+      - mamba
+      - lstm
+      - fftconv
+      - {{name: mamba_lstm, use: hybrid, model: {{n_layers: 2, pattern: [mamba, lstm]}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example package installed by pip into a folder of its own (built from a copy: no build/ left in
+    the repository)."""
+    tmp = tmp_path_factory.mktemp("plugin")
+    shutil.copytree(EXAMPLE, tmp / "src", ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--target", str(tmp / "site"), str(tmp / "src")], check=True, capture_output=True)
+    return tmp / "site"
+
+
+def harness(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "HARNESS_CACHE": str(cwd / "cache"), "COLUMNS": "250"}
+    return subprocess.run([str(Path(sys.executable).with_name("harness")), *args], cwd=cwd, capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def test_example_plugin_runs_beside_the_builtins(site: Path, tmp_path: Path) -> None:
+    listed = harness(site, "list", "variants", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    argen = next(line for line in listed.stdout.splitlines() if line.startswith("argen"))
+    # the package each plugin came from; argen decodes: only a mixer with init_state/step is its variant
+    assert "lstm (plugin: harness-plugin-mixer 0.1.0 (harness_plugin_mixer.mixers))" in argen and "fftconv" not in argen
+
+    (tmp_path / "s.yaml").write_text(SUITE)
+    ran = harness(site, "run", "s.yaml", "--out", "out", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    df = pd.read_parquet(tmp_path / "out" / "results.parquet").set_index("variant")
+    assert (df["status"] == "ok").all(), df["error"].to_dict()
+    # labels: is_ssm from the mixers each variant contains, whatever route it came by
+    assert df.loc["lstm", ["mixer", "mixers", "is_ssm"]].tolist() == ["lstm", "lstm", False]
+    assert df.loc["mamba_lstm", ["mixer", "mixers", "is_ssm"]].tolist() == ["hybrid", "mamba+lstm", True]
+    assert df.loc["lstm", "plugins"] == "harness_plugin_mixer.mixers" and df.loc["mamba", "plugins"] == ""
+    # FLOPs: the LSTM's gate products (2 x tokens x its 8 D x D weights) are in the count; the whole model
+    # without them (embedding, head) is far below that, so a silent zero for the LSTM fails here
+    tokens = int(df.loc["lstm", "measure_batch"]) * L
+    assert df.loc["lstm", "flops_fwd"] >= 2 * tokens * 8 * D * D * LAYERS
+    assert df.loc["lstm", "flops_skipped"] == ""
+    # the FFTs are counted by FlopCounterMode's formulas here; fvcore has none, and says so
+    assert "flop_counter:" not in df.loc["fftconv", "flops_skipped"]
+    assert "fvcore:aten::fft_rfft" in df.loc["fftconv", "flops_skipped"]
+    assert df.loc["fftconv", "flops_fwd"] > 0
+
+    report = harness(site, "report", "out", "--format", "md", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "vs lstm" in report.stdout and "vs fftconv" in report.stdout
+
+
+def test_broken_plugins_become_rows_and_validate_catches_them(site: Path, tmp_path: Path) -> None:
+    validated = harness(site, "validate", str(EXAMPLE / "broken.yaml"), "--timeout", "5", cwd=tmp_path)
+    assert validated.returncode == 2
+    err = " ".join(validated.stderr.split())
+    assert "broken.yaml:10: variant 'wrong_shape' of task 'mqar'" in err
+    assert "returned shape (2, 1, 32) for input (2, 16, 32)" in err
+    assert "variant 'raises'" in err and "RuntimeError: this mixer always fails" in err
+    assert "variant 'hangs'" in err and "no result after 5 s" in err
+    assert "cuda_only" in validated.stdout and ("skipped" in validated.stdout) != torch.cuda.is_available()
+
+    ran = harness(site, "run", str(EXAMPLE / "broken.yaml"), "--out", "out", "--plugin-timeout", "10", "--jobs", "2",
+                  cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    df = pd.read_parquet(tmp_path / "out" / "results.parquet").set_index("variant")
+    assert df.loc["attention", "status"] == "ok"
+    error = df["error"].fillna("")
+    assert df.loc["raises", "status"] == "error" and "this mixer always fails" in error["raises"]
+    assert "MixerContractError: mixer 'wrong_shape' returned shape (8, 1, 16)" in error["wrong_shape"]
+    assert error["hangs"].startswith("timed out after 10 s (plugin code: harness_plugin_mixer.broken)")
+    if not torch.cuda.is_available():
+        assert "mixer 'cuda_only' runs on cuda only" in error["cuda_only"]
+
+
+def test_plugin_module_that_fails_to_import_is_a_file_line_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "bad_plugin_mod.py").write_text("raise ValueError('boom at import')\n")
+    for module, expected in (("bad_plugin_mod", "ValueError: boom at import"),
+                             ("no_such_plugin_mod", "ModuleNotFoundError")):
+        path = tmp_path / "s.yaml"
+        path.write_text(f"suite: s\nplugins:\n  - harness\n  - {module}\n" + SUITE.split("\n", 1)[1])
+        with pytest.raises(ConfigError) as err:
+            load_suite(path)
+        assert f"s.yaml:4: plugins: plugin module {module!r} failed to import: {expected}" in str(err.value)
+    path.write_text("suite: s\nplugins: ['os; import sys']\n" + SUITE.split("\n", 1)[1])
+    with pytest.raises(ConfigError, match=r"s.yaml:2"):  # not a module name: refused before any import
+        load_suite(path)
+
+
+class Flip(nn.Module):
+    """A test mixer: reverses the tokens (not causal, so no causal family may hold it)."""
+
+    def __init__(self, dim: int, wrong: bool = False):
+        super().__init__()
+        self.proj, self.wrong = nn.Linear(dim, dim), wrong
+
+    def forward(self, x: torch.Tensor, shape=None) -> torch.Tensor:
+        return self.proj(x.flip(1))[:, :1] if self.wrong else self.proj(x.flip(1))
+
+
+@pytest.fixture
+def flip():
+    spec = register_mixer(MixerSpec("test_flip", Flip, is_ssm=True, causal="never"))
+    yield spec
+    MIXERS.remove("test_flip")
+
+
+def test_registered_mixer_is_a_variant_where_it_fits(flip: MixerSpec) -> None:
+    vision, sequence, argen = (FAMILIES.get(n).variants for n in ("classification", "sequence", "argen"))
+    assert "test_flip" in vision and vision["test_flip"].is_ssm(None)  # the user's declaration
+    assert MIXERS.source("test_flip") == __name__
+    assert "test_flip" not in sequence and "not causal" in sequence.unfit("test_flip")
+    assert "test_flip" not in argen and "not causal" in argen.unfit("test_flip")
+
+
+def test_a_plugin_name_never_replaces_a_builtin() -> None:
+    with pytest.raises(ValueError, match=r"mixer 'mamba' is already registered by harness \(built in\); plugin module "
+                                         + __name__.replace(".", r"\.")):
+        register_mixer(MixerSpec("mamba", Flip, is_ssm=False, causal="never"))
+
+
+def test_contract_breach_names_the_mixer(flip: MixerSpec) -> None:
+    x = torch.randn(2, 6, 8)
+    assert create_mixer("test_flip", 8)(x).shape == x.shape
+    with pytest.raises(MixerContractError, match=r"mixer 'test_flip' returned shape \(2, 1, 8\) for input \(2, 6, 8\)"):
+        create_mixer("test_flip", 8, wrong=True)(x)
+
+
+def test_hybrid_is_ssm_only_with_an_ssm_in_its_pattern(flip: MixerSpec) -> None:
+    fam = FAMILIES.get("sequence")
+    params = fam.ModelParams
+    assert fam.is_ssm("hybrid", params(pattern=["mamba", "attention"]))
+    assert not fam.is_ssm("hybrid", params(pattern=["attention", "gated_cnn"]))
+    assert fam.is_ssm("hybrid", params(pattern=["attention", "test_flip"]))  # a plugin's declared is_ssm counts
