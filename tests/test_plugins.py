@@ -17,13 +17,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from pydantic import Field
 from torch import nn
 
 from harness.config.load import load_suite
 from harness.errors import ConfigError
-from harness.families import FAMILIES
+from harness.families import FAMILIES, Params
 from harness.modules.contract import MixerContractError, MixerSpec
 from harness.modules.registry import MIXERS, create_mixer, register_mixer
+from harness.plan.planner import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plugin-mixer"
@@ -179,3 +181,43 @@ def test_hybrid_is_ssm_only_with_an_ssm_in_its_pattern(flip: MixerSpec) -> None:
     assert fam.is_ssm("hybrid", params(pattern=["mamba", "attention"]))
     assert not fam.is_ssm("hybrid", params(pattern=["attention", "gated_cnn"]))
     assert fam.is_ssm("hybrid", params(pattern=["attention", "test_flip"]))  # a plugin's declared is_ssm counts
+
+
+class ParityData(Params):
+    seq_len: int = Field(12, ge=2)
+    n_eval: int = Field(16, ge=1)
+    vocab_size: int = 2
+    n_outputs: int = 2
+
+
+def parity(p: ParityData, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bits and their running parity (a registered dataset in the sequence family's ``dataset_contract``)."""
+    bits = torch.randint(0, 2, (n, p.seq_len), generator=gen)
+    return bits, bits.cumsum(1) % 2
+
+
+def test_a_registered_dataset_validates_plans_and_trains(tmp_path: Path) -> None:
+    from harness.extend import DatasetSpec, register_dataset
+    from harness.run.runner import build_experiment, make_context
+    from harness.run.train import train
+
+    fam_cls = FAMILIES.get("sequence")
+    register_dataset("sequence", "test_parity", DatasetSpec(ParityData, "running parity of bits", load=parity))
+    try:
+        assert fam_cls.datasets["test_parity"].source == __name__
+        path = tmp_path / "s.yaml"
+        path.write_text(SUITE.replace("mqar", "test_parity").replace("{seq_len: 16, num_kv: 2, key_vocab: 8, value_vocab: 8, n_eval: 16}",
+                                                                     "{seq_len: 12}")
+                        .split("    variants:")[0] + "    variants: [gated_cnn]\n")
+        spec, = plan(load_suite(path), device="cpu")
+        fam = fam_cls()
+        exp = build_experiment(fam, make_context(spec.run, fam, torch.device("cpu"), tmp_path / "cache"))
+        tokens, targets = exp.data
+        assert tokens.shape == (16, 12) and torch.equal(targets, tokens.cumsum(1) % 2)
+        assert train(exp, spec.run.train, torch.device("cpu")).steps == 3
+        with pytest.raises(ValueError, match="dataset 'test_parity' of family 'sequence' is already registered by plugin module"):
+            register_dataset("sequence", "test_parity", DatasetSpec(ParityData, "again", load=parity))
+        with pytest.raises(ValueError, match="family 'pde' takes no registered datasets"):
+            register_dataset("pde", "test_parity", DatasetSpec(ParityData, "x", load=parity))
+    finally:
+        del fam_cls.datasets["test_parity"]
