@@ -8,6 +8,7 @@ in-process tests register a mixer of their own and take it out again.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 import torch
 from pydantic import Field
 from torch import nn
@@ -221,3 +223,63 @@ def test_a_registered_dataset_validates_plans_and_trains(tmp_path: Path) -> None
             register_dataset("pde", "test_parity", DatasetSpec(ParityData, "x", load=parity))
     finally:
         del fam_cls.datasets["test_parity"]
+
+
+class PrefixMean(nn.Module):
+    """A test mixer that decodes: each token becomes a projection of the mean of the tokens so far (causal),
+    or of all tokens; ``step`` keeps the running sum."""
+
+    def __init__(self, dim: int, causal: bool = False):
+        super().__init__()
+        self.proj, self.causal = nn.Linear(dim, dim), causal
+
+    def forward(self, x: torch.Tensor, shape=None) -> torch.Tensor:
+        count = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype)[:, None]
+        mean = x.cumsum(1) / count if self.causal else x.mean(1, keepdim=True).expand_as(x)
+        return self.proj(mean)
+
+    def init_state(self, batch_size: int, max_len: int, device: torch.device, dtype: torch.dtype):
+        return torch.zeros(batch_size, self.proj.in_features, device=device, dtype=dtype), 0
+
+    def step(self, x_t: torch.Tensor, state):
+        total, n = state
+        total = total + x_t
+        return self.proj(total / (n + 1)), (total, n + 1)
+
+
+SLOTTED = [name for name in FAMILIES.names() if FAMILIES.get(name).variants.slot is not None]
+
+
+@pytest.fixture
+def prefix_mean():
+    spec = register_mixer(MixerSpec("test_prefix_mean", PrefixMean, is_ssm=False, causal="option", decode=True))
+    yield spec
+    MIXERS.remove("test_prefix_mean")
+
+
+@pytest.mark.parametrize("family", SLOTTED)
+def test_a_registered_mixer_runs_in_every_family_that_swaps_a_mixer(prefix_mean, family: str, tmp_path: Path) -> None:
+    """The family's tiny task with the plugin mixer as its variant: it validates, plans, is built into the
+    family's skeleton (made causal where the family is), trains a step, evaluates, and its row says is_ssm
+    False."""
+    from harness.run.runner import build_experiment, make_context, spec_columns
+    from harness.run.train import train
+
+    fam_cls = FAMILIES.get(family)
+    suite = {"suite": "slot", "train": {"steps": 1, "batch_size": 2, "eval_batch_size": 4, "warmup_steps": 0},
+             "measure": {"flops": False, "latency": False, "memory": False, "batch_size": 2},
+             "tasks": [{"name": family, "family": family, "dataset": fam_cls.tiny.dataset, "data": fam_cls.tiny.data,
+                        "model": fam_cls.tiny.model, "variants": ["test_prefix_mean"]}]}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(suite, sort_keys=False))
+    spec, = plan(load_suite(tmp_path / "s.yaml"), device="cpu")
+    fam = fam_cls()
+    exp = build_experiment(fam, make_context(spec.run, fam, torch.device("cpu"), tmp_path / "cache"))
+    placed = [m for m in exp.model.modules() if isinstance(m, PrefixMean)]
+    assert placed and all(m.causal == bool(fam_cls.causal) for m in placed)
+    assert train(exp, spec.run.train, torch.device("cpu")).steps == 1
+    exp.model.eval()
+    with torch.no_grad():  # argen samples here, token by token through the mixer's init_state/step
+        metrics = exp.evaluate()
+    assert any(fam_cls.metrics[m].primary and math.isfinite(v) for m, v in metrics.items())
+    columns = spec_columns(spec.run, spec.run_id)
+    assert (columns["mixer"], columns["is_ssm"], columns["plugins"]) == ("test_prefix_mean", False, __name__)
