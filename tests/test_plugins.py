@@ -85,6 +85,7 @@ def test_example_plugin_runs_beside_the_builtins(site: Path, tmp_path: Path) -> 
     assert df.loc["lstm", ["mixer", "mixers", "is_ssm"]].tolist() == ["lstm", "lstm", False]
     assert df.loc["mamba_lstm", ["mixer", "mixers", "is_ssm"]].tolist() == ["hybrid", "mamba+lstm", True]
     assert df.loc["lstm", "plugins"] == "harness_plugin_mixer.mixers" and df.loc["mamba", "plugins"] == ""
+    assert df.loc["lstm", "backend"] == "plugin:lstm" and df.loc["mamba_lstm", "backend"] == "plugin:lstm+reference"
     # FLOPs: the LSTM's gate products (2 x tokens x its 8 D x D weights) are in the count; the whole model
     # without them (embedding, head) is far below that, so a silent zero for the LSTM fails here
     tokens = int(df.loc["lstm", "measure_batch"]) * L

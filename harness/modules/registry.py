@@ -73,6 +73,13 @@ def backends_of(model: nn.Module) -> str:
     """'+'-joined sorted set of the kernels in ``last_backend`` over a model's modules ('' when none has run).
 
     A mixer that ran two kernels names both (``mamba_ssm-cuda+causal_conv1d-cuda``); each kernel is listed once.
+    A plugin mixer that names none reads ``plugin:NAME`` (its own code ran), so no row's backend is blank.
     """
-    seen = {part for m in model.modules() for part in str(getattr(m, "last_backend", None) or "").split("+")}
+    seen = {part for m in model.modules() for part in str(getattr(m, "last_backend", None) or _unnamed(m)).split("+")}
     return "+".join(sorted(b for b in seen if b))
+
+
+def _unnamed(module: nn.Module) -> str:
+    """``plugin:NAME`` for a plugin mixer without ``last_backend``, else ''."""
+    spec = getattr(module, "mixer_spec", None)
+    return f"plugin:{spec.name}" if isinstance(spec, MixerSpec) and is_plugin_mixer(spec.name) else ""
