@@ -11,9 +11,10 @@ import os
 import shutil
 from enum import Enum
 from pathlib import Path
-from typing import Optional, get_args
+from typing import Iterator, Optional, get_args
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
@@ -34,6 +35,11 @@ class DeviceChoice(str, Enum):
 
 
 ExecutorChoice = Enum("ExecutorChoice", {name: name for name in LAUNCHERS.names()}, type=str)
+
+
+class FailOnRun(str, Enum):
+    oom = "oom"
+    diverged = "diverged"
 
 
 class ListWhat(str, Enum):
@@ -91,7 +97,7 @@ def cache_dir() -> Path:
 
 @app.command()
 def run(
-    suite: Path = typer.Argument(..., help="suite YAML file"),
+    suite: Path = typer.Argument(..., help="suite YAML file, or harness:NAME.yaml for a shipped one"),
     out: Optional[Path] = typer.Option(None, "--out", help="results folder (default: results/<suite name>)"),
     device: DeviceChoice = typer.Option(DeviceChoice.auto, help="where runs train and are measured"),
     seeds: Optional[str] = typer.Option(None, help="comma-separated seeds, overriding the suite's"),
@@ -109,14 +115,18 @@ def run(
     cpus_per_run: Optional[float] = typer.Option(None, "--cpus-per-run", min=0, help="ray: CPUs per run process (default measure.cpu_threads or 1)"),
     memory_per_run: Optional[float] = typer.Option(None, "--memory-per-run", min=0, help="ray: memory (GiB) per run process"),
     max_retries: int = typer.Option(2, "--max-retries", min=0, help="ray: resubmissions of a run whose worker or node died"),
+    fail_on: list[FailOnRun] = typer.Option([], "--fail-on", help="also exit 1 when a run ended oom or diverged (repeatable); runs that ended error always do"),
 ) -> None:
-    """Plan and execute a suite: task x variant x seed x sweep point, one row per run."""
+    """Plan and execute a suite: task x variant x seed x sweep point, one row per run.
+
+    Exit code 0 when every run of the suite (run now or resumed) ended ok (or oom / diverged: results,
+    unless --fail-on names them), 1 when any ended error, 2 on bad input, 130 when interrupted."""
     from harness.execute import launcher_options
     from harness.plan.describe import describe_suite
     from harness.plan.planner import plan
     from harness.store.results_format import SUITE_JSON
     from harness.store.store import ResultStore
-    from harness.store.summary import print_summary
+    from harness.store.summary import failure_lines, print_summary
 
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         fail(f"--timeout must be a positive number of seconds, got {timeout}")
@@ -166,11 +176,17 @@ def run(
                       "and were kept (--accept-stale); their rows say accepted_stale, and reports do not pool them with current rows", highlight=False)
     if summary.interrupted:
         raise typer.Exit(code=130)
+    failing = ("error", *(f.value for f in fail_on))
+    lines = failure_lines(table[table["config_hash"].isin(ids)] if not table.empty else table, failing, set(summary.skipped))
+    for line in lines:
+        err_console.print(f"[bold red]failed:[/bold red] {escape(line)}", highlight=False, soft_wrap=True)
+    if lines:
+        raise typer.Exit(code=1)
 
 
 @app.command()
 def validate(
-    suite: Path = typer.Argument(..., help="suite YAML file"),
+    suite: Path = typer.Argument(..., help="suite YAML file, or harness:NAME.yaml for a shipped one"),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=1, help="seconds each plugin mixer's tiny forward may take before it counts as hung (default 60)"),
 ) -> None:
     """Check a suite without running it: schema, includes, families, variants, datasets, sweeps, and a tiny
@@ -204,10 +220,11 @@ def _check_plugin_mixers(loaded, timeout: float | None) -> None:
 @app.command("list")
 def list_(
     what: ListWhat = typer.Argument(ListWhat.families),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="datasets: every data: key, its type, default and meaning"),
     plugin: list[str] = typer.Option([], "--plugin", help="also import this plugin module (as a suite's plugins: does); repeatable"),
 ) -> None:
     """List registered families, variants, datasets, mixers (installed plugins included, with the package
-    each came from), or the suites in ./suites."""
+    each came from), or the suites (in ./suites, and shipped: harness:NAME.yaml)."""
     from harness.families import FAMILIES
     from harness.modules.registry import MIXERS, mixer_spec
     from harness.plugins import describe, load_plugins
@@ -229,8 +246,12 @@ def list_(
                           f"flops={'closed form' if s.flops else 'counted'} devices={','.join(s.devices)}"
                           f"{origin(MIXERS.source(name))}  {escape(s.description)}", highlight=False)
     elif what is ListWhat.suites:
+        from harness.config.load import SHIPPED_PREFIX, SHIPPED_SUITES
+
         for path in sorted(Path("suites").glob("*.yaml")):
             console.print(str(path))
+        for path in sorted(SHIPPED_SUITES.glob("*.yaml")):  # runnable from any folder
+            console.print(f"{SHIPPED_PREFIX}{path.name}", highlight=False)
     else:
         for name in FAMILIES.names():
             try:
@@ -245,7 +266,24 @@ def list_(
                               highlight=False)
             else:
                 for ds, spec in fam.datasets.items():
-                    console.print(f"[bold]{name}[/bold]/{ds}: {spec.description}{origin(spec.source)}", highlight=False)
+                    console.print(f"[bold]{name}[/bold]/{ds}: {escape(spec.description)}{origin(spec.source)}", highlight=False,
+                                  soft_wrap=True)
+                    if verbose:
+                        for key, kind, default, meaning in data_keys(spec.params):
+                            console.print(f"    {key}: {escape(kind)} = {escape(default)}  {escape(meaning)}", highlight=False, soft_wrap=True)
+
+
+def data_keys(params: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, str, str]]:
+    """``(key, type, default, description)`` of every ``data:`` key, nested sections as dotted keys."""
+    for name, info in params.model_fields.items():
+        sub = info.annotation if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel) else None
+        if sub is not None:
+            yield from data_keys(sub, f"{prefix}{name}.")
+            continue
+        kind = getattr(info.annotation, "__name__", None) if isinstance(info.annotation, type) else None
+        kind = kind or str(info.annotation).replace("typing.", "")
+        default = "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
+        yield f"{prefix}{name}", kind, default, info.description or ""
 
 
 def _check_results_out(root: Path, suite_name: str) -> None:

@@ -17,7 +17,7 @@ from harness.config.claim_checks import check_claims
 from harness.config.schema import SuiteFile, TaskEntry, VariantEntry
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.config.yaml_lines import LineDict, LineList, line_of, load_yaml, merged
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError, HarnessError
 from harness.families import FAMILIES, Family
 from harness.plugins import PluginError, import_plugin, load_entry_points
 from harness.registry import UnknownNameError, suggest
@@ -63,6 +63,18 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+#: the suites and task files shipped with the package (package data; in a checkout, a link to the repository's
+#: suites/), named from anywhere as ``harness:quick.yaml`` or ``include: harness:tasks/mqar.yaml``
+SHIPPED_PREFIX = "harness:"
+SHIPPED_SUITES = Path(__file__).resolve().parents[1] / "suites"
+
+
+def shipped(path: str | Path) -> Path:
+    """``harness:<file>`` names a shipped suite or task file; any other path is itself."""
+    text = str(path)
+    return SHIPPED_SUITES / text[len(SHIPPED_PREFIX):] if text.startswith(SHIPPED_PREFIX) else Path(path)
+
+
 def _resolve_includes(node: Any, base_dir: Path, stack: tuple[Path, ...], where: tuple[str, int | None]) -> Any:
     """Replace each task entry ``{include: file, ...local}`` by the merged mapping (local keys win)."""
     if not isinstance(node, LineDict) or "include" not in node:
@@ -70,7 +82,7 @@ def _resolve_includes(node: Any, base_dir: Path, stack: tuple[Path, ...], where:
     inc = node["include"]
     if not isinstance(inc, str):
         raise ConfigError(node.file, node.key_lines.get("include"), "include: must be a file path string")
-    target = (base_dir / inc).resolve()
+    target = (base_dir / shipped(inc)).resolve()  # an absolute path (a shipped file's) stays itself
     line = node.key_lines.get("include")
     if target in stack:
         chain = " -> ".join(_display(p) for p in (*stack, target))
@@ -245,18 +257,39 @@ def _check_names(task: ResolvedTask, raw_task: Any, raw_variants: Any, match_lin
         raise ConfigError(*match_line, f"match.field {match.field!r} is not a model field of family {fam.name!r}{suggest(match.field, fields)}; known: {', '.join(fields)}")
 
 
-def _missing_user_paths(params: BaseModel, loc: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str, str]]:
+def _missing_user_paths(params: BaseModel, loc: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str, str]]:
     """(field path, kind, value) of every ``user_path`` field whose file or folder does not exist."""
     for name, info in type(params).model_fields.items():
         value = getattr(params, name)
         if isinstance(value, BaseModel):
             yield from _missing_user_paths(value, (*loc, name))
         kind = info.json_schema_extra.get("must_exist") if isinstance(info.json_schema_extra, dict) else None
-        if kind and value is not None and not (Path(value).is_dir() if kind == "folder" else Path(value).is_file()):
-            yield (*loc, name), str(kind), value
+        if not kind or value is None:
+            continue
+        paths = [((*loc, name), value)] if isinstance(value, str) else [((*loc, name, i), v) for i, v in enumerate(value)]
+        for where, path in paths:  # one path, or each of a list of paths
+            if not (Path(path).is_dir() if kind == "folder" else Path(path).is_file()):
+                yield where, str(kind), path
 
 
-def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line: tuple[str, int | None], match_line: tuple[str, int | None]) -> None:
+def _check_data_source(fam: type[Family], entry: TaskEntry, data: BaseModel, root: Any, where: tuple[str, int | None],
+                       checked: set[str]) -> None:
+    """Open the data source of a ``data:`` block (``Family.check_data``) once per distinct block of the suite;
+    its error is located at the block's ``path`` key (or the block)."""
+    key = f"{fam.name}/{entry.dataset}/{data.model_dump_json()}"
+    if key in checked:
+        return
+    try:
+        fam().check_data(entry.dataset, data)
+    except HarnessError as exc:
+        field = exc.field if isinstance(exc, DataError) else ("path",)
+        file, line = line_of(root, field) if root is not None else (None, None)
+        raise ConfigError(file or where[0], line if line is not None else where[1], f"{entry.name}.data: {exc}") from None
+    checked.add(key)
+
+
+def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line: tuple[str, int | None], match_line: tuple[str, int | None],
+                checked_data: set[str]) -> None:
     """Build and validate every configuration the task will run."""
     fam = task.family
     entry = task.entry
@@ -296,8 +329,9 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
             for loc, kind, value in _missing_user_paths(data):
                 file, line = line_of(roots["data"], loc) if roots["data"] is not None else where["data"]
                 raise ConfigError(file or where["data"][0], line if line is not None else where["data"][1],
-                                  f"{entry.name}.data.{'.'.join(loc)}: {kind} {value!r} not found (relative paths start at "
+                                  f"{entry.name}.data.{'.'.join(map(str, loc))}: {kind} {value!r} not found (relative paths start at "
                                   f"the working directory, {Path.cwd()}); point it at your copy of the data")
+            _check_data_source(fam, entry, data, roots["data"], where["data"], checked_data)
             model = validate_section(fam.ModelParams, config["model"], roots["model"], model_prefix, where["model"])
             try:
                 fam().check_config(variant.uses, data, model)
@@ -347,8 +381,9 @@ def _variant_model_node(raw_variants: Any, name: str) -> Any:
 
 
 def load_suite(path: str | Path) -> Suite:
-    """Parse, include, validate; raises ConfigError (``FILE:LINE: message``) on any problem."""
-    path = Path(path)
+    """Parse, include, validate; raises ConfigError (``FILE:LINE: message``) on any problem. ``harness:NAME.yaml``
+    names a shipped suite."""
+    path = shipped(path)
     display = _display(path)
     raw = load_yaml(path, display)
     if not isinstance(raw, LineDict):
@@ -366,6 +401,7 @@ def load_suite(path: str | Path) -> Suite:
             validate_section(model, getattr(suite, section), raw[section], (section,), line_of(raw, (section,)))
     tasks: list[ResolvedTask] = []
     names: set[str] = set()
+    checked_data: set[str] = set()  # data sources already opened (Family.check_data)
     for i, entry in enumerate(suite.tasks):
         raw_task = raw["tasks"][i]
         where = line_of(raw, ("tasks", i))
@@ -404,7 +440,7 @@ def load_suite(path: str | Path) -> Suite:
             raise ConfigError(*line_of(raw_task, ("sizes",)), f"sweep key {key!r} is both a factor (studied) and a size (a scaling axis); list it once")
         sweep_node = raw_task if "sweep" in raw_task else raw
         match_node = raw_task if "match" in raw_task else raw
-        _check_task(resolved_task, raw_task, raw_variants, line_of(sweep_node, ("sweep",)), line_of(match_node, ("match",)))
+        _check_task(resolved_task, raw_task, raw_variants, line_of(sweep_node, ("sweep",)), line_of(match_node, ("match",)), checked_data)
         tasks.append(resolved_task)
     check_claims(tasks, raw["tasks"])  # expect: names resolved against every task (ids unique in the suite)
     return Suite(

@@ -249,6 +249,14 @@ class Family(ABC):
         flagged primary among them is the task's primary metric."""
         return tuple(cls.metrics)
 
+    def check_data(self, dataset: str, data: Params) -> None:
+        """Raise ``HarnessError`` if the data source a ``data:`` block names cannot be read as its dataset's
+        layout: open it and check what is cheap (keys, shapes, class folders, pairs, annotations, the first
+        items), naming the file and what to do. Suite validation calls it once per distinct block, so
+        ``harness validate`` and ``harness run`` refuse bad data before anything runs; built-in datasets
+        that are generated have nothing to open. Loaders still check what they read (a bad file deep in a
+        folder becomes a clear error row)."""
+
     def check_config(self, use: str, data: Params, model: Params) -> None:
         """Raise ValueError if variant ``use`` cannot run with these ``data:`` and ``model:`` blocks together:
         what neither block's schema sees alone. Suite validation calls it (an error at the task's line), and

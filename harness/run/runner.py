@@ -19,7 +19,7 @@ import torch
 
 from harness import __version__
 from harness.config.run_config import RunConfig
-from harness.errors import Diverged
+from harness.errors import Diverged, HarnessError
 from harness.families import FAMILIES, Experiment, Family, RunContext
 from harness.modules.attention import sdpa_kernels
 from harness.modules.registry import backends_of, mixer_spec
@@ -192,7 +192,8 @@ def execute_run(run: RunConfig, run_id: str, cache_dir: Path) -> dict[str, Any]:
         if isinstance(exc, KeyboardInterrupt):
             raise
         row["status"] = classify_failure(exc)
-        row["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        # a HarnessError already says what is wrong and what to do (bad data found mid-run): no type name
+        row["error"] = (str(exc) if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}")[:2000]
         traceback.print_exc()
     row["duration_s"] = round(time.perf_counter() - t0, 3)
     return row

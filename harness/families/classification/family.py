@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
-from harness.families.classification.data import DATASETS, LOADERS, ClassificationData
+from harness.families.classification.data import CHECKS, DATASETS, LOADERS, ClassificationData
 from harness.families.vision.batching import StepSampler, collate, eval_chunks, example_images
 from harness.families.vision.config import VisionModelParams
 from harness.families.vision.model import VARIANTS, build_backbone, check_resolution, token_columns
@@ -82,7 +82,13 @@ class ClassificationFamily(Family):
     def _num_classes(self, ctx: RunContext) -> int:
         if ctx.dataset in NUM_CLASSES:
             return NUM_CLASSES[ctx.dataset]
-        return self._load(ctx).num_classes  # imagefolder: scans the class folders only
+        if ctx.dataset in CHECKS:
+            return len(CHECKS[ctx.dataset](ctx.data))  # imagefolder: its class folders
+        return self._load(ctx).num_classes  # a registered dataset
+
+    def check_data(self, dataset: str, data: Params) -> None:
+        if dataset in CHECKS:
+            CHECKS[dataset](data)
 
     def check_config(self, use: str, data: Params, model: Params) -> None:
         check_resolution(model, data.resolution)
