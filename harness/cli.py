@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from harness.errors import HarnessError
 from harness.execute import LAUNCHERS
+from harness.execute.launcher import PLUGIN_TIMEOUT_S
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Does this task need a state-space model? Paired Mamba / attention / Gated-CNN runs, honest measurement, verdicts.")
 # Tables are wide: never narrower than 160 columns, even when stdout is a file or a pipe.
@@ -111,6 +112,7 @@ def run(
     accept_stale: bool = typer.Option(False, "--accept-stale", help="keep stored runs made by an older results version of the code instead of rerunning them (their rows say so)"),
     executor: ExecutorChoice = typer.Option("local", help="where runs execute (one subprocess per run)"),
     timeout: Optional[float] = typer.Option(None, help="seconds after which a run is stopped and recorded as error"),
+    plugin_timeout: float = typer.Option(PLUGIN_TIMEOUT_S, "--plugin-timeout", min=0, help="without --timeout: seconds after which a run that executes plugin code is stopped (0: never)"),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="local: runs side by side on the device; latency is still timed with the device to itself"),
     address: Optional[str] = typer.Option(None, "--address", help="ray: cluster to join (auto or HOST:PORT); default: start a local Ray instance"),
     gpus_per_run: Optional[float] = typer.Option(None, "--gpus-per-run", min=0, help="ray: GPUs per run process (default 1 with --device cuda, else 0)"),
@@ -167,7 +169,8 @@ def run(
     store = ResultStore(root).create()
     store.write_meta(SUITE_JSON, describe_suite(loaded).to_json())
     try:
-        summary = launcher(store, cache_dir(), timeout=timeout, console=err_console, **options).execute(
+        summary = launcher(store, cache_dir(), timeout=timeout, plugin_timeout=plugin_timeout or None, console=err_console,
+                           **options).execute(
             specs, resume=resume, retry=frozenset({"error", "oom"}) if retry_failed else frozenset(), accept_stale=accept_stale)
     except HarnessError as exc:  # e.g. no Ray cluster to join, or one that cannot place a multi-node run: refused before any run
         if created is not None and not store.finished():
@@ -229,25 +232,66 @@ def _sequential_design(until_decided: bool, max_seeds: int | None, seed_batch: i
 
 
 @app.command()
-def validate(suite: Path = typer.Argument(..., help="suite YAML file, or harness:NAME.yaml for a shipped one")) -> None:
-    """Check a suite without running it: schema, includes, families, variants, datasets, sweeps."""
+def validate(
+    suite: Path = typer.Argument(..., help="suite YAML file, or harness:NAME.yaml for a shipped one"),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=1, help="seconds each plugin mixer's tiny forward may take before it counts as hung (default 60)"),
+) -> None:
+    """Check a suite without running it: schema, includes, families, variants, datasets, sweeps, and a tiny
+    forward of each plugin mixer its runs contain."""
     from harness.plan.planner import plan
 
     loaded = _load(suite)
     specs = plan(loaded)
+    _check_plugin_mixers(loaded, timeout)
     console.print(f"{suite}: OK — {len(loaded.tasks)} tasks, {len(specs)} runs", highlight=False)
 
 
-@app.command("list")
-def list_(what: ListWhat = typer.Argument(ListWhat.families),
-          verbose: bool = typer.Option(False, "--verbose", "-v", help="datasets: every data: key, its type, default and meaning")) -> None:
-    """List registered families, variants, datasets, mixers, or the suites (in ./suites, and shipped: harness:NAME.yaml)."""
-    from harness.families import FAMILIES
+def _check_plugin_mixers(loaded, timeout: float | None) -> None:
+    """A tiny forward of each plugin mixer (``harness.run.preflight``): a failure is the variant's FILE:LINE."""
+    from harness.plugins import describe
     from harness.modules.registry import MIXERS
+    from harness.run.preflight import TIMEOUT_S, check_plugin_mixers
+
+    checks = check_plugin_mixers(loaded, timeout or TIMEOUT_S)
+    for c in checks:
+        if c.status != "failed":
+            console.print(f"plugin mixer {c.mixer} ({describe(MIXERS.source(c.mixer))}): {c.status}"
+                          + (f" ({c.message})" if c.message else ""), highlight=False)
+    failed = [c for c in checks if c.status == "failed"]
+    if failed:
+        fail("\n".join(f"{c.where[0]}:{c.where[1] or 1}: variant {c.variant!r} of task {c.task!r}: plugin mixer {c.mixer!r} "
+                       f"({describe(MIXERS.source(c.mixer))}) failed a tiny forward (x of shape (2, 16, 32)): {c.message}"
+                       for c in failed))
+
+
+@app.command("list")
+def list_(
+    what: ListWhat = typer.Argument(ListWhat.families),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="datasets: every data: key, its type, default and meaning"),
+    plugin: list[str] = typer.Option([], "--plugin", help="also import this plugin module (as a suite's plugins: does); repeatable"),
+) -> None:
+    """List registered families, variants, datasets, mixers (installed plugins included, with the package
+    each came from), or the suites (in ./suites, and shipped: harness:NAME.yaml)."""
+    from harness.families import FAMILIES
+    from harness.modules.registry import MIXERS, mixer_spec
+    from harness.plugins import describe, load_plugins
+    from harness.registry import BUILTIN
+
+    try:
+        load_plugins(plugin)
+    except HarnessError as exc:
+        fail(str(exc))
+
+    def origin(source: str) -> str:
+        return "" if source == BUILTIN else escape(f" (plugin: {describe(source)})")
 
     if what is ListWhat.mixers:
         for name in MIXERS.names():
-            console.print(f"{name}  ssm={MIXERS.meta(name).get('ssm', False)}")
+            s = mixer_spec(name)
+            aliases = f" (aliases: {', '.join(MIXERS.aliases(name))})" if MIXERS.aliases(name) else ""
+            console.print(f"[bold]{name}[/bold]{aliases}  ssm={s.is_ssm} causal={s.causal} decode={s.decode} "
+                          f"flops={'closed form' if s.flops else 'counted'} devices={','.join(s.devices)}"
+                          f"{origin(MIXERS.source(name))}  {escape(s.description)}", highlight=False)
     elif what is ListWhat.suites:
         from harness.config.load import SHIPPED_PREFIX, SHIPPED_SUITES
 
@@ -265,10 +309,12 @@ def list_(what: ListWhat = typer.Argument(ListWhat.families),
             if what is ListWhat.families:
                 console.print(f"[bold]{name}[/bold]  {fam.description}")
             elif what is ListWhat.variants:
-                console.print(f"[bold]{name}[/bold]: {', '.join(fam.variants)}")
+                console.print(f"[bold]{name}[/bold]: " + ", ".join(f"{v}{origin(fam.variants[v].source)}" for v in fam.variants),
+                              highlight=False)
             else:
                 for ds, spec in fam.datasets.items():
-                    console.print(f"[bold]{name}[/bold]/{ds}: {escape(spec.description)}", highlight=False, soft_wrap=True)
+                    console.print(f"[bold]{name}[/bold]/{ds}: {escape(spec.description)}{origin(spec.source)}", highlight=False,
+                                  soft_wrap=True)
                     if verbose:
                         for key, kind, default, meaning in data_keys(spec.params):
                             console.print(f"    {key}: {escape(kind)} = {escape(default)}  {escape(meaning)}", highlight=False, soft_wrap=True)
@@ -410,8 +456,13 @@ def bench(
     from harness.config.sections import MeasureConfig
     from harness.benchmarks.bench import bench_mixers
     from harness.modules.registry import MIXERS
+    from harness.plugins import load_entry_points
     from harness.store.store import atomic_write_text, check_writable_dir
 
+    try:
+        load_entry_points()  # installed plugins' mixers can be benched too
+    except HarnessError as exc:
+        fail(str(exc))
     names = [m.strip() for m in mixers.split(",") if m.strip()]
     if not names:
         fail(f"--mixers is empty; known: {', '.join(MIXERS.names())}")

@@ -11,8 +11,9 @@ Two stacks (an arrow reads "is imported by"; nothing imports against an arrow):
 ``execute`` launches runs and records their rows (``store``), ``run`` trains and ``measure``s one run,
 ``report`` reads a results folder through ``store.results_format`` alone (no torch, no model code).
 ``until_decided`` (``harness run --until-decided``) reads the folder as the report does and launches
-more seeds. ``errors``, ``versions`` and ``registry`` are leaves every layer may use; ``benchmarks`` (scripts that
-time kernels, mixers, the verdict's error rates and a loader's memory) and ``cli`` sit on top. An entry may name one module
+more seeds. ``errors``, ``versions``, ``registry`` and ``plugins`` (loading them) are leaves every layer may use; ``benchmarks``
+(scripts that time kernels, mixers, the verdict's error rates and a loader's memory), ``cli`` and ``extend`` (the
+plugin API) sit on top. An entry may name one module
 of a layer (``config.claims``: the claim schema, which the report parses from suite.json). Imports inside
 functions count like any other (a lazy import is still a dependency); ``if TYPE_CHECKING:`` ones do not.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 import harness
 
 PKG = Path(harness.__file__).parent
-LEAVES = {"errors", "versions", "registry", ""}  # "": harness/__init__.py (__version__)
+LEAVES = {"errors", "versions", "registry", "plugins", ""}  # "": harness/__init__.py (__version__)
 MAY_IMPORT: dict[str, set[str]] = {
     "kernels": set(),
     "modules": {"kernels"},
@@ -45,7 +46,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "benchmarks": {"config", "families", "kernels", "modules", "measure", "report"},
     **{leaf: set() for leaf in LEAVES},
 }
-TOP = {"cli", "__main__"}  # may import anything
+TOP = {"cli", "__main__", "extend"}  # may import anything (extend: the plugin API)
 
 
 def _modules() -> dict[str, Path]:

@@ -19,6 +19,7 @@ from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.config.yaml_lines import LineDict, LineList, line_of, load_yaml, merged
 from harness.errors import ConfigError, DataError, HarnessError
 from harness.families import FAMILIES, Family
+from harness.plugins import PluginError, import_plugin, load_entry_points
 from harness.registry import UnknownNameError, suggest
 
 SECTION_MODELS: dict[str, type[BaseModel]] = {"train": TrainConfig, "measure": MeasureConfig, "match": MatchConfig}
@@ -37,6 +38,7 @@ class ResolvedTask:
     sweep: dict[str, list[Any]]
     metrics: tuple[str, ...]
     ablation_base: VariantEntry | None = None  # what ``ablate:`` overrides (run here unless include_base: false)
+    where: dict[str, tuple[str, int | None]] = field(default_factory=dict, compare=False)  # variant label -> FILE:LINE
 
     def is_ssm(self, variant: VariantEntry) -> bool:
         """Whether the variant, with its resolved ``model:`` block, contains an SSM (as its rows will say)."""
@@ -52,6 +54,7 @@ class Suite:
     seeds: tuple[int, ...]
     tasks: tuple[ResolvedTask, ...]
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    plugins: tuple[str, ...] = ()  # plugin modules (``plugins:``), imported again in every run's process
 
 
 def _display(path: Path) -> str:
@@ -233,16 +236,13 @@ def _check_names(task: ResolvedTask, raw_task: Any, raw_variants: Any, match_lin
         file, line = line_of(raw_task, ("dataset",))
         known = sorted(fam.datasets)
         raise ConfigError(file, line, f"unknown dataset {entry.dataset!r} for family {fam.name!r}{suggest(entry.dataset, known)}; known: {', '.join(known)}")
-    for i, v in enumerate(task.variants):
+    for v in task.variants:
         if v.uses not in fam.variants:
             where = "ablate.base: " if v.ablation else ""  # the ablation's base is neither listed nor a family variant
-            if v.ablation:
-                file, line = line_of(raw_task, ("ablate", "base"))
-            elif raw_variants is not None:
-                file, line = line_of(raw_variants, (i,))
-            else:
-                file, line = line_of(raw_task, ())
-            raise ConfigError(file, line, f"{where}unknown variant {v.uses!r} for family {fam.name!r}{suggest(v.uses, list(fam.variants))}; known: {', '.join(fam.variants)}")
+            unfit = fam.variants.unfit(v.uses)  # a plugin mixer this family cannot place (not causal, no decoding)
+            raise ConfigError(*task.where[v.name], f"{where}variant {v.uses!r} cannot be used in family {fam.name!r}: {unfit}"
+                              if unfit else f"{where}unknown variant {v.uses!r} for family {fam.name!r}"
+                              f"{suggest(v.uses, list(fam.variants))}; known: {', '.join(fam.variants)}")
     for name in task.metrics:
         if name not in fam.metrics:
             file, line = line_of(raw_task, ("metrics",))
@@ -353,6 +353,32 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
                     raise ConfigError(file, line, f"{entry.name}.distributed: train.batch_size {batch} must be divisible by nproc_per_node x nnodes = {ranks} (each rank trains on an equal shard of the global batch)")
 
 
+def _variant_lines(variants: list[VariantEntry], raw_task: Any, raw_variants: Any) -> dict[str, tuple[str, int | None]]:
+    """Where each variant label is declared: its entry in ``variants:``, or ``ablate.base`` for an ablation's."""
+    listed = {item.get("name") if isinstance(item, LineDict) else item: i for i, item in enumerate(raw_variants or ())}
+    out = {}
+    for v in variants:
+        if v.ablation:
+            out[v.name] = line_of(raw_task, ("ablate", "base"))
+        elif v.name in listed:
+            out[v.name] = line_of(raw_variants, (listed[v.name],))
+        else:
+            out[v.name] = line_of(raw_task, ())
+    return out
+
+
+def load_plugins_of(suite: SuiteFile, raw: LineDict) -> tuple[str, ...]:
+    """Import the installed plugins (entry points), then the suite's ``plugins:`` modules, each failure at
+    its line: what they register is known before any variant, dataset or mixer name is checked."""
+    load_entry_points()
+    for i, module in enumerate(suite.plugins):
+        try:
+            import_plugin(module)
+        except PluginError as exc:
+            raise ConfigError(*line_of(raw, ("plugins", i)), f"plugins: {exc}") from None
+    return tuple(suite.plugins)
+
+
 def _variant_model_node(raw_variants: Any, name: str) -> Any:
     for item in raw_variants if isinstance(raw_variants, LineList) else ():
         if isinstance(item, LineDict) and item.get("name") == name:
@@ -375,6 +401,7 @@ def load_suite(path: str | Path) -> Suite:
         raw["tasks"] = resolved
     suite = validate_section(SuiteFile, raw, raw, (), (display, 1))
     assert isinstance(suite, SuiteFile)
+    plugins = load_plugins_of(suite, raw)
     for section, model in SECTION_MODELS.items():  # the suite's own defaults first: errors point at its lines
         if section in raw:
             validate_section(model, getattr(suite, section), raw[section], (section,), line_of(raw, (section,)))
@@ -405,6 +432,7 @@ def load_suite(path: str | Path) -> Suite:
             sweep={**suite.sweep, **entry.sweep},
             metrics=tuple(entry.metrics or family.task_metrics(entry.model)),
             ablation_base=_ablation_base(entry.variants if entry.variants is not None else suite.variants, entry),
+            where=_variant_lines(variants, raw_task, raw_variants),
         )
         timed = resolved_task.measure.get("latency_seeds")
         if timed is not None and not set(timed) & set(suite.seeds):
@@ -429,4 +457,5 @@ def load_suite(path: str | Path) -> Suite:
         seeds=tuple(suite.seeds),
         tasks=tuple(tasks),
         raw=suite.model_dump(),
+        plugins=plugins,
     )

@@ -18,7 +18,7 @@ from typing import Any
 from harness.config.identity import id_dump
 from harness.config.load import ResolvedTask, Suite, build_run_config, sweep_points
 from harness.config.schema import VariantEntry
-from harness.config.run_config import MatchReference, RunConfig
+from harness.config.run_config import NOT_IDENTITY, MatchReference, RunConfig
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.versions import results_version
 
@@ -28,6 +28,7 @@ class RunSpec:
     run_id: str
     run: RunConfig
     results_version: str = results_version(0)  # of the code that will run it; a stored row must match it
+    plugin_code: tuple[str, ...] = ()  # plugin modules whose code it runs (variant, mixers, dataset): a default timeout
     look: int = 0  # ``--until-decided``: the look its seed was added at (0: a planned seed); not in the id
     ablation_base: tuple[str, str] | None = None  # an ablation's base: (variant label, task holding its runs)
 
@@ -56,8 +57,8 @@ class RunSpec:
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    """16 hex digits of sha256 over the canonical JSON of the config (suite name excluded)."""
-    payload = {k: v for k, v in config.items() if k != "suite"}
+    """16 hex digits of sha256 over the canonical JSON of the config (suite name and plugin list excluded)."""
+    payload = {k: v for k, v in config.items() if k not in NOT_IDENTITY}
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -95,28 +96,33 @@ def plan(suite: Suite, *, seeds: list[int] | None = None, only: str | None = Non
                         variant=variant.name,
                         use=variant.uses,
                         ablation=variant.ablation,
-                        **r,
+                        data=r["data"], model=r["model"], train=r["train"], measure=r["measure"], match=match,
                         match_reference=reference,
                         metrics=task.metrics,
                         seed=seed,
                         sweep=point,
                         device=device,
                         distributed=task.entry.distributed,
+                        plugins=suite.plugins,
                     )
                     if patterns and not _matches(patterns, run):
                         continue
                     specs.append(RunSpec(run_id=config_hash(run.to_json()), run=run,
                                          results_version=results_version(fam.results_version),
+                                         plugin_code=fam.plugin_sources(variant.uses, task.entry.dataset, r["params"]),
                                          ablation_base=base if variant.ablation not in ("", "base") else None))
     return specs
 
 
 def resolve(task: ResolvedTask, variant: VariantEntry, point: dict[str, Any]) -> dict[str, Any]:
-    """The resolved data / model / train / measure / match sections of one variant at one sweep point."""
+    """The resolved data / model / train / measure / match sections of one variant at one sweep point, and
+    its validated model block (``params``: which plugin code the run executes)."""
     raw = build_run_config(task, variant, point)
+    model = task.family.ModelParams.model_validate(raw["model"])
     return {
+        "params": model,
         "data": id_dump(task.family.datasets[task.entry.dataset].params.model_validate(raw["data"])),
-        "model": id_dump(task.family.ModelParams.model_validate(raw["model"])),
+        "model": id_dump(model),
         "train": TrainConfig.model_validate(raw["train"]),
         "measure": MeasureConfig.model_validate(raw["measure"]),
         "match": MatchConfig.model_validate(raw["match"]),

@@ -25,7 +25,7 @@ from harness.families.pde import metrics as M
 from harness.families.pde.config import BurgersParams, DarcyParams, NavierStokesParams, PDEBenchParams, PDEModelParams
 from harness.families.pde.model import FNOOperator, MixerOperator, Operator
 from harness.families.pde.pdebench import check_pdebench, load_pdebench, pdebench_layout
-from harness.families.variants import VariantSpec, VariantTable
+from harness.families.variants import MixerSlot, VariantSpec, VariantTable
 
 # Keeps the batch-sampling streams of different seeds apart (one generator per (seed, step)).
 SEED_STRIDE = 1_000_003
@@ -45,6 +45,7 @@ VARIANTS = VariantTable(
     VariantSpec("softmax", mixer="attention", options=lambda m, dim: dict(n_heads=m.n_heads, causal=False)),
     VariantSpec("fno", build=lambda m, layout: FNOOperator(layout, m.width, m.n_layers, m.n_modes, m.projection_ratio)),
     VariantSpec("gated_cnn", mixer="gated_cnn", options=lambda m, dim: dict(kernel_size=m.kernel_size, conv_dims=dim, causal=False)),
+    slot=MixerSlot(causal=False),  # a plugin's mixer in the operator's slot (2-D grids pass shape=(H, W))
 )
 
 

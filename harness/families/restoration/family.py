@@ -26,7 +26,7 @@ from harness.families.restoration.config import FolderData, PhotoData, Restorati
 from harness.families.restoration.data import Batch, RestorationSet, check_folders
 from harness.families.restoration.metrics import psnr_ssim
 from harness.families.restoration.model import RestorationNet, has_attention, layer_mixers, window_options
-from harness.families.variants import VariantSpec, VariantTable
+from harness.families.variants import MixerSlot, VariantSpec, VariantTable
 
 _EXAMPLE_SEED = 0  # example inputs are random images; their values do not change any cost
 
@@ -51,6 +51,7 @@ VARIANTS = VariantTable(
         d_state=m.d_state, expand=m.expand, scan="cross4", causal=False, impl=m.impl)),
     VariantSpec("swinir", mixer="attention", options=lambda m, layer: window_options(m, layer + m.attn_branch)),
     VariantSpec("gated_cnn", mixer="gated_cnn"),
+    slot=MixerSlot(causal=False),  # a plugin's mixer in each layer (after the attention branch, if on)
 )
 
 
