@@ -107,8 +107,9 @@ def run(
     cpus_per_run: Optional[float] = typer.Option(None, "--cpus-per-run", min=0, help="ray: CPUs per run process (default measure.cpu_threads or 1)"),
     memory_per_run: Optional[float] = typer.Option(None, "--memory-per-run", min=0, help="ray: memory (GiB) per run process"),
     max_retries: int = typer.Option(2, "--max-retries", min=0, help="ray: resubmissions of a run whose worker or node died"),
+    answer: bool = typer.Option(True, "--answer/--no-answer", help="end by printing the verdict and claims of each task run (as harness report / harness claims read the folder); never changes the exit code"),
 ) -> None:
-    """Plan and execute a suite: task x variant x seed x sweep point, one row per run."""
+    """Plan and execute a suite: task x variant x seed x sweep point, one row per run; then the verdicts and claims."""
     from harness.execute import launcher_options
     from harness.plan.describe import describe_suite
     from harness.plan.planner import plan
@@ -163,6 +164,10 @@ def run(
                       "and were kept (--accept-stale); their rows say accepted_stale, and reports do not pool them with current rows", highlight=False)
     if summary.interrupted:
         raise typer.Exit(code=130)
+    if answer:
+        from harness.report.cli import print_run_answer
+
+        print_run_answer(store.root, {s.run.task for s in specs}, console)
 
 
 @app.command()
