@@ -41,6 +41,16 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: the ``json_schema_extra`` of an :func:`added_field`; ``harness.config.identity`` reads it.
+OMIT_AT_DEFAULT = {"run_id": "omit_at_default"}
+
+
+def added_field(default: Any, *, description: str = "", **kwargs: Any) -> Any:
+    """A field added to a schema after runs were stored: part of the run id only when it differs from
+    ``default``, which must reproduce the behaviour from before the field existed (``harness.config.identity``)."""
+    return Field(default, description=description, json_schema_extra=OMIT_AT_DEFAULT, **kwargs)
+
+
 def user_path(kind: str, description: str, default: Any = ...) -> Any:
     """A field naming the user's own data (``kind``: "folder" or "file"): suite validation checks that it
     exists, so a wrong path is a config error at its line rather than an error row mid-suite."""

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.baseline import learned_lookup, perfect_score
-from harness.report.load import COST_COLUMNS, Suite
+from harness.report.load import COST_COLUMNS, ResultsSuite
 from harness.report.paired import holm_by_cell, paired_threshold_test, per_seed, size_label
 from harness.report.sequential import SequentialDesign
 from harness.report.stats import ALPHA
@@ -46,7 +46,7 @@ def best_variant(cdf: pd.DataFrame, pm: str, variants: list[str], higher_is_bett
     return str(means.idxmax() if higher_is_better else means.idxmin())
 
 
-def adequacy_table(selected: pd.DataFrame, suite: Suite, learned: pd.DataFrame,
+def adequacy_table(selected: pd.DataFrame, suite: ResultsSuite, learned: pd.DataFrame,
                    design: SequentialDesign | None = None, alpha: float = ALPHA) -> pd.DataFrame:
     """One row per cell x candidate other than the cell's best (see the module docstring)."""
     out = []

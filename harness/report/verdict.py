@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.baseline import learned_lookup, learned_table, perfect_score
-from harness.report.load import COST_COLUMNS, Suite, TaskInfo
+from harness.report.load import COST_COLUMNS, ResultsSuite, TaskInfo
 from harness.report.paired import (MAIN_ABLATIONS, compare_variants, equal_budget, select_configs,
                                    size_label)
 from harness.report.recommend import adequacy_table, best_variant, candidates, recommend
@@ -123,7 +123,7 @@ class Evidence:
     adequacy: pd.DataFrame
 
 
-def gather_evidence(df: pd.DataFrame, suite: Suite, design: SequentialDesign | None = None,
+def gather_evidence(df: pd.DataFrame, suite: ResultsSuite, design: SequentialDesign | None = None,
                     alpha: float = ALPHA) -> Evidence:
     """Selected configs, paired comparisons, learned-vs-baseline tests and adequacy tests of ``df``."""
     sel = select_configs(df, suite)
@@ -428,7 +428,7 @@ def _recommendations_by_size(cells: list[CellVerdict]) -> str | None:
     return f"recommended per size: {runs} (the choice changes at {', '.join(changes)})."
 
 
-def task_verdicts(df: pd.DataFrame, suite: Suite, evidence: Evidence | None = None, alpha: float = ALPHA,
+def task_verdicts(df: pd.DataFrame, suite: ResultsSuite, evidence: Evidence | None = None, alpha: float = ALPHA,
                   design: SequentialDesign | None = None) -> list[TaskVerdict]:
     """One :class:`TaskVerdict` per task in ``df`` (see the module docstring for the rule).
 
