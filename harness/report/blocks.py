@@ -13,7 +13,7 @@ from harness.report.analysis import Analysis
 from harness.report.claims import REPRODUCED
 from harness.report.crossover import DEFAULT_COSTS
 from harness.report.format import fmt_num, slug
-from harness.report.load import RUN_KEY
+from harness.report.load import RUN_KEY, incomplete_flops
 from harness.report.paired import select_configs, size_label
 from harness.report.tables import (ablation_rows, ablations_table, budget_table, claims_table, comparison_table,
                                    crossover_table, learned_table, papers_table, pareto_points, provenance_table,
@@ -50,6 +50,11 @@ def task_blocks(an: Analysis, v: TaskVerdict, colors: dict, fig_idx: list) -> li
         blocks.append(Block("table", table=rt))
         blocks.append(Block("p", "CI: t = Student-t interval (n < 10 seeds), bootstrap = percentile bootstrap "
                                  "(n ≥ 10), none = single run. ↑/↓: higher/lower is better."))
+    incomplete = incomplete_flops(tdf)
+    if incomplete:
+        blocks.append(Block("p", "FLOPs incomplete (a lower bound, not used to rank variants): "
+                                 + "; ".join(f"{v} ran {', '.join(ops)} without a FLOP formula" for v, ops in incomplete.items())
+                                 + ". Give the mixer a closed form (MixerSpec.flops) or the op a formula."))
     ct = comparison_table(an, task)
     if len(ct):
         blocks.append(Block("h3", "Paired comparisons (same seeds; Holm-corrected across the report)"))

@@ -215,3 +215,16 @@ def cost_columns(df: pd.DataFrame) -> list[str]:
 
 def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == "ok"]
+
+
+def incomplete_flops(df: pd.DataFrame) -> dict[str, list[str]]:
+    """Variant -> the ops its runs ran without a FLOP formula (``flops_skipped`` entries of the counter
+    behind ``flops_fwd`` / ``flops_train_step``): those counts are lower bounds, and the report says so."""
+    if "flops_skipped" not in df.columns:
+        return {}
+    out: dict[str, set[str]] = {}
+    for variant, skipped in zip(df["variant"], df["flops_skipped"]):
+        ops = [s.split(":", 1)[1] for s in str(skipped or "").split(",") if s.startswith("flop_counter:")]
+        if ops:
+            out.setdefault(str(variant), set()).update(ops)
+    return {v: sorted(ops) for v, ops in sorted(out.items())}

@@ -31,7 +31,7 @@ from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, R
 from harness.families.theory.config import ListOpsParams, MajorityParams, TheoryModelParams
 from harness.families.theory.data import NUM_CLASSES, VOCAB_SIZE, Split, load_or_generate
 from harness.families.theory.model import LastTokenAttentionClassifier, SelectiveSSMClassifier
-from harness.families.variants import VariantSpec, VariantTable
+from harness.families.variants import MixerSlot, VariantSpec, VariantTable
 
 # The variants: the paper's selective-SSM model, or the one-layer attention classifier with a mixer.
 VARIANTS = VariantTable(
@@ -39,6 +39,7 @@ VARIANTS = VariantTable(
         vocab, classes, m.d_model, m.d_state, m.s_A, m.a_spread, m.delta, m.impl, m.init)),
     VariantSpec("softmax_attention", mixer="attention", options=lambda m: dict(n_heads=m.n_heads, causal=True, pos=m.pos)),
     VariantSpec("linear_attention", mixer="linear_attention", options=lambda m: dict(n_heads=m.n_heads)),
+    slot=MixerSlot(causal=False),  # a plugin's mixer before the last-token read-out
 )
 
 
