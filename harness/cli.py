@@ -181,7 +181,10 @@ def run(
     if answer:
         from harness.report.cli import print_run_answer
 
-        print_run_answer(store.root, {s.run.task for s in specs}, console)
+        try:
+            print_run_answer(store.root, {s.run.task for s in specs}, console)
+        except KeyboardInterrupt:  # every run is stored already; Ctrl-C here is an interruption, as during the runs
+            raise typer.Exit(code=130) from None
     failing = ("error", *(f.value for f in fail_on))
     lines = failure_lines(table[table["config_hash"].isin(ids)] if not table.empty else table, failing, set(summary.skipped))
     for line in lines:
