@@ -123,8 +123,10 @@ def run(
     until_decided: bool = typer.Option(False, "--until-decided", help="after the planned seeds, add seeds in looks to the variants of every undecided verdict cell and claim, until decided or --max-seeds"),
     max_seeds: Optional[int] = typer.Option(None, "--max-seeds", help=f"--until-decided: seeds per grid point at most (default {DEFAULT_MAX_SEEDS})"),
     seed_batch: Optional[int] = typer.Option(None, "--seed-batch", help=f"--until-decided: seeds added per look (default {DEFAULT_SEED_BATCH}; the last look is cut to reach --max-seeds)"),
+    answer: bool = typer.Option(True, "--answer/--no-answer", help="end by printing the verdict and claims of each task run (as harness report / harness claims read the folder); never changes the exit code"),
 ) -> None:
-    """Plan and execute a suite: task x variant x seed x sweep point, one row per run.
+    """Plan and execute a suite: task x variant x seed x sweep point, one row per run; then the verdict and
+    claims of each task it ran.
 
     Exit code 0 when every run of the suite (run now or resumed) ended ok (or oom / diverged: results,
     unless --fail-on names them), 1 when any ended error, 2 on bad input, 130 when interrupted."""
@@ -192,10 +194,6 @@ def run(
                       "and were kept (--accept-stale); their rows say accepted_stale, and reports do not pool them with current rows", highlight=False)
     if summary.interrupted:
         raise typer.Exit(code=130)
-    failing = ("error", *(f.value for f in fail_on))
-    lines = failure_lines(table[table["config_hash"].isin(ids)] if not table.empty else table, failing, set(summary.skipped))
-    for line in lines:
-        err_console.print(f"[bold red]failed:[/bold red] {escape(line)}", highlight=False, soft_wrap=True)
     if design is not None:
         from harness.until_decided import until_decided as run_looks
 
@@ -209,6 +207,17 @@ def run(
             fail(str(exc))
         if code:
             raise typer.Exit(code=code)
+    if answer:
+        from harness.report.cli import print_run_answer
+
+        try:
+            print_run_answer(store.root, {s.run.task for s in specs}, console)
+        except KeyboardInterrupt:  # every run is stored already; Ctrl-C here is an interruption, as during the runs
+            raise typer.Exit(code=130) from None
+    failing = ("error", *(f.value for f in fail_on))
+    lines = failure_lines(table[table["config_hash"].isin(ids)] if not table.empty else table, failing, set(summary.skipped))
+    for line in lines:
+        err_console.print(f"[bold red]failed:[/bold red] {escape(line)}", highlight=False, soft_wrap=True)
     if lines:
         raise typer.Exit(code=1)
 
