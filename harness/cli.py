@@ -11,14 +11,16 @@ import os
 import shutil
 from enum import Enum
 from pathlib import Path
-from typing import Optional, get_args
+from typing import Iterator, Optional, get_args
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
 from harness.errors import HarnessError
 from harness.execute import LAUNCHERS
+from harness.execute.launcher import PLUGIN_TIMEOUT_S
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Does this task need a state-space model? Paired Mamba / attention / Gated-CNN runs, honest measurement, verdicts.")
 # Tables are wide: never narrower than 160 columns, even when stdout is a file or a pipe.
@@ -33,6 +35,11 @@ class DeviceChoice(str, Enum):
 
 
 ExecutorChoice = Enum("ExecutorChoice", {name: name for name in LAUNCHERS.names()}, type=str)
+
+
+class FailOnRun(str, Enum):
+    oom = "oom"
+    diverged = "diverged"
 
 
 class ListWhat(str, Enum):
@@ -90,7 +97,7 @@ def cache_dir() -> Path:
 
 @app.command()
 def run(
-    suite: Path = typer.Argument(..., help="suite YAML file"),
+    suite: Path = typer.Argument(..., help="suite YAML file, or harness:NAME.yaml for a shipped one"),
     out: Optional[Path] = typer.Option(None, "--out", help="results folder (default: results/<suite name>)"),
     device: DeviceChoice = typer.Option(DeviceChoice.auto, help="where runs train and are measured"),
     seeds: Optional[str] = typer.Option(None, help="comma-separated seeds, overriding the suite's"),
@@ -101,20 +108,25 @@ def run(
     accept_stale: bool = typer.Option(False, "--accept-stale", help="keep stored runs made by an older results version of the code instead of rerunning them (their rows say so)"),
     executor: ExecutorChoice = typer.Option("local", help="where runs execute (one subprocess per run)"),
     timeout: Optional[float] = typer.Option(None, help="seconds after which a run is stopped and recorded as error"),
+    plugin_timeout: float = typer.Option(PLUGIN_TIMEOUT_S, "--plugin-timeout", min=0, help="without --timeout: seconds after which a run that executes plugin code is stopped (0: never)"),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="local: runs side by side on the device; latency is still timed with the device to itself"),
     address: Optional[str] = typer.Option(None, "--address", help="ray: cluster to join (auto or HOST:PORT); default: start a local Ray instance"),
     gpus_per_run: Optional[float] = typer.Option(None, "--gpus-per-run", min=0, help="ray: GPUs per run process (default 1 with --device cuda, else 0)"),
     cpus_per_run: Optional[float] = typer.Option(None, "--cpus-per-run", min=0, help="ray: CPUs per run process (default measure.cpu_threads or 1)"),
     memory_per_run: Optional[float] = typer.Option(None, "--memory-per-run", min=0, help="ray: memory (GiB) per run process"),
     max_retries: int = typer.Option(2, "--max-retries", min=0, help="ray: resubmissions of a run whose worker or node died"),
+    fail_on: list[FailOnRun] = typer.Option([], "--fail-on", help="also exit 1 when a run ended oom or diverged (repeatable); runs that ended error always do"),
 ) -> None:
-    """Plan and execute a suite: task x variant x seed x sweep point, one row per run."""
+    """Plan and execute a suite: task x variant x seed x sweep point, one row per run.
+
+    Exit code 0 when every run of the suite (run now or resumed) ended ok (or oom / diverged: results,
+    unless --fail-on names them), 1 when any ended error, 2 on bad input, 130 when interrupted."""
     from harness.execute import launcher_options
     from harness.plan.describe import describe_suite
     from harness.plan.planner import plan
     from harness.store.results_format import SUITE_JSON
     from harness.store.store import ResultStore
-    from harness.store.summary import print_summary
+    from harness.store.summary import failure_lines, print_summary
 
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         fail(f"--timeout must be a positive number of seconds, got {timeout}")
@@ -141,7 +153,8 @@ def run(
     store = ResultStore(root).create()
     store.write_meta(SUITE_JSON, describe_suite(loaded).to_json())
     try:
-        summary = launcher(store, cache_dir(), timeout=timeout, console=err_console, **options).execute(
+        summary = launcher(store, cache_dir(), timeout=timeout, plugin_timeout=plugin_timeout or None, console=err_console,
+                           **options).execute(
             specs, resume=resume, retry=frozenset({"error", "oom"}) if retry_failed else frozenset(), accept_stale=accept_stale)
     except HarnessError as exc:  # e.g. no Ray cluster to join, or one that cannot place a multi-node run: refused before any run
         if created is not None and not store.finished():
@@ -163,30 +176,82 @@ def run(
                       "and were kept (--accept-stale); their rows say accepted_stale, and reports do not pool them with current rows", highlight=False)
     if summary.interrupted:
         raise typer.Exit(code=130)
+    failing = ("error", *(f.value for f in fail_on))
+    lines = failure_lines(table[table["config_hash"].isin(ids)] if not table.empty else table, failing, set(summary.skipped))
+    for line in lines:
+        err_console.print(f"[bold red]failed:[/bold red] {escape(line)}", highlight=False, soft_wrap=True)
+    if lines:
+        raise typer.Exit(code=1)
 
 
 @app.command()
-def validate(suite: Path = typer.Argument(..., help="suite YAML file")) -> None:
-    """Check a suite without running it: schema, includes, families, variants, datasets, sweeps."""
+def validate(
+    suite: Path = typer.Argument(..., help="suite YAML file, or harness:NAME.yaml for a shipped one"),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=1, help="seconds each plugin mixer's tiny forward may take before it counts as hung (default 60)"),
+) -> None:
+    """Check a suite without running it: schema, includes, families, variants, datasets, sweeps, and a tiny
+    forward of each plugin mixer its runs contain."""
     from harness.plan.planner import plan
 
     loaded = _load(suite)
     specs = plan(loaded)
+    _check_plugin_mixers(loaded, timeout)
     console.print(f"{suite}: OK — {len(loaded.tasks)} tasks, {len(specs)} runs", highlight=False)
 
 
-@app.command("list")
-def list_(what: ListWhat = typer.Argument(ListWhat.families)) -> None:
-    """List registered families, variants, datasets, mixers, or the suites in ./suites."""
-    from harness.families import FAMILIES
+def _check_plugin_mixers(loaded, timeout: float | None) -> None:
+    """A tiny forward of each plugin mixer (``harness.run.preflight``): a failure is the variant's FILE:LINE."""
+    from harness.plugins import describe
     from harness.modules.registry import MIXERS
+    from harness.run.preflight import TIMEOUT_S, check_plugin_mixers
+
+    checks = check_plugin_mixers(loaded, timeout or TIMEOUT_S)
+    for c in checks:
+        if c.status != "failed":
+            console.print(f"plugin mixer {c.mixer} ({describe(MIXERS.source(c.mixer))}): {c.status}"
+                          + (f" ({c.message})" if c.message else ""), highlight=False)
+    failed = [c for c in checks if c.status == "failed"]
+    if failed:
+        fail("\n".join(f"{c.where[0]}:{c.where[1] or 1}: variant {c.variant!r} of task {c.task!r}: plugin mixer {c.mixer!r} "
+                       f"({describe(MIXERS.source(c.mixer))}) failed a tiny forward (x of shape (2, 16, 32)): {c.message}"
+                       for c in failed))
+
+
+@app.command("list")
+def list_(
+    what: ListWhat = typer.Argument(ListWhat.families),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="datasets: every data: key, its type, default and meaning"),
+    plugin: list[str] = typer.Option([], "--plugin", help="also import this plugin module (as a suite's plugins: does); repeatable"),
+) -> None:
+    """List registered families, variants, datasets, mixers (installed plugins included, with the package
+    each came from), or the suites (in ./suites, and shipped: harness:NAME.yaml)."""
+    from harness.families import FAMILIES
+    from harness.modules.registry import MIXERS, mixer_spec
+    from harness.plugins import describe, load_plugins
+    from harness.registry import BUILTIN
+
+    try:
+        load_plugins(plugin)
+    except HarnessError as exc:
+        fail(str(exc))
+
+    def origin(source: str) -> str:
+        return "" if source == BUILTIN else escape(f" (plugin: {describe(source)})")
 
     if what is ListWhat.mixers:
         for name in MIXERS.names():
-            console.print(f"{name}  ssm={MIXERS.meta(name).get('ssm', False)}")
+            s = mixer_spec(name)
+            aliases = f" (aliases: {', '.join(MIXERS.aliases(name))})" if MIXERS.aliases(name) else ""
+            console.print(f"[bold]{name}[/bold]{aliases}  ssm={s.is_ssm} causal={s.causal} decode={s.decode} "
+                          f"flops={'closed form' if s.flops else 'counted'} devices={','.join(s.devices)}"
+                          f"{origin(MIXERS.source(name))}  {escape(s.description)}", highlight=False)
     elif what is ListWhat.suites:
+        from harness.config.load import SHIPPED_PREFIX, SHIPPED_SUITES
+
         for path in sorted(Path("suites").glob("*.yaml")):
             console.print(str(path))
+        for path in sorted(SHIPPED_SUITES.glob("*.yaml")):  # runnable from any folder
+            console.print(f"{SHIPPED_PREFIX}{path.name}", highlight=False)
     else:
         for name in FAMILIES.names():
             try:
@@ -197,10 +262,28 @@ def list_(what: ListWhat = typer.Argument(ListWhat.families)) -> None:
             if what is ListWhat.families:
                 console.print(f"[bold]{name}[/bold]  {fam.description}")
             elif what is ListWhat.variants:
-                console.print(f"[bold]{name}[/bold]: {', '.join(fam.variants)}")
+                console.print(f"[bold]{name}[/bold]: " + ", ".join(f"{v}{origin(fam.variants[v].source)}" for v in fam.variants),
+                              highlight=False)
             else:
                 for ds, spec in fam.datasets.items():
-                    console.print(f"[bold]{name}[/bold]/{ds}: {spec.description}")
+                    console.print(f"[bold]{name}[/bold]/{ds}: {escape(spec.description)}{origin(spec.source)}", highlight=False,
+                                  soft_wrap=True)
+                    if verbose:
+                        for key, kind, default, meaning in data_keys(spec.params):
+                            console.print(f"    {key}: {escape(kind)} = {escape(default)}  {escape(meaning)}", highlight=False, soft_wrap=True)
+
+
+def data_keys(params: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, str, str]]:
+    """``(key, type, default, description)`` of every ``data:`` key, nested sections as dotted keys."""
+    for name, info in params.model_fields.items():
+        sub = info.annotation if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel) else None
+        if sub is not None:
+            yield from data_keys(sub, f"{prefix}{name}.")
+            continue
+        kind = getattr(info.annotation, "__name__", None) if isinstance(info.annotation, type) else None
+        kind = kind or str(info.annotation).replace("typing.", "")
+        default = "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
+        yield f"{prefix}{name}", kind, default, info.description or ""
 
 
 def _check_results_out(root: Path, suite_name: str) -> None:
@@ -326,8 +409,13 @@ def bench(
     from harness.config.sections import MeasureConfig
     from harness.benchmarks.bench import bench_mixers
     from harness.modules.registry import MIXERS
+    from harness.plugins import load_entry_points
     from harness.store.store import atomic_write_text, check_writable_dir
 
+    try:
+        load_entry_points()  # installed plugins' mixers can be benched too
+    except HarnessError as exc:
+        fail(str(exc))
     names = [m.strip() for m in mixers.split(",") if m.strip()]
     if not names:
         fail(f"--mixers is empty; known: {', '.join(MIXERS.names())}")

@@ -16,5 +16,15 @@ class ConfigError(HarnessError):
         super().__init__(f"{where}: {message}")
 
 
+class DataError(HarnessError):
+    """A data source that cannot be read as its dataset's layout: the message names the file and what to do;
+    ``field`` is the ``data:`` key that points at it (e.g. ``("train_path",)``), so suite validation can
+    report the line of that key."""
+
+    def __init__(self, message: str, field: tuple[str, ...] = ("path",)):
+        self.field = field
+        super().__init__(message)
+
+
 class Diverged(RuntimeError):
     """Training produced a non-finite or exploding loss; recorded as status ``diverged``."""

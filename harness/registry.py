@@ -10,15 +10,50 @@ lazy ``"module:attr"`` entries imported only when used, and "did you mean" sugge
 
     MIXERS.get("mamba")        # -> the class
     MIXERS.names()             # -> ["mamba", ...]
+    MIXERS.source("mamba")     # -> "harness" (built in), or the plugin module that registered it
+
+Every entry remembers where it came from (``source``): the module whose code registered it, found on the
+call stack, so a plugin's mixer is named by its package whether an entry point, a suite's ``plugins:``
+list or the user's own script imported it. Functions that only pass a registration on (``register_mixer``,
+``VariantTable.register``) declare themselves with :func:`pass_through` and are skipped.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import sys
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
+
+#: the source of everything the harness registers itself
+BUILTIN = "harness"
+_PASS_THROUGH: set[str] = {__name__}
+
+
+def pass_through(module: str) -> None:
+    """Declare a module whose functions forward registrations (they are not where an entry comes from)."""
+    _PASS_THROUGH.add(module)
+
+
+def registering_module() -> str:
+    """The module whose code is registering: the first frame that is not a pass-through function
+    (module-level code always counts: a built-in table declared at import is the harness's own).
+    ``BUILTIN`` for the harness's modules."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name not in _PASS_THROUGH or frame.f_code.co_name == "<module>":
+            break
+        frame = frame.f_back
+    name = frame.f_globals.get("__name__", "") if frame is not None else ""
+    return BUILTIN if name == BUILTIN or name.startswith(BUILTIN + ".") else name
+
+
+def describe_source(source: str) -> str:
+    """How a source reads in messages: 'harness (built in)' or 'plugin module my_pkg.mixers'."""
+    return "harness (built in)" if source == BUILTIN else f"plugin module {source}"
 
 
 class UnknownNameError(KeyError):
@@ -56,18 +91,40 @@ class Registry(Generic[T]):
 
         return deco
 
-    def add(self, name: str, obj: T | str, *, aliases: tuple[str, ...] = (), **meta: Any) -> None:
-        """Add an object, or a lazy ``"package.module:attr"`` string resolved on first ``get``."""
+    def add(self, name: str, obj: T | str, *, aliases: tuple[str, ...] = (), source: str | None = None,
+            **meta: Any) -> None:
+        """Add an object, or a lazy ``"package.module:attr"`` string resolved on first ``get``. ``source``:
+        where it comes from (default: the registering module, :func:`registering_module`). A name or alias
+        already taken is an error naming who took it: a plugin never replaces a built-in silently."""
+        source = source or registering_module()
         for key in (name, *aliases):
             if key in self._entries or key in self._aliases:
                 existing = self._entries.get(key)
-                if existing is obj or (isinstance(existing, str) and not isinstance(obj, str)):
-                    continue  # a lazy entry being filled by its own module's decorator
-                raise ValueError(f"{self.kind} {key!r} is already registered")
+                if existing is obj or (isinstance(existing, str) and existing == _lazy_name(obj)):
+                    continue  # the same object again, or a lazy entry filled by its own module's decorator
+                owner = self._aliases.get(key, key)
+                taken = f"{key!r} is already registered" + (f" (an alias of {owner!r})" if owner != key else "")
+                raise ValueError(f"{self.kind} {taken} by {describe_source(self.source(owner))}; "
+                                 f"{describe_source(source)} must choose another name")
         self._entries[name] = obj
-        self._meta[name] = dict(meta)
+        self._meta[name] = {**meta, "source": source}
         for alias in aliases:
             self._aliases[alias] = name
+
+    def remove(self, name: str) -> None:
+        """Take an entry and its aliases out again (a test's, or a plugin's that is unloaded)."""
+        key = self.canonical(name)
+        del self._entries[key], self._meta[key]
+        for alias in [a for a, target in self._aliases.items() if target == key]:
+            del self._aliases[alias]
+
+    def source(self, name: str) -> str:
+        """The module that registered ``name`` (``BUILTIN`` for the harness's own entries)."""
+        return self._meta[self.canonical(name)].get("source", BUILTIN)
+
+    def aliases(self, name: str) -> list[str]:
+        key = self.canonical(name)
+        return sorted(a for a, target in self._aliases.items() if target == key)
 
     def canonical(self, name: str) -> str:
         name = self._aliases.get(name, name)
@@ -98,3 +155,10 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _lazy_name(obj: Any) -> str | None:
+    """The ``"module:attr"`` string a lazy entry for ``obj`` would hold (None for a string)."""
+    if isinstance(obj, str):
+        return None
+    return f"{getattr(obj, '__module__', '')}:{getattr(obj, '__qualname__', '')}"

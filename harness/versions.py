@@ -21,7 +21,8 @@ from typing import Any
 
 #: bump in the commit that changes what every family's runs produce (training loop, measurement, kernels).
 #: 1: on CUDA with mamba_ssm, raster mamba / mamba2 mixers run mamba_ssm's fused functions (latency, memory).
-SPINE_RESULTS_VERSION = 1
+#: 2: the CPU reference selective scan is blocked and reuses the forward's states (latency, time, memory).
+SPINE_RESULTS_VERSION = 2
 #: the version of rows that predate the ``results_version`` column.
 UNVERSIONED = "0.0"
 

@@ -215,3 +215,26 @@ def test_error_messages_print_paths_with_brackets_verbatim(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli.app, ["show", "runs[/v2]"])  # rich markup would read [/v2] as a closing tag
     assert result.exit_code == 2 and "runs[/v2]: no results.parquet here" in result.output, result.output
+
+
+def test_exit_code_says_when_runs_failed_and_how_to_retry(tmp_path: Path) -> None:
+    """Every row is written, then the exit code is 1 when a run ended error (run now or resumed: a rerun
+    that keeps a stale error row says so), and for oom only under --fail-on oom."""
+    write_suite(tmp_path, extra=HUGE)
+    oom = harness("run", "tiny.yaml", "--only", "recall/huge", cwd=tmp_path)
+    assert oom.returncode == 0, oom.stderr  # an OOM is a result
+    again = harness("run", "tiny.yaml", "--only", "recall/huge", "--fail-on", "oom", cwd=tmp_path)
+    assert again.returncode == 1 and "1 run ended oom (1 of them resumed" in again.stderr, again.stderr
+
+    timed_out = harness("run", "tiny.yaml", "--only", "recall/mamba", "--timeout", "0.01", cwd=tmp_path)
+    assert timed_out.returncode == 1, timed_out.stderr
+    assert "1 run ended error:" in timed_out.stderr and "--retry-failed" in timed_out.stderr, timed_out.stderr
+    assert "resumed: stored by an earlier run" not in timed_out.stderr
+    df = pd.read_parquet(tmp_path / "results" / "tiny" / "results.parquet")
+    assert sorted(df["status"]) == ["error", "oom"]  # written before the exit
+
+    stale = harness("run", "tiny.yaml", "--only", "recall/mamba", cwd=tmp_path)  # the cause is gone, the row stays
+    assert stale.returncode == 1 and "0 ran, 1 resumed" in stale.stdout, stale.stdout
+    assert "1 run ended error (1 of them resumed: stored by an earlier run and not rerun)" in stale.stderr, stale.stderr
+    retried = harness("run", "tiny.yaml", "--only", "recall/mamba", "--retry-failed", cwd=tmp_path)
+    assert retried.returncode == 0 and "1 ran, 0 resumed" in retried.stdout, retried.stderr

@@ -10,8 +10,9 @@ Two stacks (an arrow reads "is imported by"; nothing imports against an arrow):
 ``config`` validates suites against the family registry, ``plan`` expands them into typed run configs,
 ``execute`` launches runs and records their rows (``store``), ``run`` trains and ``measure``s one run,
 ``report`` reads a results folder through ``store.results_format`` alone (no torch, no model code).
-``errors``, ``versions`` and ``registry`` are leaves every layer may use; ``benchmarks`` (scripts that
-time kernels, mixers and the verdict's error rates) and ``cli`` sit on top. An entry may name one module
+``errors``, ``versions``, ``registry`` and ``plugins`` (loading them) are leaves every layer may use; ``benchmarks``
+(scripts that time kernels, mixers, the verdict's error rates and a loader's memory), ``cli`` and ``extend`` (the
+plugin API) sit on top. An entry may name one module
 of a layer (``config.claims``: the claim schema, which the report parses from suite.json). Imports inside
 functions count like any other (a lazy import is still a dependency); ``if TYPE_CHECKING:`` ones do not.
 """
@@ -27,7 +28,7 @@ from pathlib import Path
 import harness
 
 PKG = Path(harness.__file__).parent
-LEAVES = {"errors", "versions", "registry", ""}  # "": harness/__init__.py (__version__)
+LEAVES = {"errors", "versions", "registry", "plugins", ""}  # "": harness/__init__.py (__version__)
 MAY_IMPORT: dict[str, set[str]] = {
     "kernels": set(),
     "modules": {"kernels"},
@@ -40,10 +41,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "store": set(),
     "execute": {"config", "plan", "run", "measure", "store"},
     "report": {"store", "config.claims"},
-    "benchmarks": {"config", "kernels", "modules", "measure", "report"},
+    "benchmarks": {"config", "families", "kernels", "modules", "measure", "report"},
     **{leaf: set() for leaf in LEAVES},
 }
-TOP = {"cli", "__main__"}  # may import anything
+TOP = {"cli", "__main__", "extend"}  # may import anything (extend: the plugin API)
 
 
 def _modules() -> dict[str, Path]:

@@ -32,7 +32,7 @@ SEQUENCE_DEFAULTS: dict[str, dict[str, Any]] = {"gated_cnn": {"conv_dims": 1}}
 
 def _accepted(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The subset of shared kwargs (e.g. ``causal``) this mixer's constructor takes."""
-    params = inspect.signature(MIXERS.get(name).__init__).parameters
+    params = inspect.signature(MIXERS.get(name)).parameters  # a class or a plugin's factory function
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return dict(kwargs)
     return {k: v for k, v in kwargs.items() if k in params}

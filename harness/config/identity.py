@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-_OMIT_AT_DEFAULT = {"run_id": "omit_at_default"}
+# Defined beside the schemas' base class, so that family schemas declare added fields without importing
+# the config layer; re-exported here for the spine's own sections.
+from harness.families.base import OMIT_AT_DEFAULT, added_field
 
-
-def added_field(default: Any, *, description: str = "", **kwargs: Any) -> Any:
-    """A pydantic field that is part of the run id only when it differs from ``default``."""
-    return Field(default, description=description, json_schema_extra=_OMIT_AT_DEFAULT, **kwargs)
+__all__ = ["added_field", "id_dump"]
 
 
 def id_dump(params: BaseModel) -> dict[str, Any]:
@@ -27,7 +26,7 @@ def id_dump(params: BaseModel) -> dict[str, Any]:
     out = params.model_dump(mode="json")
     for name, info in type(params).model_fields.items():
         value = getattr(params, name)
-        if info.json_schema_extra == _OMIT_AT_DEFAULT and not info.is_required() and value == info.get_default(call_default_factory=True):
+        if info.json_schema_extra == OMIT_AT_DEFAULT and not info.is_required() and value == info.get_default(call_default_factory=True):
             out.pop(name, None)
         elif isinstance(value, BaseModel):
             out[name] = id_dump(value)

@@ -17,8 +17,9 @@ from harness.config.claim_checks import check_claims
 from harness.config.schema import SuiteFile, TaskEntry, VariantEntry
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.config.yaml_lines import LineDict, LineList, line_of, load_yaml, merged
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError, HarnessError
 from harness.families import FAMILIES, Family
+from harness.plugins import PluginError, import_plugin, load_entry_points
 from harness.registry import UnknownNameError, suggest
 
 SECTION_MODELS: dict[str, type[BaseModel]] = {"train": TrainConfig, "measure": MeasureConfig, "match": MatchConfig}
@@ -36,6 +37,7 @@ class ResolvedTask:
     match: dict[str, Any]
     sweep: dict[str, list[Any]]
     metrics: tuple[str, ...]
+    where: dict[str, tuple[str, int | None]] = field(default_factory=dict, compare=False)  # variant label -> FILE:LINE
 
     def is_ssm(self, variant: VariantEntry) -> bool:
         """Whether the variant, with its resolved ``model:`` block, contains an SSM (as its rows will say)."""
@@ -51,6 +53,7 @@ class Suite:
     seeds: tuple[int, ...]
     tasks: tuple[ResolvedTask, ...]
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    plugins: tuple[str, ...] = ()  # plugin modules (``plugins:``), imported again in every run's process
 
 
 def _display(path: Path) -> str:
@@ -60,6 +63,18 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+#: the suites and task files shipped with the package (package data; in a checkout, a link to the repository's
+#: suites/), named from anywhere as ``harness:quick.yaml`` or ``include: harness:tasks/mqar.yaml``
+SHIPPED_PREFIX = "harness:"
+SHIPPED_SUITES = Path(__file__).resolve().parents[1] / "suites"
+
+
+def shipped(path: str | Path) -> Path:
+    """``harness:<file>`` names a shipped suite or task file; any other path is itself."""
+    text = str(path)
+    return SHIPPED_SUITES / text[len(SHIPPED_PREFIX):] if text.startswith(SHIPPED_PREFIX) else Path(path)
+
+
 def _resolve_includes(node: Any, base_dir: Path, stack: tuple[Path, ...], where: tuple[str, int | None]) -> Any:
     """Replace each task entry ``{include: file, ...local}`` by the merged mapping (local keys win)."""
     if not isinstance(node, LineDict) or "include" not in node:
@@ -67,7 +82,7 @@ def _resolve_includes(node: Any, base_dir: Path, stack: tuple[Path, ...], where:
     inc = node["include"]
     if not isinstance(inc, str):
         raise ConfigError(node.file, node.key_lines.get("include"), "include: must be a file path string")
-    target = (base_dir / inc).resolve()
+    target = (base_dir / shipped(inc)).resolve()  # an absolute path (a shipped file's) stays itself
     line = node.key_lines.get("include")
     if target in stack:
         chain = " -> ".join(_display(p) for p in (*stack, target))
@@ -215,16 +230,13 @@ def _check_names(task: ResolvedTask, raw_task: Any, raw_variants: Any, match_lin
         file, line = line_of(raw_task, ("dataset",))
         known = sorted(fam.datasets)
         raise ConfigError(file, line, f"unknown dataset {entry.dataset!r} for family {fam.name!r}{suggest(entry.dataset, known)}; known: {', '.join(known)}")
-    for i, v in enumerate(task.variants):
+    for v in task.variants:
         if v.uses not in fam.variants:
             where = "ablate.base: " if v.ablation else ""  # the ablation's base is neither listed nor a family variant
-            if v.ablation:
-                file, line = line_of(raw_task, ("ablate", "base"))
-            elif raw_variants is not None:
-                file, line = line_of(raw_variants, (i,))
-            else:
-                file, line = line_of(raw_task, ())
-            raise ConfigError(file, line, f"{where}unknown variant {v.uses!r} for family {fam.name!r}{suggest(v.uses, list(fam.variants))}; known: {', '.join(fam.variants)}")
+            unfit = fam.variants.unfit(v.uses)  # a plugin mixer this family cannot place (not causal, no decoding)
+            raise ConfigError(*task.where[v.name], f"{where}variant {v.uses!r} cannot be used in family {fam.name!r}: {unfit}"
+                              if unfit else f"{where}unknown variant {v.uses!r} for family {fam.name!r}"
+                              f"{suggest(v.uses, list(fam.variants))}; known: {', '.join(fam.variants)}")
     for name in task.metrics:
         if name not in fam.metrics:
             file, line = line_of(raw_task, ("metrics",))
@@ -245,18 +257,39 @@ def _check_names(task: ResolvedTask, raw_task: Any, raw_variants: Any, match_lin
         raise ConfigError(*match_line, f"match.field {match.field!r} is not a model field of family {fam.name!r}{suggest(match.field, fields)}; known: {', '.join(fields)}")
 
 
-def _missing_user_paths(params: BaseModel, loc: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str, str]]:
+def _missing_user_paths(params: BaseModel, loc: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str, str]]:
     """(field path, kind, value) of every ``user_path`` field whose file or folder does not exist."""
     for name, info in type(params).model_fields.items():
         value = getattr(params, name)
         if isinstance(value, BaseModel):
             yield from _missing_user_paths(value, (*loc, name))
         kind = info.json_schema_extra.get("must_exist") if isinstance(info.json_schema_extra, dict) else None
-        if kind and value is not None and not (Path(value).is_dir() if kind == "folder" else Path(value).is_file()):
-            yield (*loc, name), str(kind), value
+        if not kind or value is None:
+            continue
+        paths = [((*loc, name), value)] if isinstance(value, str) else [((*loc, name, i), v) for i, v in enumerate(value)]
+        for where, path in paths:  # one path, or each of a list of paths
+            if not (Path(path).is_dir() if kind == "folder" else Path(path).is_file()):
+                yield where, str(kind), path
 
 
-def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line: tuple[str, int | None], match_line: tuple[str, int | None]) -> None:
+def _check_data_source(fam: type[Family], entry: TaskEntry, data: BaseModel, root: Any, where: tuple[str, int | None],
+                       checked: set[str]) -> None:
+    """Open the data source of a ``data:`` block (``Family.check_data``) once per distinct block of the suite;
+    its error is located at the block's ``path`` key (or the block)."""
+    key = f"{fam.name}/{entry.dataset}/{data.model_dump_json()}"
+    if key in checked:
+        return
+    try:
+        fam().check_data(entry.dataset, data)
+    except HarnessError as exc:
+        field = exc.field if isinstance(exc, DataError) else ("path",)
+        file, line = line_of(root, field) if root is not None else (None, None)
+        raise ConfigError(file or where[0], line if line is not None else where[1], f"{entry.name}.data: {exc}") from None
+    checked.add(key)
+
+
+def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line: tuple[str, int | None], match_line: tuple[str, int | None],
+                checked_data: set[str]) -> None:
     """Build and validate every configuration the task will run."""
     fam = task.family
     entry = task.entry
@@ -296,8 +329,9 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
             for loc, kind, value in _missing_user_paths(data):
                 file, line = line_of(roots["data"], loc) if roots["data"] is not None else where["data"]
                 raise ConfigError(file or where["data"][0], line if line is not None else where["data"][1],
-                                  f"{entry.name}.data.{'.'.join(loc)}: {kind} {value!r} not found (relative paths start at "
+                                  f"{entry.name}.data.{'.'.join(map(str, loc))}: {kind} {value!r} not found (relative paths start at "
                                   f"the working directory, {Path.cwd()}); point it at your copy of the data")
+            _check_data_source(fam, entry, data, roots["data"], where["data"], checked_data)
             model = validate_section(fam.ModelParams, config["model"], roots["model"], model_prefix, where["model"])
             try:
                 fam().check_config(variant.uses, data, model)
@@ -313,6 +347,32 @@ def _check_task(task: ResolvedTask, raw_task: Any, raw_variants: Any, sweep_line
                     raise ConfigError(file, line, f"{entry.name}.distributed: train.batch_size {batch} must be divisible by nproc_per_node x nnodes = {ranks} (each rank trains on an equal shard of the global batch)")
 
 
+def _variant_lines(variants: list[VariantEntry], raw_task: Any, raw_variants: Any) -> dict[str, tuple[str, int | None]]:
+    """Where each variant label is declared: its entry in ``variants:``, or ``ablate.base`` for an ablation's."""
+    listed = {item.get("name") if isinstance(item, LineDict) else item: i for i, item in enumerate(raw_variants or ())}
+    out = {}
+    for v in variants:
+        if v.ablation:
+            out[v.name] = line_of(raw_task, ("ablate", "base"))
+        elif v.name in listed:
+            out[v.name] = line_of(raw_variants, (listed[v.name],))
+        else:
+            out[v.name] = line_of(raw_task, ())
+    return out
+
+
+def load_plugins_of(suite: SuiteFile, raw: LineDict) -> tuple[str, ...]:
+    """Import the installed plugins (entry points), then the suite's ``plugins:`` modules, each failure at
+    its line: what they register is known before any variant, dataset or mixer name is checked."""
+    load_entry_points()
+    for i, module in enumerate(suite.plugins):
+        try:
+            import_plugin(module)
+        except PluginError as exc:
+            raise ConfigError(*line_of(raw, ("plugins", i)), f"plugins: {exc}") from None
+    return tuple(suite.plugins)
+
+
 def _variant_model_node(raw_variants: Any, name: str) -> Any:
     for item in raw_variants if isinstance(raw_variants, LineList) else ():
         if isinstance(item, LineDict) and item.get("name") == name:
@@ -321,8 +381,9 @@ def _variant_model_node(raw_variants: Any, name: str) -> Any:
 
 
 def load_suite(path: str | Path) -> Suite:
-    """Parse, include, validate; raises ConfigError (``FILE:LINE: message``) on any problem."""
-    path = Path(path)
+    """Parse, include, validate; raises ConfigError (``FILE:LINE: message``) on any problem. ``harness:NAME.yaml``
+    names a shipped suite."""
+    path = shipped(path)
     display = _display(path)
     raw = load_yaml(path, display)
     if not isinstance(raw, LineDict):
@@ -334,11 +395,13 @@ def load_suite(path: str | Path) -> Suite:
         raw["tasks"] = resolved
     suite = validate_section(SuiteFile, raw, raw, (), (display, 1))
     assert isinstance(suite, SuiteFile)
+    plugins = load_plugins_of(suite, raw)
     for section, model in SECTION_MODELS.items():  # the suite's own defaults first: errors point at its lines
         if section in raw:
             validate_section(model, getattr(suite, section), raw[section], (section,), line_of(raw, (section,)))
     tasks: list[ResolvedTask] = []
     names: set[str] = set()
+    checked_data: set[str] = set()  # data sources already opened (Family.check_data)
     for i, entry in enumerate(suite.tasks):
         raw_task = raw["tasks"][i]
         where = line_of(raw, ("tasks", i))
@@ -362,6 +425,7 @@ def load_suite(path: str | Path) -> Suite:
             match={**suite.match, **entry.match},
             sweep={**suite.sweep, **entry.sweep},
             metrics=tuple(entry.metrics or family.task_metrics(entry.model)),
+            where=_variant_lines(variants, raw_task, raw_variants),
         )
         timed = resolved_task.measure.get("latency_seeds")
         if timed is not None and not set(timed) & set(suite.seeds):
@@ -376,7 +440,7 @@ def load_suite(path: str | Path) -> Suite:
             raise ConfigError(*line_of(raw_task, ("sizes",)), f"sweep key {key!r} is both a factor (studied) and a size (a scaling axis); list it once")
         sweep_node = raw_task if "sweep" in raw_task else raw
         match_node = raw_task if "match" in raw_task else raw
-        _check_task(resolved_task, raw_task, raw_variants, line_of(sweep_node, ("sweep",)), line_of(match_node, ("match",)))
+        _check_task(resolved_task, raw_task, raw_variants, line_of(sweep_node, ("sweep",)), line_of(match_node, ("match",)), checked_data)
         tasks.append(resolved_task)
     check_claims(tasks, raw["tasks"])  # expect: names resolved against every task (ids unique in the suite)
     return Suite(
@@ -386,4 +450,5 @@ def load_suite(path: str | Path) -> Suite:
         seeds=tuple(suite.seeds),
         tasks=tuple(tasks),
         raw=suite.model_dump(),
+        plugins=plugins,
     )

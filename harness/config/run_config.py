@@ -12,9 +12,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.config.identity import id_dump
+from harness.config.identity import added_field, id_dump
 from harness.config.schema import Distributed
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
+
+
+#: keys of a run's JSON that its id leaves out: the suite's name (a renamed suite resumes) and its plugin
+#: modules (where code comes from, not what runs)
+NOT_IDENTITY = ("suite", "plugins")
 
 
 class Frozen(BaseModel):
@@ -49,10 +54,15 @@ class RunConfig(Frozen):
     sweep: dict[str, Any]
     device: str
     distributed: Distributed | None = None
+    #: the suite's plugin modules, imported by the worker before it builds the run. Not part of the run's
+    #: identity (``NOT_IDENTITY``): they say where code comes from, not what runs (a plugin variant is
+    #: named by its ``use`` and ``model:`` like any other), so adding ``plugins:`` to a suite moves no id
+    plugins: tuple[str, ...] = added_field(())
 
     def to_json(self) -> dict[str, Any]:
         """The JSON the worker receives and the id hashes: sections without ``added_field`` s at their
-        default (``harness.config.identity``), ``distributed`` only when set (other runs keep their ids)."""
+        default (``harness.config.identity``), ``distributed`` and ``plugins`` only when set (other runs
+        keep their ids)."""
         out = {
             "suite": self.suite,
             "task": self.task,
@@ -74,6 +84,8 @@ class RunConfig(Frozen):
         }
         if self.distributed is not None:
             out["distributed"] = self.distributed.model_dump(mode="json")
+        if self.plugins:
+            out["plugins"] = list(self.plugins)
         return out
 
     @classmethod

@@ -7,11 +7,12 @@ variants and metrics) are checked in ``harness.config.load`` against the family 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from harness.config.claims import Claim
+from harness.plugins import MODULE_NAME
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 SWEEP_SECTIONS = ("data", "model", "train", "measure")
@@ -122,6 +123,9 @@ class TaskEntry(Strict):
 class SuiteFile(Strict):
     suite: str = Field(pattern=NAME)
     description: str = ""
+    # modules imported (by name, never eval) before the suite is checked and in every run's process:
+    # they register mixers, variants or datasets (harness.extend); see harness.plugins
+    plugins: list[Annotated[str, StringConstraints(pattern=MODULE_NAME.pattern)]] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     train: dict[str, Any] = Field(default_factory=dict)
     measure: dict[str, Any] = Field(default_factory=dict)

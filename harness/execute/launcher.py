@@ -7,8 +7,9 @@ starts as one worker process, or as a torchrun job for a ``distributed:`` task (
 
 Shared here: which runs are pending (resume, results versions), the progress bar and store writes
 (``Recorder``, the driver being the only writer), the row of a run that left no result
-(``failure_row``), what each launcher refuses before anything runs (``check``) and the ``harness run``
-options each one takes (``options``).
+(``failure_row``), what each launcher refuses before anything runs (``check``), the ``harness run``
+options each one takes (``options``) and each run's timeout (``run_timeout``: ``--timeout`` for every run,
+else ``--plugin-timeout`` for runs that execute plugin code, so a plugin that hangs is stopped and recorded).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class ExecutionSummary:
     accepted_stale: list[str] = field(default_factory=list)  # stored under another results version: kept (--accept-stale)
 
 
+#: seconds after which a run that executes plugin code is stopped (recorded as ``error``, "timed out")
+#: when ``--timeout`` sets none: an hour holds a CPU- or GPU-sized run; a hang does not stall the suite
+PLUGIN_TIMEOUT_S = 3600.0
+
+
 class Launcher(ABC):
     """Runs the pending specs of a suite somewhere and records each row as it comes back."""
 
@@ -44,10 +50,16 @@ class Launcher(ABC):
     options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, store: ResultStore, cache_dir: Path, *, timeout: float | None = None,
-                 console: Console | None = None, **options: Any):
-        self.store, self.cache_dir, self.timeout = store, Path(cache_dir), timeout
+                 plugin_timeout: float | None = PLUGIN_TIMEOUT_S, console: Console | None = None, **options: Any):
+        self.store, self.cache_dir, self.timeout, self.plugin_timeout = store, Path(cache_dir), timeout, plugin_timeout
         self.console = console or Console(stderr=True)
         self.settings = {**self.options, **options}
+
+    def run_timeout(self, spec: RunSpec) -> float | None:
+        """``--timeout`` when given, else ``--plugin-timeout`` for a run that executes plugin code, else none."""
+        if self.timeout is not None:
+            return self.timeout
+        return self.plugin_timeout if spec.plugin_code else None
 
     @classmethod
     def check(cls, specs: list[RunSpec], **options: Any) -> None:
@@ -104,6 +116,11 @@ def failure_row(spec: RunSpec, message: str) -> dict[str, Any]:
 
     return {**spec_columns(spec.run, spec.run_id), "status": "error", "error": message,
             **environment(torch.device(spec.run.device))}
+
+
+def plugin_note(spec: RunSpec) -> str:
+    """'' or ' (plugin code: my_pkg.mixers)': a timed-out run says whose code it ran."""
+    return f" (plugin code: {', '.join(spec.plugin_code)})" if spec.plugin_code else ""
 
 
 def death_reason(code: int | None, log: Path) -> str:

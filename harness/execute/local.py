@@ -65,7 +65,7 @@ class LocalLauncher(Launcher):
                     running[spec.run_id] = spec.label
                 recorder.describe(f"[bold]{escape(labels())}")
                 try:
-                    return run_one(spec, self.store, self.cache_dir, self.timeout, env=env, threads=threads, stop=stop)
+                    return run_one(spec, self.store, self.cache_dir, self.run_timeout(spec), env=env, threads=threads, stop=stop)
                 finally:
                     with running_lock:
                         running.pop(spec.run_id, None)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.execute import worker
-from harness.execute.launcher import death_reason, failure_row
+from harness.execute.launcher import death_reason, failure_row, plugin_note
 from harness.execute.torchrun import run_torchrun
 from harness.plan.planner import RunSpec
 from harness.store.store import ResultStore
@@ -60,7 +60,7 @@ def run_one(spec: RunSpec, store: ResultStore, cache_dir: Path, timeout: float |
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     _kill(proc)
-                    return failure_row(spec, f"timed out after {timeout:g} s (log: {log})")
+                    return failure_row(spec, f"timed out after {timeout:g} s{plugin_note(spec)} (log: {log})")
                 if stop is not None and stop.is_set():
                     _kill(proc)
                     return None

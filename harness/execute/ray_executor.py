@@ -281,8 +281,9 @@ class RayLauncher(Launcher):
         started_here = connect(opts["address"])
         try:
             check_cluster([s for s in todo if nnodes(s) > 1], requests)
-            args = (str(self.cache_dir.resolve()), self.timeout, os.getcwd())
-            submitted = {_submit(spec, requests[spec.run_id], args, max_retries): spec for spec in todo}
+            cache, cwd = str(self.cache_dir.resolve()), os.getcwd()
+            submitted = {_submit(spec, requests[spec.run_id], (cache, self.run_timeout(spec), cwd), max_retries): spec
+                         for spec in todo}
             waiting = list(submitted)
             with Recorder(self.store, summary, self.console, total=len(todo)) as recorder:
                 recorder.describe(f"[bold]{len(todo)} runs on ray")

@@ -61,7 +61,7 @@ def run_torchrun(
 
     Like ``harness.execute.process.run_one``: a job that dies without a result gives a failure row.
     """
-    from harness.execute.launcher import death_reason, failure_row
+    from harness.execute.launcher import death_reason, failure_row, plugin_note
     from harness.execute.worker import die_with_parent
     from harness.store.store import atomic_write_text
 
@@ -87,7 +87,7 @@ def run_torchrun(
             except subprocess.TimeoutExpired:
                 proc.kill()  # the ranks die with their agent (PR_SET_PDEATHSIG in main)
                 proc.wait()
-                return failure_row(spec, f"timed out after {timeout:g} s (log: {log})")
+                return failure_row(spec, f"timed out after {timeout:g} s{plugin_note(spec)} (log: {log})")
             except BaseException:
                 proc.kill()
                 proc.wait()

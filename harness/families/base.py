@@ -33,12 +33,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from harness.families.variants import VariantTable
+from harness.registry import BUILTIN, describe_source, pass_through, registering_module
+
+pass_through(__name__)
 
 
 class Params(BaseModel):
     """Base of every family's ``model:``/``data:`` schema: unknown keys are errors, values are checked."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+#: the ``json_schema_extra`` of an :func:`added_field`; ``harness.config.identity`` reads it.
+OMIT_AT_DEFAULT = {"run_id": "omit_at_default"}
+
+
+def added_field(default: Any, *, description: str = "", **kwargs: Any) -> Any:
+    """A field added to a schema after runs were stored: part of the run id only when it differs from
+    ``default``, which must reproduce the behaviour from before the field existed (``harness.config.identity``)."""
+    return Field(default, description=description, json_schema_extra=OMIT_AT_DEFAULT, **kwargs)
 
 
 def user_path(kind: str, description: str, default: Any = ...) -> Any:
@@ -58,10 +71,14 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A built-in dataset: its parameter schema (the task's ``data:`` block) and a one-line description."""
+    """A dataset: its parameter schema (the task's ``data:`` block) and a one-line description. A dataset
+    a plugin registers (``Family.register_dataset``) also brings ``load``, in the form its family's
+    ``dataset_contract`` says; ``source`` is the module that registered it."""
 
     params: type[Params]
     description: str
+    load: Callable[..., Any] | None = None
+    source: str = BUILTIN
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,29 @@ class Family(ABC):
     #: bump in the commit that changes numbers this family's stored runs hold (data, model, metrics);
     #: rows record it (``harness.versions``) and resume reruns runs of another version
     results_version: ClassVar[int] = 0
+    #: what a registered dataset's ``load`` must be (``register_dataset``); empty: the family takes none
+    dataset_contract: ClassVar[str] = ""
+
+    @classmethod
+    def register_dataset(cls, name: str, spec: DatasetSpec) -> DatasetSpec:
+        """Add a dataset to this family (a plugin's); its ``load`` follows ``dataset_contract``."""
+        source = registering_module()
+        if not cls.dataset_contract:
+            raise ValueError(f"family {cls.name!r} takes no registered datasets (its data comes from its own loaders)")
+        if spec.load is None:
+            raise ValueError(f"dataset {name!r} for family {cls.name!r} needs load: {cls.dataset_contract}")
+        if name in cls.datasets:
+            raise ValueError(f"dataset {name!r} of family {cls.name!r} is already registered by "
+                             f"{describe_source(cls.datasets[name].source)}; {describe_source(source)} must choose another name")
+        cls.datasets[name] = spec = replace(spec, source=source)
+        return spec
+
+    @classmethod
+    def plugin_sources(cls, use: str, dataset: str, model: Params) -> tuple[str, ...]:
+        """The plugin modules whose code a run of variant ``use`` on ``dataset`` executes (its variant, the
+        mixers it contains, its dataset); empty for the harness's own. Such runs get a default timeout."""
+        sources = cls.variants[use].sources(model) | {cls.datasets[dataset].source}
+        return tuple(sorted(s for s in sources if s != BUILTIN))
 
     def width_step(self, use: str, model: Params) -> int:
         """Solved widths of variant ``use`` are multiples of this (``width_multiple`` unless heads need more)."""
@@ -208,6 +248,14 @@ class Family(ABC):
         """The metrics a task with this ``model:`` block reports (default: all of the family's); the first
         flagged primary among them is the task's primary metric."""
         return tuple(cls.metrics)
+
+    def check_data(self, dataset: str, data: Params) -> None:
+        """Raise ``HarnessError`` if the data source a ``data:`` block names cannot be read as its dataset's
+        layout: open it and check what is cheap (keys, shapes, class folders, pairs, annotations, the first
+        items), naming the file and what to do. Suite validation calls it once per distinct block, so
+        ``harness validate`` and ``harness run`` refuse bad data before anything runs; built-in datasets
+        that are generated have nothing to open. Loaders still check what they read (a bad file deep in a
+        folder becomes a clear error row)."""
 
     def check_config(self, use: str, data: Params, model: Params) -> None:
         """Raise ValueError if variant ``use`` cannot run with these ``data:`` and ``model:`` blocks together:

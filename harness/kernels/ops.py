@@ -9,9 +9,10 @@ forms of ``harness.kernels.flop_formulas`` registered for them here (this module
 never the other way round). On the fused backend, ``selective_scan`` / ``ssd_scan`` add the same closed
 forms for mamba_ssm's kernels, which no FLOP counter sees.
 
-The selective-scan backward is the reference's analytic reverse scan (``selective_scan_ref_bwd``, states
-recomputed); the SSD backward recomputes the forward through ``ssd_ref`` under ``torch.enable_grad`` and
-returns ``torch.autograd.grad``.
+The selective-scan backward is the reference's analytic reverse scan (``selective_scan_ref_bwd``) on the
+states and decays the forward kept: the forward op returns them as two extra outputs when autograd will
+need them (empty otherwise), and its autograd context saves them. The SSD backward recomputes the forward
+through ``ssd_ref`` under ``torch.enable_grad`` and returns ``torch.autograd.grad``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from torch import Tensor
 from torch.utils.flop_counter import register_flop_formula
 
 from harness.kernels import flop_formulas
-from harness.kernels.selective_scan import selective_scan_fn, selective_scan_ref, selective_scan_ref_bwd
+from harness.kernels.selective_scan import (
+    chunk_length, compute_dtype, keeps_states, selective_scan_fn, selective_scan_ref_bwd, selective_scan_ref_fwd,
+)
 from harness.kernels.ssd import ssd_fn, ssd_ref
 
 IMPLS = ("auto", "fused", "ref")
@@ -77,47 +80,60 @@ def _leaves(*ts):
 @torch.library.custom_op("harness::selective_scan", mutates_args=())
 def selective_scan_op(
     u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor], z: Optional[Tensor],
-    delta_bias: Optional[Tensor], delta_softplus: bool, euler: bool, chunk_size: int,
-) -> tuple[Tensor, Tensor]:
-    out, last = selective_scan_ref(
-        u, delta, A, B, C, D, z, delta_bias, delta_softplus, True, chunk_size or None, "euler" if euler else "zoh"
+    delta_bias: Optional[Tensor], delta_softplus: bool, euler: bool, chunk_size: int, keep: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """-> out, last_state, and, with ``keep``, the states and decays, and delta' and delta' u, that the
+    backward reuses (``selective_scan_ref_fwd``'s ``kept``; empty tensors without). ``keep`` is decided by
+    the caller: inside the op autograd is off whether or not a backward will follow."""
+    out, last, (big, small) = selective_scan_ref_fwd(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size or None, "euler" if euler else "zoh",
+        keep=keep,
     )
-    return out, last.contiguous()
+    return out, last.contiguous(), big, small
 
 
 @selective_scan_op.register_fake
-def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, euler, chunk_size):
-    return torch.empty_like(u), u.new_empty(u.shape[0], A.shape[0], A.shape[1], dtype=torch.float32)
+def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, euler, chunk_size, keep):
+    (b, d, l), n, dt = u.shape, A.shape[1], compute_dtype(u)
+    if keep:
+        T = chunk_length(b, d, n, l, chunk_size or None)
+        nc = -(-l // T)
+        big, small = u.new_empty(2, T, b, nc, n, d, dtype=dt), u.new_empty(2, T, b, nc, d, dtype=dt)
+    else:
+        big, small = u.new_empty(0, dtype=dt), u.new_empty(0, dtype=dt)
+    return torch.empty_like(u), u.new_empty(b, d, n, dtype=dt), big, small
 
 
 @torch.library.custom_op("harness::selective_scan_bwd", mutates_args=())
 def selective_scan_bwd_op(
     dout: Tensor, dlast: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     D: Optional[Tensor], z: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool, euler: bool,
-    chunk_size: int,
+    chunk_size: int, kept_big: Tensor, kept_small: Tensor,
 ) -> list[Tensor]:
     grads = selective_scan_ref_bwd(
         dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size or None,
-        "euler" if euler else "zoh",
+        "euler" if euler else "zoh", kept=(kept_big, kept_small),
     )
     return [u.new_empty(0) if g is None else g for g in grads]
 
 
 @selective_scan_bwd_op.register_fake
-def _(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, euler, chunk_size):
+def _(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, euler, chunk_size, kept_big, kept_small):
     return [_empty_like_or_placeholder(t, u) for t in (u, delta, A, B, C, D, z, delta_bias)]
 
 
 def _ss_setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs[:8])
-    ctx.flags = inputs[8:]
+    ctx.save_for_backward(*inputs[:8], *output[2:])
+    ctx.flags = inputs[8:11]
 
 
-def _ss_backward(ctx, dout, dlast):
-    u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
-    grads = torch.ops.harness.selective_scan_bwd(dout, dlast, u, delta, A, B, C, D, z, delta_bias, *ctx.flags)
+def _ss_backward(ctx, dout, dlast, _dbig, _dsmall):
+    u, delta, A, B, C, D, z, delta_bias, big, small = ctx.saved_tensors
+    grads = torch.ops.harness.selective_scan_bwd(
+        dout, dlast, u, delta, A, B, C, D, z, delta_bias, *ctx.flags, big, small
+    )
     present = (u, delta, A, B, C, D, z, delta_bias)
-    return (*(g if t is not None else None for g, t in zip(grads, present)), None, None, None)
+    return (*(g if t is not None else None for g, t in zip(grads, present)), None, None, None, None)
 
 
 selective_scan_op.register_autograd(_ss_backward, setup_context=_ss_setup)
@@ -237,9 +253,10 @@ def selective_scan(
         flop_formulas.count_fused(torch.ops.harness.selective_scan, torch.ops.harness.selective_scan_bwd, flops,
                                   res[0] if return_last_state else res)
         return res
-    out, last = torch.ops.harness.selective_scan(
-        u, delta, A, B.contiguous(), C.contiguous(), D, z, delta_bias, delta_softplus, discretization == "euler",
-        chunk_size,
+    ins = (u, delta, A, B.contiguous(), C.contiguous(), D, z, delta_bias)
+    keep = keeps_states(u, A, torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ins))
+    out, last, _, _ = torch.ops.harness.selective_scan(
+        *ins, delta_softplus, discretization == "euler", chunk_size, keep
     )
     return (out, last) if return_last_state else out
 

@@ -7,7 +7,7 @@ It is the "no SSM" arm of every pairing: if it matches Mamba, the task did not n
 Reuses timm's ``GatedConvBlock`` (``timm.models.mambaout``) for the layers and their names (``fc1``,
 ``conv``, ``fc2``), so a timm MambaOut block's weights load into it (its ``norm.*`` belong to our block's
 norm). Re-stated here: the forward, because timm's adds the norm and residual that the mixer contract
-leaves to ``harness.modules.block.Block``, and works on ``(B, H, W, C)`` grids only; and the 1-D conv,
+leaves to ``harness.modules.block.MixerBlock``, and works on ``(B, H, W, C)`` grids only; and the 1-D conv,
 because timm only has the symmetric 2-D ``k x k`` kernel, while sequences need a ``1 x k`` kernel that
 is either centered or causal (left padding ``k - 1``, as in Mamba's ``d_conv`` conv), and causal
 decoding needs a cached conv window (``init_state``/``step``). The causal 1-D conv runs on causal_conv1d's

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.config.identity import id_dump
 from harness.config.load import Suite, build_run_config, sweep_points
-from harness.config.run_config import MatchReference, RunConfig
+from harness.config.run_config import NOT_IDENTITY, MatchReference, RunConfig
 from harness.config.sections import MatchConfig, MeasureConfig, TrainConfig
 from harness.versions import results_version
 
@@ -27,6 +27,7 @@ class RunSpec:
     run_id: str
     run: RunConfig
     results_version: str = results_version(0)  # of the code that will run it; a stored row must match it
+    plugin_code: tuple[str, ...] = ()  # plugin modules whose code it runs (variant, mixers, dataset): a default timeout
 
     @cached_property
     def config(self) -> dict[str, Any]:
@@ -46,8 +47,8 @@ class RunSpec:
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    """16 hex digits of sha256 over the canonical JSON of the config (suite name excluded)."""
-    payload = {k: v for k, v in config.items() if k != "suite"}
+    """16 hex digits of sha256 over the canonical JSON of the config (suite name and plugin list excluded)."""
+    payload = {k: v for k, v in config.items() if k not in NOT_IDENTITY}
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -68,12 +69,14 @@ def plan(suite: Suite, *, seeds: list[int] | None = None, only: str | None = Non
         fam = task.family
         data_schema = fam.datasets[task.entry.dataset].params
         for point in sweep_points(task.sweep):
-            resolved = {}
+            resolved, plugin_code = {}, {}
             for variant in task.variants:
                 raw = build_run_config(task, variant, point)
+                model = fam.ModelParams.model_validate(raw["model"])
+                plugin_code[variant.name] = fam.plugin_sources(variant.uses, task.entry.dataset, model)
                 resolved[variant.name] = {
                     "data": id_dump(data_schema.model_validate(raw["data"])),
-                    "model": id_dump(fam.ModelParams.model_validate(raw["model"])),
+                    "model": id_dump(model),
                     "train": TrainConfig.model_validate(raw["train"]),
                     "measure": MeasureConfig.model_validate(raw["measure"]),
                     "match": MatchConfig.model_validate(raw["match"]),
@@ -101,8 +104,10 @@ def plan(suite: Suite, *, seeds: list[int] | None = None, only: str | None = Non
                         sweep=point,
                         device=device,
                         distributed=task.entry.distributed,
+                        plugins=suite.plugins,
                     )
                     if patterns and not _matches(patterns, run):
                         continue
-                    specs.append(RunSpec(run_id=config_hash(run.to_json()), run=run, results_version=results_version(fam.results_version)))
+                    specs.append(RunSpec(run_id=config_hash(run.to_json()), run=run, results_version=results_version(fam.results_version),
+                                         plugin_code=plugin_code[variant.name]))
     return specs

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.report.load import COST_COLUMNS, Suite, ok_rows
+from harness.report.load import COST_COLUMNS, ResultsSuite, ok_rows
 from harness.report.paired import MAIN_ABLATIONS, decide, holm, per_seed, size_label
 from harness.report.sequential import N_TOO_SMALL, SequentialDesign, seeds_advice, threshold_test
 from harness.report.stats import ALPHA
@@ -77,7 +77,7 @@ def _pair(base: pd.DataFrame, abl: pd.DataFrame, pm: str, hib: bool) -> tuple[pd
     return base[base["hp_point"] == hb], abl[abl["hp_point"] == ha], ha, note
 
 
-def ablation_table(df: pd.DataFrame, suite: Suite, design: SequentialDesign | None = None,
+def ablation_table(df: pd.DataFrame, suite: ResultsSuite, design: SequentialDesign | None = None,
                    alpha: float = ALPHA) -> pd.DataFrame:
     """One row per task x size point x ablation with a base (columns :data:`ABLATION_COLUMNS`)."""
     ok = ok_rows(df)
@@ -119,7 +119,7 @@ def ablation_table(df: pd.DataFrame, suite: Suite, design: SequentialDesign | No
     return _decide(res, suite, alpha)[ABLATION_COLUMNS]
 
 
-def _decide(res: pd.DataFrame, suite: Suite, alpha: float) -> pd.DataFrame:
+def _decide(res: pd.DataFrame, suite: ResultsSuite, alpha: float) -> pd.DataFrame:
     for fam in ("worse", "better", "within"):
         res[f"p_{fam}_holm"] = holm(res[f"p_{fam}"].to_numpy())
     m = {fam: max(1, int(res[f"p_{fam}"].notna().sum())) for fam in ("worse", "better", "within")}
@@ -150,7 +150,7 @@ def _x(v: float) -> str:
     return f"{v:.3g}" if np.isfinite(v) else "n/a"
 
 
-def ablation_summary(r: pd.Series, suite: Suite) -> str:
+def ablation_summary(r: pd.Series, suite: ResultsSuite) -> str:
     """One line: what removing or changing the component did to quality, with its error control, and the cost."""
     unit = suite.task(str(r["task"])).metric(str(r["metric"])).unit
     u = f" {unit}" if unit else ""

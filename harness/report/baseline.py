@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.report.load import MetricInfo, Suite
+from harness.report.load import MetricInfo, ResultsSuite
 from harness.report.paired import holm_by_cell, per_seed
 from harness.report.sequential import SequentialDesign, seeds_advice, threshold_test
 from harness.report.stats import ALPHA
@@ -35,7 +35,7 @@ def _kind(rows: pd.DataFrame) -> str:
     return ", ".join(kinds)
 
 
-def learned_table(selected: pd.DataFrame, suite: Suite, design: SequentialDesign | None = None,
+def learned_table(selected: pd.DataFrame, suite: ResultsSuite, design: SequentialDesign | None = None,
                   alpha: float = ALPHA) -> pd.DataFrame:
     """One row per task x size point x variant of ``selected`` whose rows record a ``baseline``.
 

@@ -46,7 +46,7 @@ import pandas as pd
 
 from harness.config.claims import Check, same_value
 from harness.report.ablations import base_rows
-from harness.report.load import Suite, TaskInfo
+from harness.report.load import ResultsSuite, TaskInfo
 from harness.report.paired import paired_threshold_test, per_seed, size_label
 from harness.report.sequential import (SequentialDesign, proportion_advice, proportion_test, seeds_advice,
                                        threshold_test)
@@ -82,7 +82,7 @@ class Context:
     """What every check reads: the normalised results, the suite, the task and the claim's metric directions."""
 
     df: pd.DataFrame
-    suite: Suite
+    suite: ResultsSuite
     task: TaskInfo
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # suite.json: how each named metric reads
     design: SequentialDesign | None = None

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from harness.config.claims import Claim
 from harness.errors import HarnessError
 from harness.report.claim_checks import CheckResult, Context, evaluate_check
-from harness.report.load import Suite
+from harness.report.load import ResultsSuite
 from harness.report.paired import holm
 from harness.report.sequential import SequentialDesign
 from harness.report.stats import ALPHA
@@ -68,7 +68,7 @@ class ClaimResult:
     check: CheckResult
 
 
-def stored_claims(suite: Suite) -> list[tuple[str, Claim, dict]]:
+def stored_claims(suite: ResultsSuite) -> list[tuple[str, Claim, dict]]:
     """``(task, claim, metrics)`` of every claim in ``suite.json``, in task order (``metrics``: how the
     metrics the claim names read, as the family declared them)."""
     out = []
@@ -83,7 +83,7 @@ def stored_claims(suite: Suite) -> list[tuple[str, Claim, dict]]:
     return out
 
 
-def evaluate_claims(df: pd.DataFrame, suite: Suite, design: SequentialDesign | None = None,
+def evaluate_claims(df: pd.DataFrame, suite: ResultsSuite, design: SequentialDesign | None = None,
                     alpha: float = ALPHA) -> list[ClaimResult]:
     """Every stored claim checked on ``df`` (from :func:`harness.report.load.load_results`) with its outcome."""
     claims = stored_claims(suite)

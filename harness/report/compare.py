@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.report.load import Suite, load_results
+from harness.report.load import ResultsSuite, load_results
 
 LATENCY_COLS = ["latency_ms_p50"]
 TIME_COLS = ["train_step_ms_p50"]
@@ -108,7 +108,7 @@ def _num(row, col) -> float:
     return v
 
 
-def compare_frames(a: pd.DataFrame, b: pd.DataFrame, suite: Suite, metrics: list[str] | None = None,
+def compare_frames(a: pd.DataFrame, b: pd.DataFrame, suite: ResultsSuite, metrics: list[str] | None = None,
                    latency_margin: float = 0.05, memory_margin: float = 0.05, rel_margin: float = 0.10
                    ) -> pd.DataFrame:
     """:func:`compare_dirs` on normalised frames (``a`` = old/baseline, ``b`` = new)."""

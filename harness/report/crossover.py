@@ -25,7 +25,7 @@ import pandas as pd
 from scipy import stats as sps
 from scipy.optimize import brentq
 
-from harness.report.load import Suite
+from harness.report.load import ResultsSuite
 from harness.report.paired import select_configs
 
 BAD_FIT_RESID = 0.05   # 5 % in log space
@@ -231,7 +231,7 @@ def _pairs(vs: pd.DataFrame) -> list[tuple[str, str]]:
     return list(itertools.combinations(sorted(vs["variant"].unique()), 2))
 
 
-def analyze_scaling(df: pd.DataFrame, suite: Suite, metrics=DEFAULT_COSTS, n_boot: int = N_BOOT,
+def analyze_scaling(df: pd.DataFrame, suite: ResultsSuite, metrics=DEFAULT_COSTS, n_boot: int = N_BOOT,
                     min_sizes: int = 3) -> ScalingResult:
     """Fit every variant's cost vs size and find crossovers, for tasks sweeping a size key."""
     sel = select_configs(df, suite)

@@ -52,7 +52,7 @@ def axis_label(col: str, unit: str | None = None) -> str:
     return f"{name} ({unit})" if unit else name
 
 
-def _si(x, _pos=None) -> str:
+def si_number(x, _pos=None) -> str:
     ax = abs(x)
     for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if ax >= div:
@@ -69,17 +69,17 @@ def set_cost_xscale(ax, values, label: str) -> None:
     if len(v) and v.max() / v.min() >= 10:
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.xaxis.set_major_formatter(FuncFormatter(_si))
+        ax.xaxis.set_major_formatter(FuncFormatter(si_number))
         ax.set_xlabel(label + " (log scale)")
     else:
         ax.xaxis.set_major_locator(MaxNLocator(5))
-        ax.xaxis.set_major_formatter(FuncFormatter(_si))
+        ax.xaxis.set_major_formatter(FuncFormatter(si_number))
         ax.set_xlabel(label)
 
 
 def _size_fmt(x, _pos=None) -> str:
     """Sizes (sequence length, resolution) as plain integers: 1024, 16384 (SI only from 1e6)."""
-    return _si(x) if abs(x) >= 1e6 else (f"{x:.0f}" if float(x).is_integer() else f"{x:.3g}")
+    return si_number(x) if abs(x) >= 1e6 else (f"{x:.0f}" if float(x).is_integer() else f"{x:.3g}")
 
 
 def to_png(fig) -> bytes:

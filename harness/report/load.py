@@ -24,16 +24,16 @@ from harness.versions import stored_version, version_key
 
 
 @dataclass
-class Suite(SuiteInfo):
+class ResultsSuite(SuiteInfo):
     """A results folder's suite record as the report reads it: ``suite.json`` plus what loading left out."""
 
     superseded: int = 0  # rows left out because a later config of the same run replaced them
     version_notes: list[str] = field(default_factory=list)  # rows left out (or kept stale) by results version
 
 
-def parse_suite(data: dict[str, Any]) -> Suite:
+def parse_suite(data: dict[str, Any]) -> ResultsSuite:
     """The report's record of a ``suite.json`` already read."""
-    return Suite.from_json(data)
+    return ResultsSuite.from_json(data)
 
 
 def _parse_sweep(value: Any) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def _to_bool(s: pd.Series) -> pd.Series:
     return s.map(conv).astype(bool)
 
 
-def normalize(df: pd.DataFrame, suite: Suite) -> pd.DataFrame:
+def normalize(df: pd.DataFrame, suite: ResultsSuite) -> pd.DataFrame:
     """Fill missing columns, parse ``sweep`` and add the helper columns the report uses.
 
     Added columns: ``sweep_dict`` (dict), ``size_point`` (canonical JSON of the size keys),
@@ -171,11 +171,11 @@ def _is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def load_results(results_dir: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, Suite]:
+def load_results(results_dir: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, ResultsSuite]:
     """Read and normalise a results folder: each run's latest config of one results version per task
     only (see ``drop_superseded`` and ``keep_one_version``), or every stored row (``compare`` pairs them
     by config hash). Raises :class:`HarnessError` when it is not a results folder."""
-    suite = Suite.read(results_dir)
+    suite = ResultsSuite.read(results_dir)
     table = read_table(results_dir)
     if latest_only:
         table, suite.superseded = drop_superseded(table)
@@ -215,3 +215,16 @@ def cost_columns(df: pd.DataFrame) -> list[str]:
 
 def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == "ok"]
+
+
+def incomplete_flops(df: pd.DataFrame) -> dict[str, list[str]]:
+    """Variant -> the ops its runs ran without a FLOP formula (``flops_skipped`` entries of the counter
+    behind ``flops_fwd`` / ``flops_train_step``): those counts are lower bounds, and the report says so."""
+    if "flops_skipped" not in df.columns:
+        return {}
+    out: dict[str, set[str]] = {}
+    for variant, skipped in zip(df["variant"], df["flops_skipped"]):
+        ops = [s.split(":", 1)[1] for s in str(skipped or "").split(",") if s.startswith("flop_counter:")]
+        if ops:
+            out.setdefault(str(variant), set()).update(ops)
+    return {v: sorted(ops) for v, ops in sorted(out.items())}

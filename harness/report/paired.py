@@ -35,7 +35,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from harness.report.load import Suite, ok_rows
+from harness.report.load import ResultsSuite, ok_rows
 from harness.report.sequential import N_TOO_SMALL, SequentialDesign, seeds_advice, threshold_test
 from harness.report.stats import ALPHA
 
@@ -122,7 +122,7 @@ def main_rows(df: pd.DataFrame) -> pd.DataFrame:
     return ok[ok["ablation"].isin(MAIN_ABLATIONS)]
 
 
-def select_configs(df: pd.DataFrame, suite: Suite) -> pd.DataFrame:
+def select_configs(df: pd.DataFrame, suite: ResultsSuite) -> pd.DataFrame:
     """Per task x size point x variant, keep only the rows of the best hyper-parameter point.
 
     Best = best mean primary metric over seeds (direction from suite.json). Without a hyper-parameter
@@ -149,7 +149,7 @@ def select_configs(df: pd.DataFrame, suite: Suite) -> pd.DataFrame:
     return pd.concat(keep) if keep else rows.iloc[0:0]
 
 
-def equal_budget(df: pd.DataFrame, suite: Suite) -> pd.DataFrame:
+def equal_budget(df: pd.DataFrame, suite: ResultsSuite) -> pd.DataFrame:
     """Best-of-grid and median-of-grid of the primary metric per task x size point x variant.
 
     Columns: ``task, size_point, variant, metric, grid_points, trials, best, best_hp, median,
@@ -201,7 +201,7 @@ COMPARISON_COLUMNS = [
 ]
 
 
-def compare_variants(df: pd.DataFrame, suite: Suite, metrics: dict[str, list[str]] | None = None,
+def compare_variants(df: pd.DataFrame, suite: ResultsSuite, metrics: dict[str, list[str]] | None = None,
                      alpha: float = ALPHA, selected: pd.DataFrame | None = None,
                      design: SequentialDesign | None = None) -> pd.DataFrame:
     """Paired comparisons for every task x size point (see module docstring), Holm over the whole table.

@@ -11,7 +11,7 @@ family is the cell's candidates: the chance that an inadequate variant is called
 alpha per cell.
 
 *Cheapest*: the adequate variants ordered by latency p50, then forward FLOPs, then parameters (each
-column used when every adequate variant measured it); the first is recommended and the reason names the
+column used when every adequate variant measured it; FLOPs only when no count skipped an op); the first is recommended and the reason names the
 cost ratio that ranked it, against the best variant (or, when the best is also the cheapest, against the
 next cheapest adequate one).
 """
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.baseline import learned_lookup, perfect_score
-from harness.report.load import COST_COLUMNS, Suite
+from harness.report.load import COST_COLUMNS, ResultsSuite, incomplete_flops
 from harness.report.paired import holm_by_cell, paired_threshold_test, per_seed, size_label
 from harness.report.sequential import SequentialDesign
 from harness.report.stats import ALPHA
@@ -46,7 +46,7 @@ def best_variant(cdf: pd.DataFrame, pm: str, variants: list[str], higher_is_bett
     return str(means.idxmax() if higher_is_better else means.idxmin())
 
 
-def adequacy_table(selected: pd.DataFrame, suite: Suite, learned: pd.DataFrame,
+def adequacy_table(selected: pd.DataFrame, suite: ResultsSuite, learned: pd.DataFrame,
                    design: SequentialDesign | None = None, alpha: float = ALPHA) -> pd.DataFrame:
     """One row per cell x candidate other than the cell's best (see the module docstring)."""
     out = []
@@ -81,7 +81,8 @@ def cost_ranking(cdf: pd.DataFrame, variants: list[str]) -> tuple[list[str], str
     """``variants`` from cheapest to dearest by :data:`COST_ORDER` (each column used when all measured it),
     and the column that ranked the first two (None when no cost was measured for all)."""
     costs = cdf[cdf["variant"].isin(variants)].groupby("variant")[[c for c in COST_ORDER if c in cdf.columns]].mean()
-    cols = [c for c in costs.columns if costs[c].reindex(variants).notna().all()]
+    partial = set(incomplete_flops(cdf)) & set(variants)  # a FLOP count with skipped ops ranks nothing
+    cols = [c for c in costs.columns if costs[c].reindex(variants).notna().all() and not (c == "flops_fwd" and partial)]
     if not cols:
         return sorted(variants), None
     ranked = costs.reindex(variants).sort_values(cols, kind="mergesort")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from harness.report.load import Suite, cost_columns, metric_columns, ok_rows
+from harness.report.load import ResultsSuite, cost_columns, metric_columns, ok_rows
 
 ALPHA = 0.05
 N_BOOT = 2000
@@ -47,7 +47,7 @@ def mean_ci(values, alpha: float = ALPHA, n_boot: int = N_BOOT, seed: int = RNG_
 GROUP_COLS = ["task", "variant", "mixer", "is_ssm", "size_point", "hp_point", "size", "ablation"]
 
 
-def summarize(df: pd.DataFrame, suite: Suite, columns: list[str] | None = None) -> pd.DataFrame:
+def summarize(df: pd.DataFrame, suite: ResultsSuite, columns: list[str] | None = None) -> pd.DataFrame:
     """Long table: one row per task x variant x sweep point x column.
 
     Columns: ``task, variant, mixer, is_ssm, size_point, hp_point, size, ablation, column, kind

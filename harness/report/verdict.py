@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.baseline import learned_lookup, learned_table, perfect_score
-from harness.report.load import COST_COLUMNS, Suite, TaskInfo
+from harness.report.load import COST_COLUMNS, ResultsSuite, TaskInfo, incomplete_flops
 from harness.report.paired import (MAIN_ABLATIONS, compare_variants, equal_budget, select_configs,
                                    size_label)
 from harness.report.recommend import adequacy_table, best_variant, candidates, recommend
@@ -123,7 +123,7 @@ class Evidence:
     adequacy: pd.DataFrame
 
 
-def gather_evidence(df: pd.DataFrame, suite: Suite, design: SequentialDesign | None = None,
+def gather_evidence(df: pd.DataFrame, suite: ResultsSuite, design: SequentialDesign | None = None,
                     alpha: float = ALPHA) -> Evidence:
     """Selected configs, paired comparisons, learned-vs-baseline tests and adequacy tests of ``df``."""
     sel = select_configs(df, suite)
@@ -165,6 +165,7 @@ def _runs(cells: list[CellVerdict], key=lambda c: c.verdict) -> str:
 
 def _cost_reason(cdf: pd.DataFrame, best: str, others: list[str]) -> str | None:
     parts = []
+    incomplete = incomplete_flops(cdf)
     for n in others:
         ratios = []
         for c, name in RATIO_COLUMNS:
@@ -173,7 +174,9 @@ def _cost_reason(cdf: pd.DataFrame, best: str, others: list[str]) -> str | None:
             a = cdf.loc[cdf["variant"] == best, c].mean()
             b = cdf.loc[cdf["variant"] == n, c].mean()
             if np.isfinite(a) and np.isfinite(b) and b > 0:
-                ratios.append(f"{name} {a / b:.2f}x")
+                skips = [f"{v} ran {', '.join(incomplete[v])}" for v in (best, n) if v in incomplete]
+                note = f" (incomplete: no FLOP formula where {'; '.join(skips)})" if c == "flops_fwd" and skips else ""
+                ratios.append(f"{name} {a / b:.2f}x{note}")
         if ratios:
             parts.append(f"{best}/{n}: " + ", ".join(ratios))
     if not parts:
@@ -428,7 +431,7 @@ def _recommendations_by_size(cells: list[CellVerdict]) -> str | None:
     return f"recommended per size: {runs} (the choice changes at {', '.join(changes)})."
 
 
-def task_verdicts(df: pd.DataFrame, suite: Suite, evidence: Evidence | None = None, alpha: float = ALPHA,
+def task_verdicts(df: pd.DataFrame, suite: ResultsSuite, evidence: Evidence | None = None, alpha: float = ALPHA,
                   design: SequentialDesign | None = None) -> list[TaskVerdict]:
     """One :class:`TaskVerdict` per task in ``df`` (see the module docstring for the rule).
 

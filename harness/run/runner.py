@@ -19,10 +19,11 @@ import torch
 
 from harness import __version__
 from harness.config.run_config import RunConfig
-from harness.errors import Diverged
+from harness.errors import Diverged, HarnessError
 from harness.families import FAMILIES, Experiment, Family, RunContext
 from harness.modules.attention import sdpa_kernels
-from harness.modules.registry import backends_of
+from harness.modules.registry import backends_of, mixer_spec
+from harness.plugins import load_plugins
 from harness.run import distributed
 from harness.run.train import fit, seed_everything, train
 from harness.versions import results_version
@@ -73,10 +74,19 @@ def build_experiment(family: Family, ctx: RunContext) -> Experiment:
     seed, build the model on the device, wrap them. The model's initialisation depends on the seed alone,
     not on what data loading, a cache or budget matching drew from the RNG before it."""
     family.check_config(ctx.use, ctx.data, ctx.model)
+    check_devices(family, ctx)
     data = family.load_data(ctx)
     torch.manual_seed(ctx.seed)
     model = family.build_model(ctx, data).to(ctx.device)
     return family.experiment_class(ctx, model, data)
+
+
+def check_devices(family: Family, ctx: RunContext) -> None:
+    """Refuse a run whose mixers cannot run on its device (a CUDA-only plugin kernel on a CPU run)."""
+    for name in type(family).variants[ctx.use].mixers(ctx.model):
+        devices = mixer_spec(name).devices
+        if ctx.device.type not in devices:
+            raise RuntimeError(f"mixer {name!r} runs on {', '.join(devices)} only; this run is on {ctx.device.type}")
 
 
 def solve_budget(run: RunConfig, family: Family, ctx: RunContext) -> tuple[RunContext, dict[str, Any]]:
@@ -122,8 +132,11 @@ def solve_budget(run: RunConfig, family: Family, ctx: RunContext) -> tuple[RunCo
 
 def spec_columns(run: RunConfig, run_id: str) -> dict[str, Any]:
     """The columns the config alone decides; a run process that dies leaves a failure row built from the
-    same (``harness.execute.launcher``), so reports still know its kind (is_ssm, causal) and sweep point."""
+    same (``harness.execute.launcher``), so reports still know its kind (is_ssm, causal) and sweep point.
+    ``is_ssm`` and ``mixers`` come from what the variant contains (a hybrid: its pattern), ``plugins`` names
+    the plugin modules whose code the run executes (empty for the harness's own)."""
     family_cls = FAMILIES.get(run.family)
+    model = family_cls.ModelParams.model_validate(run.model)
     return {
         "suite": run.suite,
         "task": run.task,
@@ -131,7 +144,9 @@ def spec_columns(run: RunConfig, run_id: str) -> dict[str, Any]:
         "dataset": run.dataset,
         "variant": run.variant,
         "mixer": run.use,
-        "is_ssm": family_cls.is_ssm(run.use, family_cls.ModelParams.model_validate(run.model)),
+        "mixers": "+".join(dict.fromkeys(family_cls.variants[run.use].mixers(model))),
+        "is_ssm": family_cls.is_ssm(run.use, model),
+        "plugins": ",".join(family_cls.plugin_sources(run.use, run.dataset, model)),
         "ablation": run.ablation,
         "causal": bool(family_cls.causal),
         "seed": run.seed,
@@ -150,6 +165,8 @@ def execute_run(run: RunConfig, run_id: str, cache_dir: Path) -> dict[str, Any]:
 
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
+    load_plugins(run.plugins)  # in this process too (a fresh worker, a Ray worker, a torchrun rank); a failure
+    # leaves no row here: the launcher records the run as error with this log's tail
     device = torch.device(run.device)
     family_cls = FAMILIES.get(run.family)
     row: dict[str, Any] = {
@@ -175,7 +192,8 @@ def execute_run(run: RunConfig, run_id: str, cache_dir: Path) -> dict[str, Any]:
         if isinstance(exc, KeyboardInterrupt):
             raise
         row["status"] = classify_failure(exc)
-        row["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        # a HarnessError already says what is wrong and what to do (bad data found mid-run): no type name
+        row["error"] = (str(exc) if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}")[:2000]
         traceback.print_exc()
     row["duration_s"] = round(time.perf_counter() - t0, 3)
     return row

@@ -66,3 +66,26 @@ def print_runs(console: Console, df: pd.DataFrame) -> None:
     metrics = [m for m in df.get("primary_metric", pd.Series(dtype=str)).dropna().unique() if m in df.columns]
     cols = [c for c in ["task", "variant", "seed", "sweep", "status", *metrics, "params", "latency_ms_p50", "backend", "error"] if c in df.columns]
     console.print(df[cols].to_string(index=False), highlight=False, markup=False)  # errors hold [brackets]
+
+
+# What to do about runs that ended in a failing status (``harness run`` prints it and exits 1).
+FAILURE_HINTS = {
+    "error": "the error column (harness show DIR --runs) and logs/<config_hash>.log say why; once the cause is fixed, "
+             "rerun with --retry-failed (a plain rerun keeps stored rows)",
+    "oom": "rerun with --retry-failed on a larger device or with a smaller batch",
+    "diverged": "they are results (a plain rerun keeps them); --no-resume --only TASK/VARIANT reruns them",
+}
+
+
+def failure_lines(rows: pd.DataFrame, statuses: tuple[str, ...], resumed: set[str]) -> list[str]:
+    """One line per status in ``statuses`` that some of ``rows`` (a suite run's rows) ended with: how many,
+    how many of them were resumed from an earlier ``harness run`` rather than run now, and what to do."""
+    lines = []
+    for status in statuses:
+        hit = rows[rows["status"] == status] if "status" in rows else rows.iloc[:0]
+        if hit.empty:
+            continue
+        kept = int(hit["config_hash"].isin(resumed).sum())
+        note = f" ({kept} of them resumed: stored by an earlier run and not rerun)" if kept else ""
+        lines.append(f"{len(hit)} run{'s' if len(hit) > 1 else ''} ended {status}{note}: {FAILURE_HINTS[status]}")
+    return lines

@@ -165,7 +165,8 @@ def test_killed_worker_is_retried(tmp_path: Path, cluster) -> None:
 def test_killed_worker_without_retries_is_an_error_row(tmp_path: Path, cluster) -> None:
     write_suite(tmp_path / "s.yaml", "noretry", steps=1500, variants="gated_cnn")
     done, _ = _kill_worker_mid_run(tmp_path, cluster, "--max-retries", "0")
-    assert done.returncode == 0, done.stderr  # the sweep finishes
+    assert done.returncode == 1, done.stderr  # the sweep finishes, every row is written, and the exit code says a run failed
+    assert "1 run ended error" in done.stderr and "--retry-failed" in done.stderr, done.stderr
     df = pd.read_parquet(tmp_path / "results" / "noretry" / "results.parquet")
     assert len(df) == 1 and df["status"].iloc[0] == "error"
     assert "ray:" in df["error"].iloc[0] and "max_retries=0" in df["error"].iloc[0], df["error"].iloc[0]

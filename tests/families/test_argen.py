@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import functools
+
 import pytest
 import torch
+import yaml
+
+import published_layouts as L
+from harness.config.load import load_suite
+from harness.errors import ConfigError
+from harness.plan.planner import plan
+from harness.run.runner import execute_run
 
 from harness.config.sections import MeasureConfig, TrainConfig
 from harness.errors import HarnessError
@@ -11,7 +21,7 @@ from harness.families import FAMILIES, RunContext
 from harness.families.argen.config import ARModelParams, DigitsParams, VQParams
 from harness.families.argen.data import load_images
 from harness.families.argen.model import ARModel
-from harness.families.argen.tokenizer import build_vq, get_tokenizer, load_llamagen_vq
+from harness.families.argen.tokenizer import LLAMAGEN_VQ, VQModel, get_tokenizer, llamagen_checkpoint, load_llamagen_vq, token_grid
 from harness.measure import Measurer
 from harness.run.train import fit, train
 from harness.run.runner import build_experiment
@@ -114,21 +124,81 @@ def test_tokenizer_is_cached_and_shared(tmp_path):
     assert not list((tmp_path / "argen").glob("*.tmp"))
 
 
-def test_pretrained_tokenizer_errors_name_the_path_and_layout(tmp_path):
+@functools.lru_cache(maxsize=4)
+def llamagen_state(downsample: int, seed: int = 0, codebook_size: int = 64) -> dict[str, torch.Tensor]:
+    """A LlamaGen VQ_8 / VQ_16 state dict (our VQModel holds LlamaGen's keys), random weights, small codebook
+    (LlamaGen's codebook_size argument), with LlamaGen's training-time usage buffer."""
+    torch.manual_seed(seed)
+    model = VQModel(**LLAMAGEN_VQ[downsample], codebook_size=codebook_size, codebook_dim=8)
+    return {**model.state_dict(), "quantize.codebook_used": torch.zeros(65536)}
+
+
+def test_llamagen_checkpoints_released_and_training_vq8_and_vq16(tmp_path):
+    """A released {'model': ...} VQ-16 and vq_train.py checkpoints ('model', 'ema', 'optimizer', 'args' as an
+    argparse.Namespace) of VQ-8: read without unpickling anything but the Namespace, EMA weights first."""
+    released = L.llamagen_checkpoint(tmp_path / "vq_ds16_c2i.pt", llamagen_state(16), training=False)
+    loaded = load_llamagen_vq(str(released), VQParams(checkpoint=str(released)))
+    assert (loaded.downsample, loaded.codebook_size) == (16, 64) and llamagen_checkpoint(str(released)).weights == "model"
+    model_w, ema_w = llamagen_state(8, seed=1), llamagen_state(8, seed=2)
+    trained = L.llamagen_checkpoint(tmp_path / "0001000.pt", model_w, ema=ema_w, training=True, vq_model="VQ-8")
+    info = llamagen_checkpoint(str(trained))
+    assert (info.downsample, info.codebook_size, info.codebook_dim, info.weights) == (8, 64, 8, "ema")
+    loaded = load_llamagen_vq(str(trained), VQParams(checkpoint=str(trained)))
+    assert torch.equal(loaded.quantize.embedding.weight, ema_w["quantize.embedding.weight"])  # the EMA weights
+    no_ema = L.llamagen_checkpoint(tmp_path / "0002000.pt", model_w, training=True, vq_model="VQ-8")
+    assert llamagen_checkpoint(str(no_ema)).weights == "model"
+    assert token_grid(VQParams(checkpoint=str(trained)), 32) == (16, 64)
+
+
+def test_llamagen_checkpoint_errors_name_the_path_and_layout(tmp_path):
     p = VQParams(checkpoint=str(tmp_path / "missing.pt"))
-    with pytest.raises(HarnessError, match="missing.pt.*LlamaGen VQ-16"):
+    with pytest.raises(HarnessError, match="missing.pt.*does not exist; expected a LlamaGen VQ checkpoint"):
         load_llamagen_vq(p.checkpoint, p)
-    # a state dict in LlamaGen's layout (wrapped under 'model', with its usage buffer) loads as is
-    good = tmp_path / "vq_ds16_c2i.pt"
-    reference = build_vq(VQParams(checkpoint=str(good)))
-    torch.save({"model": {**reference.state_dict(), "quantize.codebook_used": torch.zeros(65536)}}, good)
-    loaded = load_llamagen_vq(str(good), VQParams(checkpoint=str(good)))
-    assert torch.equal(loaded.quantize.embedding.weight, reference.quantize.embedding.weight)
-    assert (loaded.downsample, loaded.codebook_size) == (16, 16384)
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": llamagen_state(8), "args": Unsafe()}, evil)  # any class but argparse.Namespace is refused
+    with pytest.raises(HarnessError, match=r"evil.pt' is not a readable torch checkpoint \(it holds a pickled test_argen.Unsafe, "
+                       "which is never unpickled"):
+        llamagen_checkpoint(str(evil))
     bad = tmp_path / "bad.pt"
     torch.save({"model": {"encoder.wrong.weight": torch.zeros(1)}}, bad)
-    with pytest.raises(HarnessError, match="missing keys.*unexpected keys.*encoder.wrong.weight"):
+    with pytest.raises(HarnessError, match="neither LlamaGen's VQ-8 nor VQ-16"):
         load_llamagen_vq(str(bad), VQParams(checkpoint=str(bad)))
+    with pytest.raises(HarnessError, match="no weights under 'ema', 'model', 'state_dict'"):
+        torch.save({"steps": 3, "args": argparse.Namespace(vq_model="VQ-16")}, bad)
+        llamagen_checkpoint(str(bad))
+
+
+class Unsafe:
+    """Stands for any pickled object a checkpoint might carry: loading must never construct it."""
+
+
+def test_llamagen_resolution_that_does_not_fit_fails_validation(tmp_path):
+    ckpt = L.llamagen_checkpoint(tmp_path / "vq.pt", llamagen_state(16), training=True, ema=llamagen_state(16, 1))
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump({"suite": "s", "variants": ["aim"], "tasks": [{
+        "name": "gen", "family": "argen", "dataset": "digits", "model": TINY_MODEL,
+        "data": {"resolution": 40, "tokenizer": {"checkpoint": str(ckpt)}}}]}, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"s.yaml:\d+: gen.data: data.resolution=40 is not a multiple of the checkpoint's VQ-16 "
+                       r"downsample factor 16; use a multiple of 16 \(e.g. 32 or 48\)") as err:
+        load_suite(suite)
+    assert "resolution" in suite.read_text().splitlines()[err.value.line - 1]
+
+
+def test_a_llamagen_training_checkpoint_runs_end_to_end(tmp_path):
+    """VQ-8 vq_train.py checkpoint -> tokenizer of a textures task -> AR model trained a step, evaluated."""
+    ckpt = L.llamagen_checkpoint(tmp_path / "vq.pt", llamagen_state(8), ema=llamagen_state(8, 1), training=True, vq_model="VQ-8")
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump({
+        "suite": "s", "seeds": [0], "variants": ["aim"],
+        "train": {"steps": 1, "batch_size": 4, "eval_batch_size": 16, "warmup_steps": 0},
+        "measure": {"flops": False, "latency": False, "memory": False, "batch_size": 2},
+        "tasks": [{"name": "gen", "family": "argen", "dataset": "textures", "model": {**TINY_MODEL, "samples_per_class": 2},
+                   "data": {"resolution": 16, "per_class": 10, "crop": 16, "tokenizer": {"checkpoint": str(ckpt)},
+                            "classifier": {"steps": 1, "width": 4}}}]}, sort_keys=False))
+    (spec,) = plan(load_suite(suite), device="cpu")
+    row = execute_run(spec.run, spec.run_id, tmp_path / "cache")
+    assert row["status"] == "ok", row["error"]
+    assert (row["vq_model"], row["vq_weights"], row["seq_len"], row["vocab"]) == ("VQ-8", "ema", 4, 64)
 
 
 @pytest.mark.parametrize("use", VARIANTS)

@@ -1,25 +1,22 @@
-"""PDE family: solvers against exact solutions and invariants, data determinism and caching, the PDEBench
-loader, PDEBench's metrics, every operator at two resolutions, and training that lowers the loss."""
+"""PDE family: solvers against exact solutions and invariants, data determinism and caching, PDEBench's
+metrics, every operator at two resolutions, and training that lowers the loss."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
 
 from harness.config.load import load_suite
 from harness.config.sections import TrainConfig
-from harness.errors import HarnessError
 from harness.families import FAMILIES, RunContext
 from harness.families.pde import data as D
 from harness.families.pde import metrics as M
 from harness.families.pde import solvers as S
-from harness.families.pde.config import BurgersParams, DarcyParams, NavierStokesParams, PDEBenchParams, PDEModelParams
-from harness.families.pde.pdebench import load_pdebench
+from harness.families.pde.config import BurgersParams, DarcyParams, NavierStokesParams, PDEModelParams
 from harness.modules.registry import backends_of
 from harness.plan.planner import plan
 from harness.run.train import train
@@ -143,36 +140,6 @@ def test_navier_stokes_dataset_windows_snapshots(tmp_path):
                              record_every=0.1)
     d = D.load_generated("navier_stokes", p, tmp_path, torch.device("cpu"))
     assert d.train_x.shape == (2, 2, 8, 8) and d.train_y.shape == (2, 1, 8, 8) and d.test_x_2x.shape == (1, 2, 16, 16)
-
-
-def test_pdebench_loader_reads_the_layouts_and_names_what_is_wrong(tmp_path):
-    rng = np.random.default_rng(0)
-    burgers = tmp_path / "1D_Burgers_Sols_Nu0.1.hdf5"
-    with h5py.File(burgers, "w") as f:
-        f["tensor"] = rng.standard_normal((6, 5, 32)).astype(np.float32)
-    d = load_pdebench(PDEBenchParams(path=str(burgers), equation="burgers", resolution=8, n_train=4, n_test=2,
-                                     time_stride=4))
-    assert d.train_x.shape == (4, 1, 8) and d.test_y_2x.shape == (2, 1, 16)
-    torch.testing.assert_close(d.train_y[0, 0], torch.from_numpy(np.asarray(h5py.File(burgers)["tensor"][0, 4, ::4])))
-
-    darcy = tmp_path / "2D_DarcyFlow_beta1.0_Train.hdf5"
-    with h5py.File(darcy, "w") as f:
-        f["nu"] = rng.standard_normal((3, 12, 12)).astype(np.float32)
-        f["tensor"] = rng.standard_normal((3, 1, 12, 12)).astype(np.float32)
-    d = load_pdebench(PDEBenchParams(path=str(darcy), equation="darcy", resolution=4, n_train=2, n_test=1))
-    assert d.train_x.shape == (2, 1, 4, 4) and d.test_x_2x is None and "no 2x grid" in d.no_2x_reason
-
-    ns = tmp_path / "ns_incom_inhom_2d_512-0.h5"
-    with h5py.File(ns, "w") as f:
-        f["velocity"] = rng.standard_normal((3, 4, 8, 8, 2)).astype(np.float32)
-    d = load_pdebench(PDEBenchParams(path=str(ns), equation="navier_stokes", resolution=4, n_train=2, n_test=1,
-                                     input_steps=2, output_steps=2))
-    assert d.train_x.shape == (2, 2, 4, 4) and d.test_y_2x.shape == (1, 2, 8, 8)
-
-    with pytest.raises(HarnessError, match="not found: .*nowhere.h5.*'tensor'"):
-        load_pdebench(PDEBenchParams(path=str(tmp_path / "nowhere.h5"), equation="burgers"))
-    with pytest.raises(HarnessError, match="no dataset 'nu'.*found \\['tensor'\\]"):
-        load_pdebench(PDEBenchParams(path=str(burgers), equation="darcy", resolution=4, n_train=4, n_test=2))
 
 
 # ---- metrics ----------------------------------------------------------------------------------------

@@ -80,13 +80,14 @@ class _Invisible(torch.autograd.Function):
 def test_fused_kernels_count_the_same_flops_as_the_reference(monkeypatch, kind):
     """mamba_ssm's kernels never reach the dispatcher; the fused path adds the closed forms itself."""
     from harness.kernels import ops
+    from harness.kernels.selective_scan import selective_scan_ref
     from harness.measure.flops import counted_flops
 
     g = torch.Generator().manual_seed(0)
     r = lambda *s: torch.randn(*s, generator=g, requires_grad=True)  # noqa: E731
     if kind == "selective_scan":
         ins = (r(2, 8, 24), r(2, 8, 24), -torch.rand(8, 4, generator=g), r(2, 4, 24), r(2, 4, 24), r(8), r(2, 8, 24), r(8))
-        monkeypatch.setattr(ops, "selective_scan_fn", lambda *a: _Invisible.apply(ops.selective_scan_ref, *a))
+        monkeypatch.setattr(ops, "selective_scan_fn", lambda *a: _Invisible.apply(selective_scan_ref, *a))
         call = lambda backend: ops.selective_scan(*ins, delta_softplus=True, backend=backend)  # noqa: E731
     else:
         ins = (r(2, 24, 4, 8), r(2, 24, 4), -torch.rand(4, generator=g), r(2, 24, 1, 8), r(2, 24, 1, 8))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from harness.report import build_report, cli_report
-from harness.report.render import md_to_html
+from harness.report.html import md_to_html
 
 import synthetic
 
@@ -149,10 +149,11 @@ def test_corrupt_results_folder_is_named_not_a_traceback(tmp_path, demo):
     assert not (tmp_path / "r.html").exists()
 
 
-def test_md_to_html_subset():
-    h = md_to_html("### T\n\nsome **bold** and `code`\n\n- a\n- b\n\n| x | y |\n|---|---|\n| 1 | 2 |\n")
-    assert "<h3>T</h3>" in h and "<b>bold</b>" in h and "<code>code</code>" in h
-    assert "<li>a</li>" in h and "<td>1</td>" in h
+def test_md_to_html_renders_the_rule_and_escapes_html():
+    h = md_to_html("### T\n\nsome **bold** and `a<b>`\n\n- a\n- b\n\n| x | y |\n|---|---|\n| 1 | 2 |\n\n<script>x</script>\n")
+    assert "<h3>T</h3>" in h and "<strong>bold</strong>" in h and "<code>a&lt;b&gt;</code>" in h
+    assert "<li>a</li>" in h and "<td>1</td>" in h and "<th>x</th>" in h
+    assert "<script>" not in h  # raw HTML in the rule text is escaped, never passed through
 
 
 def test_paper_costs_sit_beside_the_same_variant_and_size_only(tmp_path):

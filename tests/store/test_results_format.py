@@ -12,7 +12,7 @@ import pytest
 from harness.config.load import load_suite
 from harness.errors import ConfigError
 from harness.plan.describe import describe_suite
-from harness.report.load import Suite, normalize
+from harness.report.load import ResultsSuite, normalize
 from harness.store.results_format import SUITE_JSON, SuiteInfo
 from harness.store.store import ResultStore
 
@@ -36,7 +36,7 @@ def _suite(tmp_path: Path, extra: str = ""):
 def test_what_is_written_is_what_is_read(tmp_path: Path) -> None:
     info = describe_suite(_suite(tmp_path, "factors: [model.d_state]"))
     ResultStore(tmp_path / "r").create().write_meta(SUITE_JSON, info.to_json())
-    back = Suite.read(tmp_path / "r")
+    back = ResultsSuite.read(tmp_path / "r")
     assert back.to_json() == info.to_json() and back.name == "s" and back.seeds == [0, 1]
     t = back.task("t")
     assert (t.family, t.causal, t.primary_metric, t.variants) == ("theory", False, "test_acc", ["ssm", "softmax_attention"])
@@ -47,7 +47,7 @@ def test_declared_sizes_win_over_the_name_guess(tmp_path: Path) -> None:
     t = describe_suite(_suite(tmp_path, "sizes: [model.d_state]")).task("t")
     assert t.size_keys == ["model.d_state"] and t.hp_keys == ["data.seq_len", "train.lr"]
     rows = pd.DataFrame([{"task": "t", "variant": "ssm", "sweep": json.dumps({"data.seq_len": 8, "model.d_state": 4})}])
-    df = normalize(rows, Suite(name="s", tasks={"t": t}))
+    df = normalize(rows, ResultsSuite(name="s", tasks={"t": t}))
     assert df["size_key"].iloc[0] == "model.d_state" and df["size"].iloc[0] == 4.0
 
 

@@ -15,7 +15,7 @@ from harness.families.base import Params, user_path
 
 class VQParams(Params):
     """Stage-1 tokenizer: a VQ-VAE in LlamaGen's layout (arXiv 2406.06525), trained here unless
-    ``checkpoint`` points at a pretrained LlamaGen VQ-f16 state dict."""
+    ``checkpoint`` points at a LlamaGen VQ-8 or VQ-16 checkpoint (then the other fields but commit_beta are unused)."""
 
     downsample: Literal[4, 8, 16] = Field(4, description="image side / token-grid side")
     channels: int = Field(16, ge=1, description="base conv width (LlamaGen: 128)")
@@ -30,7 +30,8 @@ class VQParams(Params):
     lr: float = Field(2e-3, gt=0)
     seed: int = Field(0, description="tokenizer training seed (independent of the run seed)")
     checkpoint: str | None = user_path(
-        "file", "path to a LlamaGen VQ-f16 checkpoint (state dict, or {'model': state dict})", None
+        "file", "a LlamaGen VQ-8 / VQ-16 checkpoint: released (vq_ds16_c2i.pt), a vq_train.py one (its 'ema' weights "
+        "first, then 'model'), or a state dict", None
     )
 
     @model_validator(mode="after")

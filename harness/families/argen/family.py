@@ -177,9 +177,13 @@ class ARGenFamily(Family):
         seq_len, vocab = token_grid(data.tokenizer, data.resolution)
         return seq_len, vocab, NUM_CLASSES[ctx.dataset]
 
+    def check_data(self, dataset: str, data: ImageDataParams) -> None:  # type: ignore[override]
+        token_grid(data.tokenizer, data.resolution)  # a checkpoint is read (memory-mapped) and must fit the resolution
+
     def load_data(self, ctx: RunContext) -> ARGenData:
         """The images, the tokenizer and classifier (cached, or trained by ``ctx.fit``), the codes."""
         data: ImageDataParams = ctx.data  # type: ignore[assignment]
+        token_grid(data.tokenizer, data.resolution)  # before any image meets the tokenizer
         images = load_images(ctx.dataset, data)
         tokenizer, vq_info = get_tokenizer(ctx.dataset, data, images, ctx.cache_dir, ctx.device, ctx.fit)
         classifier, cls_info = get_classifier(ctx.dataset, data, images, ctx.cache_dir, ctx.device, ctx.fit)

@@ -25,7 +25,7 @@ from timm.layers import Mlp
 from torch import nn
 
 from harness.families.argen.config import ARModelParams
-from harness.families.variants import VariantSpec, VariantTable
+from harness.families.variants import MixerSlot, VariantSpec, VariantTable
 from harness.modules.block import MixerBlock, make_norm
 from harness.modules.registry import create_mixer
 
@@ -38,6 +38,8 @@ VARIANTS = VariantTable(
         defaults={"pos": "rope", "mlp_ratio": 4.0}),  # LlamaGen: RoPE, MLP, class token only
     VariantSpec("gated_cnn", mixer="gated_cnn", options=lambda p: dict(causal=True, d_conv=p.d_conv, expansion_ratio=p.expansion_ratio),
                 defaults={"pos": "learned", "mlp_ratio": 0.0}),  # the MambaOut block is its own MLP
+    # a plugin's mixer, causal, in every layer; sampling and decode costs go through its init_state/step
+    slot=MixerSlot(causal=True, decode=True),
 )
 
 

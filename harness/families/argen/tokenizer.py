@@ -3,8 +3,9 @@
 The network follows LlamaGen's ``VQModel`` (arXiv 2406.06525, ``tokenizer/tokenizer_image/vq_model.py``)
 module for module and key for key — encoder/decoder of GroupNorm resnet blocks with one self-attention
 level, ``quant_conv``/``post_quant_conv``, and an L2-normalised straight-through codebook — so the same
-class trains a tiny tokenizer on the task's images *or* loads a released LlamaGen VQ-f16 checkpoint
-(``tokenizer.checkpoint``). Written here rather than imported because LlamaGen is not a pip package.
+class trains a tiny tokenizer on the task's images *or* loads a LlamaGen VQ-8 / VQ-16 checkpoint
+(``tokenizer.checkpoint``: a released one, or a ``vq_train.py`` training checkpoint, its EMA weights first as
+LlamaGen's demo takes them; read by torch's weights-only unpickler, ``argparse.Namespace`` the one class allowed). Written here rather than imported because LlamaGen is not a pip package.
 
 Training uses the shared loop (handed in as ``RunContext.fit``) with reconstruction MSE + codebook + commitment
 losses (LlamaGen adds perceptual and GAN losses for photographs; unnecessary at digit scale). The trained
@@ -14,7 +15,11 @@ seed of a task shares one tokenizer.
 
 from __future__ import annotations
 
+import argparse
+import functools
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,18 +27,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.errors import HarnessError
+from harness.errors import DataError
 from harness.families.argen.config import ImageDataParams, VQParams
 from harness.families.argen.data import IMAGE_SET_VERSION, ImageSet, step_generator
 from harness.families.base import Experiment
 from harness.families.cache import config_key, isolated_rng, load_or_build
 
-# LlamaGen's VQ-16 (``VQ_16``: ds16, codebook 16384 x 8, the checkpoint AiM and LlamaGen generate with).
-LLAMAGEN_VQ16 = dict(
-    channels=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, z_channels=256, norm_groups=32,
-    codebook_size=16384, codebook_dim=8,
-)
+# LlamaGen's VQ_8 and VQ_16 (``tokenizer/tokenizer_image/vq_model.py``): ``ModelArgs`` defaults, the encoder /
+# decoder ``ch_mult`` telling them apart; the codebook's size and width are read from a checkpoint.
+LLAMAGEN_VQ = {
+    8: dict(channels=128, ch_mult=(1, 2, 2, 4), num_res_blocks=2, z_channels=256, norm_groups=32),
+    16: dict(channels=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, z_channels=256, norm_groups=32),
+}
+LLAMAGEN_CODEBOOK = dict(codebook_size=16384, codebook_dim=8)  # ModelArgs' defaults, for a model built without a file
 LLAMAGEN_EXTRA_KEYS = ("quantize.codebook_used",)  # a training-time usage buffer we do not keep
+#: where a checkpoint keeps its weights, in the order LlamaGen's vq_demo.py looks (EMA weights first); vq_train.py
+#: saves {"model", "optimizer", "discriminator", "optimizer_disc", "steps", "args", and "ema" with --ema}
+WEIGHT_KEYS = ("ema", "model", "state_dict")
 USAGE_DECAY = 0.9  # running code usage over roughly the last 10 training batches
 DEAD_USAGE = 0.03  # a code used less than 3% of its uniform share is restarted
 
@@ -222,46 +232,115 @@ class VQModel(nn.Module):
 
 def build_vq(p: VQParams) -> VQModel:
     if p.checkpoint is not None:
-        return VQModel(**LLAMAGEN_VQ16, commit_beta=p.commit_beta)
+        ckpt = llamagen_checkpoint(p.checkpoint)
+        return VQModel(**LLAMAGEN_VQ[ckpt.downsample], codebook_size=ckpt.codebook_size, codebook_dim=ckpt.codebook_dim,
+                       commit_beta=p.commit_beta)
     return VQModel(p.channels, p.ch_mult, p.num_res_blocks, p.z_channels, p.norm_groups,
                    p.codebook_size, p.codebook_dim, p.commit_beta)
 
 
 def token_grid(p: VQParams, resolution: int) -> tuple[int, int]:
     """``(tokens per image, vocabulary size)`` without building anything (for budget matching)."""
-    ds, vocab = (16, LLAMAGEN_VQ16["codebook_size"]) if p.checkpoint is not None else (p.downsample, p.codebook_size)
+    if p.checkpoint is not None:
+        ckpt = llamagen_checkpoint(p.checkpoint)
+        ds, vocab = ckpt.downsample, ckpt.codebook_size
+    else:
+        ds, vocab = p.downsample, p.codebook_size
     if resolution % ds:
-        raise HarnessError(f"resolution {resolution} is not a multiple of the tokenizer's downsample factor {ds}")
+        source = f"the checkpoint's VQ-{ds}" if p.checkpoint is not None else "tokenizer.downsample"
+        below = max(ds, resolution // ds * ds)
+        raise DataError(f"data.resolution={resolution} is not a multiple of {source} downsample factor {ds}; use a "
+                        f"multiple of {ds} (e.g. {below} or {below + ds})", ("resolution",))
     return (resolution // ds) ** 2, vocab
 
 
-def load_llamagen_vq(path: str, p: VQParams) -> VQModel:
-    """A LlamaGen VQ-f16 checkpoint (``vq_ds16_c2i.pt``): a state dict or ``{'model': state dict}``."""
-    layout = ("a LlamaGen VQ-16 checkpoint such as vq_ds16_c2i.pt: a torch file holding the VQModel state dict "
-              "(keys encoder.*, decoder.*, quantize.embedding.weight, quant_conv.*, post_quant_conv.*), "
-              "optionally under the key 'model'")
+LAYOUT = ("a LlamaGen VQ checkpoint: a released vq_ds16_c2i.pt / vq_ds8_c2i.pt ({'model': state dict}), a "
+          "vq_train.py checkpoint ({'model', 'ema', 'optimizer', ..., 'args'}) or a bare state dict, holding the "
+          "VQModel's encoder.*, decoder.*, quantize.embedding.weight, quant_conv.*, post_quant_conv.*")
+
+
+@dataclass(frozen=True)
+class LlamaGenCheckpoint:
+    """What a LlamaGen VQ checkpoint holds: its VQ-8 or VQ-16 architecture, codebook, and which weights."""
+
+    downsample: int
+    codebook_size: int
+    codebook_dim: int
+    weights: str  # the entry the weights came from (ema, model, state_dict) or "state dict" for a bare one
+
+
+def _read_checkpoint(file: Path, mmap: bool) -> dict[str, Any]:
+    """The checkpoint's dict, unpickled by torch's weights-only unpickler with one class allowed besides tensors
+    and containers: ``argparse.Namespace`` (vq_train.py's ``args``). Nothing else is ever constructed."""
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            try:
+                obj = torch.load(file, map_location="cpu", weights_only=True, mmap=mmap)
+            except RuntimeError as exc:
+                if not mmap or "mmap" not in str(exc):
+                    raise
+                obj = torch.load(file, map_location="cpu", weights_only=True)  # a legacy (non-zip) file cannot be mapped
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        why = (f"it holds a pickled {refused.group(1)}, which is never unpickled: only tensors, containers and "
+               "argparse.Namespace are read" if refused else (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300])
+        raise DataError(f"tokenizer.checkpoint {str(file)!r} is not a readable torch checkpoint ({why}); expected {LAYOUT}",
+                        ("tokenizer", "checkpoint")) from None
+    if not isinstance(obj, dict):
+        raise DataError(f"tokenizer.checkpoint {str(file)!r} holds a {type(obj).__name__}; expected {LAYOUT}", ("tokenizer", "checkpoint"))
+    return obj
+
+
+def _weights(obj: dict[str, Any], file: Path) -> tuple[dict[str, torch.Tensor], str]:
+    for key in WEIGHT_KEYS:
+        if isinstance(obj.get(key), dict):
+            return obj[key], key
+    if any(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj, "state dict"
+    raise DataError(f"tokenizer.checkpoint {str(file)!r} holds keys {sorted(obj)[:8]} but no weights under "
+                    f"{', '.join(repr(k) for k in WEIGHT_KEYS)}; expected {LAYOUT}", ("tokenizer", "checkpoint"))
+
+
+@functools.lru_cache(maxsize=16)
+def _describe(file: Path, stamp: tuple[int, int]) -> LlamaGenCheckpoint:
+    obj = _read_checkpoint(file, mmap=True)  # memory-mapped: only the few tensors looked at are read
+    state, source = _weights(obj, file)
+    levels = {int(k.split(".")[2]) for k in state if k.startswith("encoder.conv_blocks.")}
+    downsample = 2 ** (len(levels) - 1) if levels else 0
+    codebook = state.get("quantize.embedding.weight")
+    if downsample not in LLAMAGEN_VQ or not isinstance(codebook, torch.Tensor) or codebook.ndim != 2:
+        raise DataError(f"tokenizer.checkpoint {str(file)!r} is neither LlamaGen's VQ-8 nor VQ-16 ({len(levels)} encoder "
+                        f"levels, quantize.embedding.weight {tuple(codebook.shape) if isinstance(codebook, torch.Tensor) else 'missing'}); "
+                        f"expected {LAYOUT}", ("tokenizer", "checkpoint"))
+    return LlamaGenCheckpoint(downsample, codebook.shape[0], codebook.shape[1], source)
+
+
+def llamagen_checkpoint(path: str) -> LlamaGenCheckpoint:
+    """The checkpoint's architecture and weights entry, read once per file version (memory-mapped)."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise HarnessError(f"tokenizer.checkpoint {str(file)!r} does not exist; expected {layout}")
-    try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise HarnessError(f"tokenizer.checkpoint {str(file)!r} is not a readable torch file ({exc}); expected {layout}")
-    state = obj.get("model", obj) if isinstance(obj, dict) else None
-    if not isinstance(state, dict):
-        raise HarnessError(f"tokenizer.checkpoint {str(file)!r} holds a {type(obj).__name__}; expected {layout}")
+        raise DataError(f"tokenizer.checkpoint {str(file)!r} does not exist; expected {LAYOUT}", ("tokenizer", "checkpoint"))
+    stat = file.stat()
+    return _describe(file, (stat.st_mtime_ns, stat.st_size))
+
+
+def load_llamagen_vq(path: str, p: VQParams) -> VQModel:
+    """A LlamaGen VQ-8 or VQ-16 model with the checkpoint's weights (its EMA weights when it has them)."""
+    ckpt = llamagen_checkpoint(path)
+    file = Path(path).expanduser()
+    state, _ = _weights(_read_checkpoint(file, mmap=False), file)
     model = build_vq(p)
     state = {k: v for k, v in state.items() if k not in LLAMAGEN_EXTRA_KEYS}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches
-        raise HarnessError(f"tokenizer.checkpoint {str(file)!r} does not fit LlamaGen VQ-16: {exc}")
+        raise DataError(f"tokenizer.checkpoint {str(file)!r} does not fit LlamaGen VQ-{ckpt.downsample}: {exc}",
+                        ("tokenizer", "checkpoint")) from None
     if missing or unexpected:
-        raise HarnessError(
-            f"tokenizer.checkpoint {str(file)!r} is not {layout}: missing keys {sorted(missing)[:5]}"
+        raise DataError(
+            f"tokenizer.checkpoint {str(file)!r} is not {LAYOUT}: missing keys {sorted(missing)[:5]}"
             f"{'...' if len(missing) > 5 else ''}, unexpected keys {sorted(unexpected)[:5]}"
-            f"{'...' if len(unexpected) > 5 else ''}"
-        )
+            f"{'...' if len(unexpected) > 5 else ''}", ("tokenizer", "checkpoint"))
     return model
 
 
@@ -316,7 +395,9 @@ def get_tokenizer(dataset: str, data: ImageDataParams, images: ImageSet, cache_d
     if p.checkpoint is not None:
         model = load_llamagen_vq(p.checkpoint, p).to(device).eval().requires_grad_(False)
         info = VQTraining(model, images, p, device).evaluate()
-        return model, {**info, "vq_source": "checkpoint", "vq_cached": False}
+        ckpt = llamagen_checkpoint(p.checkpoint)
+        return model, {**info, "vq_source": "checkpoint", "vq_cached": False, "vq_model": f"VQ-{ckpt.downsample}",
+                       "vq_weights": ckpt.weights}
 
     key = config_key({"dataset": dataset, "images": IMAGE_SET_VERSION[dataset],
                       "data": data.model_dump(exclude={"tokenizer", "classifier", "inception_weights"}),

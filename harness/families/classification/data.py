@@ -12,19 +12,22 @@ a resolution sweep (224/512/1024 px latency) does not hold the upsampled set in 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from harness.errors import HarnessError
+from harness.errors import DataError
 from harness.families.base import DatasetSpec
 from harness.families.classification.config import DigitsParams, ImageFolderParams, LfwParams, PathfinderParams
 from harness.families.classification.pathfinder import render_pathfinder
+from harness.families.images import EXTENSIONS_TEXT, iter_images, open_image
 from harness.families.vision.batching import RenderedDataset
 
 
@@ -94,20 +97,55 @@ def load_pathfinder_data(p: PathfinderParams) -> ClassificationData:
     return ClassificationData(train, val, 2, p.resolution, to_model_input(p.resolution))
 
 
+def _class_folders(split_dir: Path, root: Path) -> list[str]:
+    """The class folders of ``root/<split>`` (torchvision's ``find_classes``), each checked to hold an image;
+    a flat folder of images (ImageNet's validation set as shipped) or an empty one is a ``DataError``."""
+    classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
+    if not classes:
+        flat = next(iter_images(split_dir), None)
+        what = (f"holds images (e.g. {flat.name}) but no class folders: put each image in a folder named by its class, "
+                f"{split_dir}/<class>/{flat.name} (ImageNet's flat validation set: sort it with its labels, e.g. the "
+                "valprep.sh script)") if flat else "holds no class folders"
+        raise DataError(f"imagefolder: {split_dir} {what}; expected {root}/{{train,val}}/<class>/<image>")
+    for name in classes:
+        if next(iter_images(split_dir / name), None) is None:
+            raise DataError(f"imagefolder: class folder {split_dir / name} holds no image ({EXTENSIONS_TEXT}); "
+                            "add its images or remove the folder")
+    return classes
+
+
+def check_imagefolder(p: ImageFolderParams) -> list[str]:
+    """The class names, after checking the layout cheaply: train/ and val/ with the same class folders,
+    each holding an image, and the first image of each split readable."""
+    root = Path(p.path).expanduser()
+    layout = f"expected {root}/train/<class>/<image> and {root}/val/<class>/<image> ({EXTENSIONS_TEXT})"
+    missing = [s for s in ("train", "val") if not (root / s).is_dir()]
+    if missing:
+        raise DataError(f"imagefolder: {root} has no {' and no '.join(s + '/' for s in missing)} folder; {layout}")
+    train, val = (_class_folders(root / split, root) for split in ("train", "val"))
+    if train != val:
+        only_train, only_val = sorted(set(train) - set(val)), sorted(set(val) - set(train))
+        raise DataError(f"imagefolder: the class folders of {root}/train and {root}/val differ (only in train: "
+                        f"{only_train[:5] or 'none'}, only in val: {only_val[:5] or 'none'}); the labels are the "
+                        "sorted folder names, so both splits need the same ones")
+    for split in ("train", "val"):
+        open_image(next(iter_images(root / split / train[0])))
+    return train
+
+
+def read_user_image(path: str) -> Image.Image:
+    """ImageFolder's loader (PIL, converted to RGB: greyscale and CMYK JPEGs alike) with a clear error."""
+    return open_image(Path(path))
+
+
 def load_imagefolder_data(p: ImageFolderParams) -> ClassificationData:
     from timm.data import create_transform
     from torchvision.datasets import ImageFolder
 
+    check_imagefolder(p)
     root = Path(p.path).expanduser()
-    for split in ("train", "val"):
-        if not (root / split).is_dir():
-            raise HarnessError(
-                f"imagefolder: {root / split} is not a folder; expected {root}/train/<class>/*.jpg and {root}/val/<class>/*.jpg"
-            )
-    train = ImageFolder(str(root / "train"), transform=create_transform(p.resolution, is_training=p.augment))
-    val = ImageFolder(str(root / "val"), transform=create_transform(p.resolution, is_training=False))
-    if train.classes != val.classes:
-        raise HarnessError(f"imagefolder: train classes {train.classes} differ from val classes {val.classes} under {root}")
+    train = ImageFolder(str(root / "train"), transform=create_transform(p.resolution, is_training=p.augment), loader=read_user_image)
+    val = ImageFolder(str(root / "val"), transform=create_transform(p.resolution, is_training=False), loader=read_user_image)
     return ClassificationData(train, val, len(train.classes), p.resolution, lambda images: images)  # timm normalises
 
 
@@ -117,6 +155,9 @@ DATASETS = {
     "pathfinder": DatasetSpec(PathfinderParams, "procedural LRA Pathfinder: are the two dots joined by a dashed path?"),
     "imagefolder": DatasetSpec(ImageFolderParams, "user images in <path>/train/<class>/ and <path>/val/<class>/"),
 }
+
+#: the cheap checks of the datasets read from a user path (``Family.check_data``)
+CHECKS: dict[str, Callable] = {"imagefolder": check_imagefolder}
 
 LOADERS: dict[str, Callable] = {
     "digits": load_digits_data,

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
-from harness.families.classification.data import DATASETS, LOADERS, ClassificationData
+from harness.families.classification.data import CHECKS, DATASETS, LOADERS, ClassificationData
 from harness.families.vision.batching import StepSampler, collate, eval_chunks, example_images
 from harness.families.vision.config import VisionModelParams
 from harness.families.vision.model import VARIANTS, build_backbone, check_resolution, token_columns
@@ -74,17 +74,31 @@ class ClassificationFamily(Family):
     width_field = "width"
     experiment_class = ClassificationExperiment
     tiny = TinyConfig("digits", {"resolution": 32}, {"depths": [1, 1, 1], "dims": [16, 16, 32], "head_dim": 16})
+    dataset_contract: ClassVar[str] = (
+        "load(params) -> harness.families.classification.data.ClassificationData (train and val datasets of "
+        "(image (C, h, w) in [0, 1], label), num_classes, resolution, prepare: data.to_model_input(resolution)); "
+        "the params schema has resolution")
 
     def _num_classes(self, ctx: RunContext) -> int:
         if ctx.dataset in NUM_CLASSES:
             return NUM_CLASSES[ctx.dataset]
-        return LOADERS[ctx.dataset](ctx.data).num_classes  # imagefolder: scans the class folders only
+        if ctx.dataset in CHECKS:
+            return len(CHECKS[ctx.dataset](ctx.data))  # imagefolder: its class folders
+        return self._load(ctx).num_classes  # a registered dataset
+
+    def check_data(self, dataset: str, data: Params) -> None:
+        if dataset in CHECKS:
+            CHECKS[dataset](data)
 
     def check_config(self, use: str, data: Params, model: Params) -> None:
         check_resolution(model, data.resolution)
 
     def load_data(self, ctx: RunContext) -> ClassificationData:
-        return LOADERS[ctx.dataset](ctx.data)
+        return self._load(ctx)
+
+    def _load(self, ctx: RunContext) -> ClassificationData:
+        """A built-in loader, or a registered dataset's ``load``."""
+        return (LOADERS.get(ctx.dataset) or self.datasets[ctx.dataset].load)(ctx.data)
 
     def build_model(self, ctx: RunContext, data: ClassificationData | None = None) -> ImageClassifier:
         num_classes = data.num_classes if data is not None else self._num_classes(ctx)

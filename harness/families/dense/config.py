@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from harness.families.base import Params, user_path
 from harness.families.vision.config import VisionModelParams
@@ -44,5 +44,14 @@ class AdeParams(Params):
 
 class DenseModelParams(VisionModelParams):
     head: Literal["detection", "segmentation"] = Field("detection", description="FCOS boxes or FPN semantic masks")
-    fpn_channels: int = Field(32, ge=16, multiple_of=16, description="FPN width (FCOS's GroupNorm needs 16 | it)")
+    fpn_channels: int = Field(32, ge=16, multiple_of=16, description="FPN width; detection: a multiple of 32 (FCOS's GroupNorm(32))")
     head_convs: int = Field(2, ge=1, description="FCOS tower depth (torchvision's default is 4)")
+
+    @field_validator("fpn_channels")
+    @classmethod
+    def _fcos_groups(cls, value: int, info: ValidationInfo) -> int:
+        """torchvision's ``FCOSHead`` normalises its towers with ``GroupNorm(32, fpn_channels)``."""
+        if info.data.get("head") == "detection" and value % 32:
+            raise ValueError(f"fpn_channels={value} must be a multiple of 32 with head: detection (torchvision's FCOS head "
+                             f"normalises with GroupNorm(32, fpn_channels)); use {max(32, round(value / 32) * 32)}")
+        return value

@@ -20,7 +20,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 from harness.errors import HarnessError
 from harness.families.base import Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
 from harness.families.dense.config import DenseModelParams
-from harness.families.dense.data import DATASETS, IGNORE_INDEX, LOADERS, DenseData
+from harness.families.dense.data import CHECKS, DATASETS, IGNORE_INDEX, LOADERS, DenseData
 from harness.families.dense.model import Detector, Segmenter
 from harness.families.dense.shapes import CLASSES
 from harness.families.vision.batching import StepSampler, eval_chunks, example_images
@@ -46,6 +46,23 @@ def map_metric():
     from torchmetrics.detection import MeanAveragePrecision
 
     return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="pycocotools")
+
+
+def scored_boxes(target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The ground truth COCOeval scores, on the CPU: every box of the image, crowd ones flagged as ignore
+    regions, with the json's areas (real COCO data); the training boxes where a dataset has no others."""
+    if "gt_boxes" not in target:
+        return {"boxes": target["boxes"].cpu(), "labels": target["labels"].cpu()}
+    return {"boxes": target["gt_boxes"].cpu(), "labels": target["gt_labels"].cpu(), "iscrowd": target["iscrowd"].cpu(),
+            "area": target["area"].cpu()}
+
+
+def at_size(logits: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """Segmentation logits bilinearly resized to ``size`` (mmseg's ``resize`` of the seg logits to the original
+    image before the argmax); unchanged when they already have it."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
 
 
 class DenseExperiment(Experiment):
@@ -74,7 +91,7 @@ class DenseExperiment(Experiment):
             for chunk in chunks:
                 images, targets = collate_dense(self.data.val, chunk, self.ctx.device)
                 preds = [{k: v.float().cpu() if k != "labels" else v.cpu() for k, v in p.items()} for p in self.model.predict(images)]
-                metric.update(preds, [{"boxes": t["boxes"].cpu(), "labels": t["labels"].cpu()} for t in targets])
+                metric.update(preds, [scored_boxes(t) for t in targets])
             result = metric.compute()
             out.update(map=float(result["map"]), map_50=float(result["map_50"]))
         else:
@@ -83,16 +100,18 @@ class DenseExperiment(Experiment):
             acc = MulticlassAccuracy(k, average="micro", ignore_index=IGNORE_INDEX).to(device)
             for chunk in chunks:
                 images, targets = collate_dense(self.data.val, chunk, device)
-                pred = self.model(images).argmax(1)
-                masks = torch.stack([t["mask"] for t in targets])
-                miou.update(pred, masks)
-                acc.update(pred, masks)
+                logits = self.model(images)
+                for i, target in enumerate(targets):  # scored at the mask's own size (mmseg: the original image's)
+                    pred = at_size(logits[i : i + 1], target["mask"].shape).argmax(1)
+                    miou.update(pred, target["mask"][None])
+                    acc.update(pred, target["mask"][None])
             out.update(miou=float(miou.compute()), pixel_acc=float(acc.compute()))
         return out
 
     def row_extras(self) -> dict[str, Any]:
         r = self.data.resolution
-        return {**token_columns(self.model.backbone, r, r), "resolution": r, "head": self.head, "num_classes": self.data.num_classes}
+        return {**token_columns(self.model.backbone, r, r), "resolution": r, "head": self.head, "num_classes": self.data.num_classes,
+                **({"data_protocol": self.data.protocol} if self.data.protocol else {})}
 
 
 class DenseFamily(Family):
@@ -111,6 +130,8 @@ class DenseFamily(Family):
     width_field = "width"
     HEAD_METRICS: ClassVar[dict[str, tuple[str, ...]]] = {"detection": ("map", "map_50"), "segmentation": ("miou", "pixel_acc")}
     experiment_class = DenseExperiment
+    # 1: COCO scored as COCOeval (crowd boxes ignore regions, json areas), ADE20K's mIoU at the original size
+    results_version: ClassVar[int] = 1
     tiny = TinyConfig("shapes", {"resolution": 64, "n_train": 8, "n_val": 4},
                       {"depths": [1, 1, 1, 1], "dims": [16, 16, 32, 32], "head_dim": 16, "head": "segmentation"})
 
@@ -119,6 +140,10 @@ class DenseFamily(Family):
         """The head's metrics: a segmentation task's primary metric is miou, not the family's first (map)."""
         head = model.get("head", DenseModelParams.model_fields["head"].default)
         return cls.HEAD_METRICS.get(head, tuple(cls.metrics))  # an unknown head is the schema's error to report
+
+    def check_data(self, dataset: str, data: Params) -> None:
+        if dataset in CHECKS:
+            CHECKS[dataset](data)
 
     def check_config(self, use: str, data: Params, model: Params) -> None:
         check_resolution(model, data.resolution)

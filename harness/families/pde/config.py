@@ -66,11 +66,18 @@ class NavierStokesParams(Params):
 
 
 class PDEBenchParams(Params):
-    path: str = user_path("file", "a PDEBench HDF5 file on this machine")
-    equation: Literal["burgers", "darcy", "navier_stokes"]
+    """PDEBench files as released (``pdebench.py``): which equation they hold names the layout."""
+
+    path: str | tuple[str, ...] = user_path("file", "a PDEBench HDF5 file on this machine, or a list of files of one "
+                                            "equation (samples concatenated in order)")
+    equation: Literal["burgers", "advection", "reaction_diffusion", "darcy", "navier_stokes", "cfd",
+                      "diffusion_reaction", "shallow_water"] = Field(
+        description="burgers, advection, reaction_diffusion (1-D 'tensor'), darcy ('nu' -> 'tensor'), navier_stokes "
+                    "(incompressible 'velocity' -> vorticity), cfd ('density', 'pressure', 'Vx'[, 'Vy']), "
+                    "diffusion_reaction and shallow_water (2-D, one group per sample)")
     resolution: int = Field(64, ge=2, description="training grid points per side; must divide the file's")
-    n_train: int = Field(128, ge=1)
-    n_test: int = Field(32, ge=1)
+    n_train: int = Field(128, ge=1, description="the first n_train samples of PDEBench's training part")
+    n_test: int = Field(32, ge=1, description="the first n_test samples of PDEBench's test part (10% held out)")
     input_steps: int = Field(1, ge=1, description="time-dependent files: snapshots in")
     output_steps: int = Field(1, ge=1, description="time-dependent files: snapshots out")
     time_stride: int = Field(1, ge=1, description="time-dependent files: steps between used snapshots")

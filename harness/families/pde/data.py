@@ -8,15 +8,17 @@ grid is every second point of that, so the same samples exist at the training re
 concurrent runs may race to create it safely.
 
 Grids: ``periodic`` problems use x_i = i/n (i < n), so the 2x grid has 2n points; ``nodes`` problems
-(Darcy, Dirichlet boundary) use x_i = i/(n-1) including both walls, so the 2x grid has 2n-1 points. The
-models append these coordinates as input channels, so a model trained at n evaluates at 2x unchanged.
+(Darcy, Dirichlet boundary) use x_i = i/(n-1) including both walls, so the 2x grid has 2n-1 points;
+``cells`` (PDEBench's non-periodic files) are cell centres, (i + 1/2)/n unless the file gives coordinates
+(``PDEData.coordinates``), with 2n points at 2x. The models append the coordinates as input channels, so a
+model trained at n evaluates at 2x unchanged.
 ``test_2x: false`` solves on the training grid only (for large resolution sweeps that measure cost).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -29,7 +31,7 @@ from harness.families.pde import solvers
 from harness.families.pde.config import BurgersParams, DarcyParams, NavierStokesParams
 
 GENERATOR_VERSION = 1  # bump when a solver changes its output, so stale caches are not reused
-Grid = Literal["periodic", "nodes"]
+Grid = Literal["periodic", "nodes", "cells"]
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,17 @@ class PDEData:
     test_x_2x: torch.Tensor | None
     test_y_2x: torch.Tensor | None
     no_2x_reason: str = ""
+    #: grid shape -> ``(dim, *shape)`` coordinates read with the data (PDEBench files); other grids' are computed
+    coordinates: dict[tuple[int, ...], torch.Tensor] = field(default_factory=dict)
+    protocol: str = ""  # how a PDEBench file was read and split, where it differs from PDEBench (the row's data_protocol)
+    split: str = ""  # the sample indices of the test and training sets (the row's split)
 
     def to(self, device: torch.device) -> "PDEData":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return PDEData(
             self.layout, *(move(t) for t in (self.train_x, self.train_y, self.test_x, self.test_y,
                                              self.test_x_2x, self.test_y_2x)), self.no_2x_reason,
+            {shape: move(c) for shape, c in self.coordinates.items()}, self.protocol, self.split,
         )
 
 

@@ -33,15 +33,23 @@ from harness.modules.registry import create_mixer
 
 
 def grid_coordinates(shape: tuple[int, ...], grid: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """``(len(shape), *shape)`` coordinates in [0, 1]: i/n on periodic grids, i/(n-1) on node grids."""
-    axes = [torch.arange(n, device=device, dtype=dtype) / (n if grid == "periodic" else max(n - 1, 1)) for n in shape]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"))
+    """``(len(shape), *shape)`` coordinates in [0, 1]: i/n on periodic grids, i/(n-1) on node grids,
+    (i + 1/2)/n at cell centres."""
+    def axis(n: int) -> torch.Tensor:
+        i = torch.arange(n, device=device, dtype=dtype)
+        return {"periodic": i / n, "nodes": i / max(n - 1, 1), "cells": (i + 0.5) / n}[grid]
+
+    return torch.stack(torch.meshgrid(*(axis(n) for n in shape), indexing="ij"))
 
 
 def _channel_normalizer(channels: int, dim: int) -> UnitGaussianNormalizer:
     """An identity normaliser with per-channel scalar statistics (fitted later by ``fit``)."""
     stat = (1, channels) + (1,) * dim
     return UnitGaussianNormalizer(mean=torch.zeros(stat), std=torch.ones(stat), dim=[0, *range(2, 2 + dim)])
+
+
+def _coordinates_name(shape: tuple[int, ...]) -> str:
+    return "coordinates_" + "x".join(map(str, shape))
 
 
 class Operator(nn.Module, ABC):
@@ -57,9 +65,19 @@ class Operator(nn.Module, ABC):
         self.in_norm.fit(x)
         self.out_norm.fit(y)
 
+    def set_coordinates(self, grids: dict[tuple[int, ...], torch.Tensor]) -> None:
+        """Use these ``(dim, *shape)`` coordinates on grids of their shape (read from a data file; buffers, so
+        they follow the model's device); other grids get ``grid_coordinates``."""
+        for shape, coords in grids.items():
+            self.register_buffer(_coordinates_name(shape), coords.float(), persistent=False)
+
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         shape = tuple(a.shape[2:])
-        coords = grid_coordinates(shape, self.layout.grid, a.device, a.dtype)
+        coords = getattr(self, _coordinates_name(shape), None)
+        if coords is None:
+            coords = grid_coordinates(shape, self.layout.grid, a.device, a.dtype)
+        else:
+            coords = coords.to(a.dtype)
         x = torch.cat([self.in_norm.transform(a), coords.expand(a.shape[0], *coords.shape)], dim=1)
         return self.out_norm.inverse_transform(self.operator(x, shape))
 

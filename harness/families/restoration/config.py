@@ -19,7 +19,7 @@ TEST_PHOTOS = ("chelsea", "camera", "clock")
 class RestorationData(Params):
     """The ``data:`` fields every restoration dataset shares."""
 
-    degradation: Literal["sr_x2", "sr_x4", "denoise"] = "sr_x2"
+    degradation: Literal["sr_x2", "sr_x3", "sr_x4", "denoise"] = "sr_x2"
     sigma: float = Field(25.0, gt=0, le=255, description="Gaussian noise std on the 0..255 scale (denoise only)")
     patch_size: int = Field(48, ge=8, description="HR side of the training crops and of the measured input")
     eval_size: int | None = Field(96, ge=16, description="HR side of the test crops; null = whole test images")
@@ -57,10 +57,13 @@ class PhotoData(RestorationData):
 
 
 class FolderData(RestorationData):
-    """Paired folders in the DIV2K / Set5 / Urban100 layout (``HR/`` and ``LR_bicubic/X<s>/``)."""
+    """Paired SR folders in a published layout (``data.LAYOUTS``): DIV2K as shipped, BasicSR's GTmod12 /
+    LRbicx<s>, MambaIR's HR / LR_bicubic/X<s>."""
 
-    train_path: str = user_path("folder", "folder with HR/ (and LR_bicubic/X<scale>/ for SR) for training")
-    test_path: str = user_path("folder", "folder in the same layout for evaluation (e.g. Set5, Urban100)")
+    train_path: str = user_path("folder", "training pairs: a DIV2K folder (DIV2K_train_HR, DIV2K_train_LR_bicubic/X<s>), "
+                                "or a folder with HR/ + LR_bicubic/X<s>/ or GTmod12/ + LRbicx<s>/, or that HR folder itself")
+    test_path: str = user_path("folder", "evaluation pairs in one of the same layouts (e.g. Set5, Urban100, DIV2K_valid_*)")
+
 
 
 class RestorationModelParams(Params):

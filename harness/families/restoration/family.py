@@ -2,7 +2,7 @@
 
 Pairs MambaIRv2 (ASE + SGN, arXiv 2411.15269) against MambaIR's four-direction scan, SwinIR's window
 attention and a MambaOut gated CNN, all in one restoration skeleton (``model.py``), on super-resolution
-(x2, x4) and Gaussian denoising. Quality follows the standard SR protocol (``metrics.py``): PSNR / SSIM on
+(x2, x3, x4) and Gaussian denoising. Quality follows the standard SR protocol (``metrics.py``): PSNR / SSIM on
 the Y channel with a ``scale``-pixel border crop for SR, on RGB for denoising, next to the bicubic /
 noisy-input baseline on the same test crops so each row shows the gain. The MambaIRv2 ablations (ASE
 on/off, prompt into C/B/dt/y, SGN on/off, number of prompts, prompt rank, d_state) are model fields.
@@ -20,13 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, RunContext, TinyConfig
+from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
 from harness.families.restoration.assm import ASSM
 from harness.families.restoration.config import FolderData, PhotoData, RestorationData, RestorationModelParams
-from harness.families.restoration.data import Batch, RestorationSet
+from harness.families.restoration.data import Batch, RestorationSet, check_folders
 from harness.families.restoration.metrics import psnr_ssim
 from harness.families.restoration.model import RestorationNet, has_attention, layer_mixers, window_options
-from harness.families.variants import VariantSpec, VariantTable
+from harness.families.variants import MixerSlot, VariantSpec, VariantTable
 
 _EXAMPLE_SEED = 0  # example inputs are random images; their values do not change any cost
 
@@ -51,6 +51,7 @@ VARIANTS = VariantTable(
         d_state=m.d_state, expand=m.expand, scan="cross4", causal=False, impl=m.impl)),
     VariantSpec("swinir", mixer="attention", options=lambda m, layer: window_options(m, layer + m.attn_branch)),
     VariantSpec("gated_cnn", mixer="gated_cnn"),
+    slot=MixerSlot(causal=False),  # a plugin's mixer in each layer (after the attention branch, if on)
 )
 
 
@@ -130,7 +131,7 @@ class RestorationFamily(Family):
     ModelParams = RestorationModelParams
     datasets = {
         "skimage_photos": DatasetSpec(PhotoData, "scikit-image's bundled photographs, split by image (bicubic SR / Gaussian noise)"),
-        "paired_folders": DatasetSpec(FolderData, "user folders in the DIV2K/Set5/Urban100 layout: HR/ and LR_bicubic/X<s>/"),
+        "paired_folders": DatasetSpec(FolderData, "HR/LR pairs from a user path: DIV2K as shipped, BasicSR's GTmod12/LRbicx<s>, MambaIR's HR/LR_bicubic/X<s>"),
     }
     variants = VARIANTS
     metrics = {
@@ -147,6 +148,10 @@ class RestorationFamily(Family):
     experiment_class = RestorationExperiment
     tiny = TinyConfig("skimage_photos", {"patch_size": 16, "eval_size": 32, "eval_crops": 1},
                       {"embed_dim": 12, "depths": [1], "window_size": 4, "d_state": 4, "num_prompts": 8, "prompt_rank": 4})
+
+    def check_data(self, dataset: str, data: Params) -> None:
+        if isinstance(data, FolderData):
+            check_folders(data)
 
     def load_data(self, ctx: RunContext) -> RestorationSet:
         return RestorationSet(ctx.data, ctx.seed)

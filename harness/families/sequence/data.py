@@ -14,6 +14,8 @@ no prediction is scored, so one per-position cross-entropy serves every task.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from harness.families.base import Params
@@ -65,21 +67,29 @@ def majority(p: MajorityData, n: int, gen: torch.Generator) -> tuple[torch.Tenso
     return tokens, targets
 
 
-GENERATORS = {"selective_copy": selective_copy, "mqar": mqar, "majority": majority}
+Generator = Callable[[Params, int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+GENERATORS: dict[str, Generator] = {"selective_copy": selective_copy, "mqar": mqar, "majority": majority}
 
 
 def vocab_size(name: str, p: Params) -> int:
+    """Input tokens of dataset ``name`` (a registered dataset's schema says: ``p.vocab_size``)."""
     if name == "selective_copy":
         return p.vocab + 2
     if name == "mqar":
         return 1 + p.key_vocab + p.value_vocab
-    return 3
+    if name == "majority":
+        return 3
+    return p.vocab_size
 
 
 def n_outputs(name: str, p: Params) -> int:
-    return 2 if name == "majority" else vocab_size(name, p)
+    """Output classes per position (a registered dataset's schema says: ``p.n_outputs``)."""
+    if name == "majority":
+        return 2
+    return vocab_size(name, p) if name in GENERATORS else p.n_outputs
 
 
-def generate(name: str, p: Params, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def generate(name: str, p: Params, n: int, seed: int, load: Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` examples of the stream ``seed``, by a built-in generator or a registered dataset's ``load``."""
     gen = torch.Generator().manual_seed(seed)
-    return GENERATORS[name](p, n, gen)
+    return (load or GENERATORS[name])(p, n, gen)

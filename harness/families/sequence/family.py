@@ -14,9 +14,8 @@ import torch.nn.functional as F
 from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, Params, RunContext, TinyConfig
 from harness.families.sequence import data as D
 from harness.families.sequence.config import MajorityData, MQARData, SelectiveCopyData, SequenceModelParams
-from harness.families.variants import VariantSpec, VariantTable
+from harness.families.variants import MixerSlot, VariantSpec, VariantTable
 from harness.models.sequence_model import SequenceModel
-from harness.modules.registry import is_ssm
 from harness.registry import UnknownNameError
 
 # A seed offset that keeps the evaluation stream apart from every training step's stream.
@@ -37,7 +36,8 @@ VARIANTS = VariantTable(
     VariantSpec("gated_cnn", mixer="gated_cnn", options=lambda m: dict(
         expansion_ratio=m.expansion_ratio, kernel_size=m.kernel_size, d_conv=m.d_conv, causal=True)),
     # layers cycle the mixers of model.pattern, each with its own variant's options
-    VariantSpec("hybrid", ssm=lambda m: any(is_ssm(name) for name in m.pattern or ())),
+    VariantSpec("hybrid", contains=lambda m: m.pattern or ()),
+    slot=MixerSlot(causal=True),  # a plugin's mixer, causal, in every layer (or in a hybrid's pattern)
 )
 
 
@@ -46,6 +46,11 @@ def layer_pattern(use: str, m: SequenceModelParams) -> list[tuple[str, dict[str,
     spec = VARIANTS[use]
     specs = [VARIANTS.for_mixer(name) for name in m.pattern] if spec.mixer is None else [spec]
     return [(s.mixer, s.options(m)) for s in specs]
+
+
+def registered_load(dataset: str) -> D.Generator | None:
+    """A registered (plugin) dataset's generator; None for the built-in ones (``data.GENERATORS``)."""
+    return SequenceFamily.datasets[dataset].load
 
 
 def _rank_world() -> tuple[int, int]:
@@ -65,7 +70,8 @@ class SequenceExperiment(Experiment):
 
     def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         # one generator per (seed, step): reruns and resumed runs see identical batches
-        tokens, targets = D.generate(self.ctx.dataset, self.ctx.data, self.ctx.train_batch_size, self.ctx.seed * 1_000_000 + step)
+        tokens, targets = D.generate(self.ctx.dataset, self.ctx.data, self.ctx.train_batch_size, self.ctx.seed * 1_000_000 + step,
+                                     registered_load(self.ctx.dataset))
         return tokens.to(self.ctx.device), targets.to(self.ctx.device)
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -119,6 +125,10 @@ class SequenceFamily(Family):
     results_version: ClassVar[int] = 1
     causal: ClassVar[bool] = True
     width_multiple: ClassVar[int] = 16
+    dataset_contract: ClassVar[str] = (
+        "load(params, n, generator) -> (tokens (n, L) long, targets (n, L) long with -100 where no prediction is "
+        "scored), deterministic given the torch.Generator; the params schema has n_eval (held-out examples), "
+        "vocab_size (input tokens) and n_outputs (classes per position)")
 
     def check_config(self, use: str, data: Params, model: Params) -> None:
         if VARIANTS[use].mixer is None and not getattr(model, "pattern", None):
@@ -132,7 +142,7 @@ class SequenceFamily(Family):
 
     def load_data(self, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
         """The evaluation set (training batches are generated per step, ``SequenceExperiment.train_batch``)."""
-        return D.generate(ctx.dataset, ctx.data, ctx.data.n_eval, ctx.seed + EVAL_STREAM)
+        return D.generate(ctx.dataset, ctx.data, ctx.data.n_eval, ctx.seed + EVAL_STREAM, registered_load(ctx.dataset))
 
     def build_model(self, ctx: RunContext, data: Any = None) -> torch.nn.Module:
         m: SequenceModelParams = ctx.model
@@ -149,5 +159,5 @@ class SequenceFamily(Family):
     def example_inputs(self, ctx: RunContext, batch_size: int, data: Any = None) -> tuple[torch.Tensor, ...]:
         if data is not None:
             return (data[0][:batch_size],)
-        tokens, _ = D.generate(ctx.dataset, ctx.data, batch_size, ctx.seed)
+        tokens, _ = D.generate(ctx.dataset, ctx.data, batch_size, ctx.seed, registered_load(ctx.dataset))
         return (tokens,)

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from harness.families.base import Params
+from harness.families.base import Params, added_field
 from harness.families.theory.data import ListOpsParams, MajorityParams
 
 __all__ = ["ListOpsParams", "MajorityParams", "TheoryModelParams"]
@@ -20,10 +20,16 @@ class TheoryModelParams(Params):
     # ---- ssm
     d_state: int = Field(8, ge=1, description="N, the state size of the diagonal A")
     s_A: float = Field(-0.1, description="spectral abscissa max(A) at initialisation")
-    a_step: float = Field(1.0, ge=0, description="initial A_n = s_A - a_step * n (S4D-Real spacing)")
-    delta: Literal["input", "fixed"] = Field("input", description="Delta_t = softplus(p + q.u_t) | softplus(p)")
+    a_spread: float = Field(
+        10.0, ge=0, description="A's other entries start at s_A - a_spread * U(0, 1) (the authors: 10)"
+    )
+    delta: Literal["input", "fixed"] = Field(
+        "input", description="Delta_t = softplus(p + q.u_t) | 1 (the authors' use_delta=False)"
+    )
     clip_A: bool = Field(False, description="keep max(A) <= s_A after every optimizer step")
-    delta_bias_init: float = Field(0.0, description="initial p (Delta = softplus(p) ~ 0.69 at 0)")
+    init: Literal["torch", "authors"] = added_field(
+        "torch", description="torch: nn.Linear fan-in init, p = 0, readout bias | authors: all N(0, 1), no bias"
+    )
     impl: Literal["unrolled", "scan"] = Field(
         "unrolled", description="last output in the paper's attention form, or via the shared reference scan"
     )

@@ -3,11 +3,17 @@
 The paper measures the generalization gap (train - test accuracy) against the sequence length T, so each
 seed fixes one small training set and one test set, generated offline (nothing is downloaded):
 
-- ``majority``: binary sequences, label = the majority bit. Tokens are 1 (bit 0) and 2 (bit 1); token 0
-  is a zeroed input (the models embed it as the zero vector). In each *training* sequence a
-  ``zero_fraction`` of the positions is zeroed after the label is taken from the full sequence, so the
-  training inputs are partially observed and the test inputs are clean. Ties (even T) are redrawn, so
-  every label is defined.
+- ``majority``: the authors' sparse majority (Arya-Honarpisheh/gen_err_sel_ssm,
+  ``training/load_datasets.py: create_majority_dataset``): the number of 1s is uniform in 0..T, at
+  random positions, and the label is 1 when the 1s are strictly more than T/2 (a tie is 0). Uniform
+  counts put as many sequences far from the threshold at every T, so the task does not get harder with
+  T the way iid bits (counts within sqrt(T) of T/2) would. Tokens are 1 (bit 0) and 2 (bit 1); PAD
+  never occurs. The authors' input noise: in each *training* sequence every 1 becomes a 0 with
+  probability ``zero_prob`` (0.25 there) after the label is taken from the clean count; test sequences
+  are clean. Only 1s are zeroed and into the other bit, so no input (the last, query token included) is
+  ever blanked, and the noise shifts the training counts down (a model fitted to them puts its threshold
+  near (1 - zero_prob) T/2, which the clean test set then partly contradicts: train - test accuracy comes
+  out positive, about zero_prob / 2 at large T, and ``zero_prob: 0`` makes train and test iid).
 - ``listops``: the Long Range Arena generator (google-research/long-range-arena,
   ``lra_benchmarks/data/listops.py``): nested MAX / MIN / MED / SUM_MOD expressions over digits, the
   value (0-9) is the label. Re-implemented here because LRA ships it as a TensorFlow script writing TSV
@@ -32,7 +38,7 @@ from pydantic import Field
 from harness.families.base import Params
 from harness.families.cache import config_key, load_or_build
 
-PAD = 0  # also the "zeroed" majority input; embedded as the zero vector
+PAD = 0  # ListOps' left padding; embedded as the zero vector
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,9 @@ class MajorityParams(Params):
     seq_len: int = Field(100, ge=1, description="sequence length T")
     n_train: int = Field(256, ge=1, description="training sequences (small on purpose: the gap is the point)")
     n_test: int = Field(1024, ge=1)
-    zero_fraction: float = Field(0.1, ge=0, lt=1, description="fraction of each training sequence zeroed")
+    zero_prob: float = Field(
+        0.25, ge=0, le=1, description="probability that each 1 of a training sequence is zeroed (turned into a 0)"
+    )
 
 
 class ListOpsParams(Params):
@@ -67,30 +75,25 @@ class ListOpsParams(Params):
 # ---------------------------------------------------------------- majority
 
 MAJORITY_CLASSES = 2
-MAJORITY_VOCAB = 3  # PAD/zeroed, bit 0, bit 1
+MAJORITY_VOCAB = 3  # PAD (unused in majority), bit 0, bit 1
 
 
-def _majority_split(n: int, seq_len: int, zero_fraction: float, gen: torch.Generator) -> Split:
-    bits = torch.randint(0, 2, (n, seq_len), generator=gen)
-    tied = 2 * bits.sum(1) == seq_len
-    while tied.any():  # only for even T; redraw so every label is defined
-        bits[tied] = torch.randint(0, 2, (int(tied.sum()), seq_len), generator=gen)
-        tied = 2 * bits.sum(1) == seq_len
-    labels = (2 * bits.sum(1) > seq_len).long()
-    tokens = bits + 1
-    n_zero = round(zero_fraction * seq_len)
-    if n_zero:
-        positions = torch.rand(n, seq_len, generator=gen).argsort(1)[:, :n_zero]
-        tokens.scatter_(1, positions, PAD)
-    return Split(tokens, labels)
+def _majority_bits(n: int, seq_len: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(bits (n, T), labels (n,)): a count of 1s uniform in 0..T at random positions, label = more 1s than
+    T/2 (a tie, even T, is 0)."""
+    ones = torch.randint(0, seq_len + 1, (n,), generator=gen)
+    bits = (torch.rand(n, seq_len, generator=gen).argsort(1) < ones[:, None]).long()
+    return bits, (2 * ones > seq_len).long()
 
 
 def majority(p: MajorityParams, seed: int) -> tuple[Split, Split]:
-    """(train, test) for ``seed``; only the training inputs are zeroed."""
+    """(train, test) for ``seed``: clean sets first (the test set does not depend on ``zero_prob``), then
+    each 1 of the training sequences becomes a 0 with probability ``zero_prob``; labels stay clean."""
     gen = torch.Generator().manual_seed(seed)
-    train = _majority_split(p.n_train, p.seq_len, p.zero_fraction, gen)
-    test = _majority_split(p.n_test, p.seq_len, 0.0, gen)
-    return train, test
+    train_bits, train_labels = _majority_bits(p.n_train, p.seq_len, gen)
+    test_bits, test_labels = _majority_bits(p.n_test, p.seq_len, gen)
+    train_bits = train_bits * (torch.rand(train_bits.shape, generator=gen) >= p.zero_prob)
+    return Split(train_bits + 1, train_labels), Split(test_bits + 1, test_labels)
 
 
 # ---------------------------------------------------------------- ListOps (LRA)
@@ -170,7 +173,7 @@ def listops(p: ListOpsParams, seed: int) -> tuple[Split, Split]:
 GENERATORS = {"majority": majority, "listops": listops}
 VOCAB_SIZE = {"majority": MAJORITY_VOCAB, "listops": LISTOPS_VOCAB}
 NUM_CLASSES = {"majority": MAJORITY_CLASSES, "listops": LISTOPS_CLASSES}
-FORMAT_VERSION = 1  # bump when a generator changes, so stale cached sets are not reused
+FORMAT_VERSION = 3  # bump when a generator changes, so stale cached sets are not reused
 
 
 def load_or_generate(dataset: str, params: Params, seed: int, cache_dir: Path) -> tuple[Split, Split]:

@@ -4,7 +4,8 @@ arXiv 2502.01473) and its attention counterparts.
 Variants (``use:``):
 - ``ssm``: the paper's one-layer selective SSM; ``s_A`` sets the spectral abscissa of A at initialisation,
   ``clip_A`` keeps ``max(A) <= s_A`` after every optimizer step, ``delta: input|fixed`` switches the
-  input-dependent discretization off, ``d_state`` is N.
+  input-dependent discretization off (Delta = 1, as the authors' ``use_delta=False``), ``d_state`` is N,
+  ``init: authors`` starts the weights as the authors' code does (``model.py``).
 - ``softmax_attention``: one softmax-attention layer, the last token as the query.
 - ``linear_attention``: the same with a linear (Galerkin) attention layer.
 Only ``ssm`` is an SSM (``VARIANTS``). Budget matching solves ``d_model`` (``width_field``).
@@ -30,14 +31,15 @@ from harness.families.base import DatasetSpec, Experiment, Family, MetricSpec, R
 from harness.families.theory.config import ListOpsParams, MajorityParams, TheoryModelParams
 from harness.families.theory.data import NUM_CLASSES, VOCAB_SIZE, Split, load_or_generate
 from harness.families.theory.model import LastTokenAttentionClassifier, SelectiveSSMClassifier
-from harness.families.variants import VariantSpec, VariantTable
+from harness.families.variants import MixerSlot, VariantSpec, VariantTable
 
 # The variants: the paper's selective-SSM model, or the one-layer attention classifier with a mixer.
 VARIANTS = VariantTable(
     VariantSpec("ssm", ssm=True, build=lambda m, vocab, classes: SelectiveSSMClassifier(
-        vocab, classes, m.d_model, m.d_state, m.s_A, m.a_step, m.delta, m.delta_bias_init, m.impl)),
+        vocab, classes, m.d_model, m.d_state, m.s_A, m.a_spread, m.delta, m.impl, m.init)),
     VariantSpec("softmax_attention", mixer="attention", options=lambda m: dict(n_heads=m.n_heads, causal=True, pos=m.pos)),
     VariantSpec("linear_attention", mixer="linear_attention", options=lambda m: dict(n_heads=m.n_heads)),
+    slot=MixerSlot(causal=False),  # a plugin's mixer before the last-token read-out
 )
 
 
@@ -110,7 +112,7 @@ class TheoryExperiment(Experiment):
             "n_test": len(self.test),
         }
         if self.is_ssm:
-            extras.update(d_state=m.d_state, delta=m.delta, clip_A=m.clip_A, s_A_init=self.s_A_init)
+            extras.update(d_state=m.d_state, delta=m.delta, clip_A=m.clip_A, init=m.init, s_A_init=self.s_A_init)
         else:
             extras.update(n_heads=m.n_heads)
         return extras
@@ -121,7 +123,9 @@ class TheoryFamily(Family):
     description = "selective-SSM generalization vs sequence length and spectral abscissa (arXiv 2502.01473)"
     ModelParams = TheoryModelParams
     datasets = {
-        "majority": DatasetSpec(MajorityParams, "binary sequences, label = majority bit; training inputs partly zeroed"),
+        "majority": DatasetSpec(
+            MajorityParams, "sparse majority: uniform count of 1s, label = more 1s than T/2; training 1s zeroed"
+        ),
         "listops": DatasetSpec(ListOpsParams, "LRA ListOps: nested MAX/MIN/MED/SUM_MOD, 10 classes, left-padded"),
     }
     variants = VARIANTS
@@ -135,9 +139,15 @@ class TheoryFamily(Family):
     width_multiple: ClassVar[int] = 2  # RoPE rotates channel pairs, so solved widths stay even
     experiment_class = TheoryExperiment
     tiny = TinyConfig("majority", {"seq_len": 8, "n_train": 16, "n_test": 16}, {"d_model": 8, "d_state": 4})
-    #: 1: the spine seeds the model right before building it; a budget-matched variant's init no longer
-    #: depends on the trial models budget matching built before it (it now equals an unmatched run's)
-    results_version: ClassVar[int] = 1
+    #: 1 (main): the spine seeds the model right before building it; a budget-matched variant's init no
+    #: longer depends on the trial models budget matching built before it (it now equals an unmatched run's).
+    #: Branch theory (issue 23, baselines/cpu/theory_gap) numbered its steps 1-6 on top of 0: majority counts
+    #: uniform in 0..T at random positions (1); the authors' zeroing, each 1 of a training sequence becomes a
+    #: 0 w.p. zero_prob (2); A per channel, (D, N), entry 0 at s_A and the others s_A - a_spread * U(0, 1) (3);
+    #: the authors' N(0, 1) weights and bias-free readout (4); delta "fixed" is Delta = 1 (5); that N(0, 1)
+    #: init becomes model.init: authors, the default back to torch's fan-in init (6).
+    #: 7: both lines merged (max + 1), so rows stored by either line rerun.
+    results_version: ClassVar[int] = 7
 
     def load_data(self, ctx: RunContext) -> tuple[Split, Split]:
         """(train, test), generated for the run's seed (or read back from ``ctx.cache_dir``)."""

@@ -18,7 +18,7 @@ import json
 import math
 from typing import Any
 
-from harness.families.variants import VariantSpec, VariantTable
+from harness.families.variants import MixerSlot, VariantSpec, VariantTable
 from harness.families.vision.config import VisionModelParams
 from harness.models.backbone import VisionBackbone
 
@@ -43,6 +43,7 @@ VARIANTS = VariantTable(
     VariantSpec("attention", mixer="attention", options=_attention, defaults={"mlp_ratio": 4.0}),
     VariantSpec("gated_cnn", mixer="gated_cnn", options=lambda p, stage, block: dict(
         expansion_ratio=p.expansion_ratio, kernel_size=p.kernel_size, conv_ratio=p.conv_ratio)),
+    slot=MixerSlot(causal=False),  # a plugin's mixer in every block, called with each stage's shape=(H, W)
 )
 
 
