@@ -116,8 +116,10 @@ def run(
     memory_per_run: Optional[float] = typer.Option(None, "--memory-per-run", min=0, help="ray: memory (GiB) per run process"),
     max_retries: int = typer.Option(2, "--max-retries", min=0, help="ray: resubmissions of a run whose worker or node died"),
     fail_on: list[FailOnRun] = typer.Option([], "--fail-on", help="also exit 1 when a run ended oom or diverged (repeatable); runs that ended error always do"),
+    answer: bool = typer.Option(True, "--answer/--no-answer", help="end by printing the verdict and claims of each task run (as harness report / harness claims read the folder); never changes the exit code"),
 ) -> None:
-    """Plan and execute a suite: task x variant x seed x sweep point, one row per run.
+    """Plan and execute a suite: task x variant x seed x sweep point, one row per run; then the verdict and
+    claims of each task it ran.
 
     Exit code 0 when every run of the suite (run now or resumed) ended ok (or oom / diverged: results,
     unless --fail-on names them), 1 when any ended error, 2 on bad input, 130 when interrupted."""
@@ -176,6 +178,13 @@ def run(
                       "and were kept (--accept-stale); their rows say accepted_stale, and reports do not pool them with current rows", highlight=False)
     if summary.interrupted:
         raise typer.Exit(code=130)
+    if answer:
+        from harness.report.cli import print_run_answer
+
+        try:
+            print_run_answer(store.root, {s.run.task for s in specs}, console)
+        except KeyboardInterrupt:  # every run is stored already; Ctrl-C here is an interruption, as during the runs
+            raise typer.Exit(code=130) from None
     failing = ("error", *(f.value for f in fail_on))
     lines = failure_lines(table[table["config_hash"].isin(ids)] if not table.empty else table, failing, set(summary.skipped))
     for line in lines:

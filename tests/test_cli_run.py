@@ -217,6 +217,21 @@ def test_error_messages_print_paths_with_brackets_verbatim(tmp_path: Path, monke
     assert result.exit_code == 2 and "runs[/v2]: no results.parquet here" in result.output, result.output
 
 
+def test_run_ends_with_the_verdicts_and_claims_it_ran(tmp_path: Path) -> None:
+    claim = """    expect:
+      - {id: mamba-ahead, claim: the SSM is ahead, source: test, compare: {better: mamba, worse: gated_cnn}}
+"""
+    path = write_suite(tmp_path)
+    path.write_text(path.read_text() + claim)
+    first = harness("run", "tiny.yaml", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Does this task need an SSM?" in first.stdout and "inconclusive" in first.stdout  # 1 seed: n too small
+    assert "mamba-ahead" in first.stdout and "undecided" in first.stdout
+    quiet = harness("run", "tiny.yaml", "--no-answer", cwd=tmp_path)
+    assert quiet.returncode == 0 and "0 ran, 3 resumed" in quiet.stdout
+    assert "Does this task need an SSM?" not in quiet.stdout and "mamba-ahead" not in quiet.stdout
+
+
 def test_exit_code_says_when_runs_failed_and_how_to_retry(tmp_path: Path) -> None:
     """Every row is written, then the exit code is 1 when a run ended error (run now or resumed: a rerun
     that keeps a stale error row says so), and for oom only under --fail-on oom."""

@@ -112,6 +112,53 @@ def cli_claims(results_dir: str | Path, fail_on: str | None = None, console=None
     return 1 if bad else 0
 
 
+def print_run_answer(results_dir: str | Path, tasks: set[str], console=None) -> None:
+    """What ``harness run`` prints last: the verdict and the claims of each task it ran, one short line each.
+
+    Read from the whole results folder, as ``harness report`` and ``harness claims`` read it (so the
+    numbers agree with theirs: one Holm family per folder), then cut to ``tasks``. Writes nothing. It
+    never fails the run: anything that stops it (no finished run, a folder written by older code) is
+    printed as a note, since the runs it summarises are already stored."""
+    from rich.table import Table
+
+    from harness.report.claims import evaluate_claims
+    from harness.report.load import load_results
+    from harness.report.sequential import read_design
+    from harness.report.verdict import task_verdicts
+
+    console = _console(console)
+    try:
+        df, suite = load_results(results_dir)
+        design = read_design(results_dir)
+        verdicts = [v for v in task_verdicts(df, suite, design=design) if v.task in tasks]
+        claims = [r for r in evaluate_claims(df, suite, design) if r.task in tasks]
+    except Exception as exc:  # noqa: BLE001 - a summary must never turn stored runs into a failed command
+        console.print(f"[yellow]no verdicts to print: {escape(str(exc) or type(exc).__name__)}[/]", highlight=False)
+        return
+    style = {"SSM needed": "bold green", "SSM not needed": "bold blue", "inconclusive": "bold yellow", "cost only": "dim"}
+    tab = Table(title="Does this task need an SSM? (harness report for the evidence)", show_lines=False)
+    for c in ("task", "verdict", "recommended", "why"):
+        tab.add_column(c, overflow="fold")
+    for v in verdicts:
+        # the comparisons that decided it (each cell's quality lines after its header), else the first reason
+        why = [r for r in v.reasons if any(r in c.quality[1:] for c in v.cells)] or v.reasons[:1]
+        tab.add_row(escape(v.task), f"[{style.get(v.verdict, '')}]{v.verdict}[/]", escape(v.recommended or ""),
+                    escape("\n".join(why)))
+    console.print(tab)
+    if not claims:
+        return
+    tab = Table(title="Claims (harness claims for the evidence)", show_lines=False)
+    for c in ("id", "source", "outcome", "estimate [95% CI], n, Holm p"):
+        tab.add_column(c, overflow="fold")
+    for r in claims:
+        c = r.check
+        ci = f" [{_num(c.ci_low)}, {_num(c.ci_high)}]" if c.ci_low == c.ci_low else ""
+        p = r.p_repro_holm if r.outcome != "contradicted" else r.p_contra_holm
+        tab.add_row(escape(r.id), escape(r.source), f"[{OUTCOME_STYLE.get(r.outcome, '')}]{r.outcome}[/]",
+                    f"{_num(c.estimate)}{ci}, n={c.n}, p {_num(p)}")
+    console.print(tab)
+
+
 def cli_compare(a: str | Path, b: str | Path, fail_on_regression: bool = False, metrics: list[str] | None = None,
                 console=None) -> int:
     """``harness compare A B [--fail-on-regression]``: B is the new run, A the baseline."""

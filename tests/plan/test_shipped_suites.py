@@ -56,3 +56,25 @@ def test_each_dense_task_declares_its_head_metrics_and_primary():
     assert set(tasks["shapes_segmentation_128"]["metrics"]) == {"miou", "pixel_acc"}
     assert tasks["shapes_detection_128"]["primary_metric"] == "map"
     assert set(tasks["shapes_detection_128"]["metrics"]) == {"map", "map_50"}
+
+
+def test_the_first_suite_can_decide_its_tasks_and_claims() -> None:
+    """The README's first command runs suites/first.yaml: it must be able to decide, i.e. every task pairs an
+    SSM with the gated CNN on 6 shared seeds (2^-6 = 1/64, times 2 for Holm over two comparisons or claims,
+    is below 0.05), and it states claims."""
+    from harness.cli import app
+    from typer.testing import CliRunner
+
+    path = ROOT / "suites" / "first.yaml"
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    suite = load_suite(path)
+    specs = plan(suite)
+    tasks = {s.config["task"] for s in specs}
+    assert len(tasks) >= 2
+    for task in tasks:
+        runs = [s for s in specs if s.config["task"] == task]
+        assert {s.config["seed"] for s in runs} == set(range(6)), task
+        assert {s.config["variant"] for s in runs} == {"mamba", "gated_cnn"}, task
+    claims = [c for t in suite.tasks for c in t.entry.expect]
+    assert len(claims) == 2
