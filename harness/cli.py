@@ -304,8 +304,10 @@ def list_(
     elif what is ListWhat.suites:
         from harness.config.load import SHIPPED_PREFIX, SHIPPED_SUITES
 
-        for path in sorted(Path("suites").glob("*.yaml")):
-            console.print(str(path))
+        local = Path("suites")
+        if local.is_dir() and local.resolve() != SHIPPED_SUITES.resolve():  # a checkout's suites/ is the shipped one
+            for path in sorted(local.glob("*.yaml")):
+                console.print(str(path))
         for path in sorted(SHIPPED_SUITES.glob("*.yaml")):  # runnable from any folder
             console.print(f"{SHIPPED_PREFIX}{path.name}", highlight=False)
     else:

@@ -31,6 +31,15 @@ def test_a_suite_anywhere_includes_a_shipped_task_file(tmp_path, monkeypatch):
         load_suite("bad.yaml")
     out = CliRunner().invoke(cli.app, ["list", "suites"]).output
     assert "harness:quick.yaml" in out.splitlines()
+    Path("suites").mkdir()
+    Path("suites/mine.yaml").write_text("suite: mine\n")
+    assert "suites/mine.yaml" in CliRunner().invoke(cli.app, ["list", "suites"]).output.splitlines()  # a user's own
+
+
+def test_list_suites_names_a_checkouts_suites_once(monkeypatch):
+    monkeypatch.chdir(ROOT)  # in a checkout, ./suites is the shipped folder: listed once, as harness:NAME
+    lines = CliRunner().invoke(cli.app, ["list", "suites"]).output.splitlines()
+    assert "harness:quick.yaml" in lines and "suites/quick.yaml" not in lines
 
 
 def test_package_data_ships_every_suite_and_task_file():
