@@ -127,7 +127,7 @@ def test_jobs_side_by_side_give_the_same_rows(tmp_path: Path) -> None:
 
 
 def test_jobs_interrupted_keep_only_finished_runs(tmp_path: Path) -> None:
-    write_suite(tmp_path, steps=400)
+    write_suite(tmp_path, steps=2000)  # long enough that an idle fast machine is still training at the signal
     env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "cache")}
     proc = subprocess.Popen([str(Path(sys.executable).with_name("harness")), "run", "tiny.yaml", "--jobs", "2"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -133,8 +133,9 @@ class DenseExperiment(Experiment):
         miou = MulticlassJaccardIndex(k, average="macro", ignore_index=IGNORE_INDEX)
         for chunk in chunks:
             _, targets = collate_dense(self.data.val, chunk, torch.device("cpu"))
-            masks = torch.stack([t["mask"] for t in targets])
-            miou.update(torch.full_like(masks, favoured), masks)
+            for t in targets:  # one mask at a time: real validation masks keep their own sizes (ADE20K)
+                mask = t["mask"][None]
+                miou.update(torch.full_like(mask, favoured), mask)
         return {"miou": Baseline(float(miou.compute()), MAJORITY)}
 
     def row_extras(self) -> dict[str, Any]:
