@@ -129,8 +129,11 @@ def test_jobs_side_by_side_give_the_same_rows(tmp_path: Path) -> None:
 def test_jobs_interrupted_keep_only_finished_runs(tmp_path: Path) -> None:
     write_suite(tmp_path, steps=2000)  # long enough that an idle fast machine is still training at the signal
     env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "cache")}
+    # the user's shell delivers Ctrl-C with SIGINT at its default; a child inherits an ignored SIGINT from the
+    # test process (then Python installs no KeyboardInterrupt handler), so restore the default in the child
     proc = subprocess.Popen([str(Path(sys.executable).with_name("harness")), "run", "tiny.yaml", "--jobs", "2"], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     logs = tmp_path / "results" / "tiny" / "logs"
     deadline = time.time() + 240
     while time.time() < deadline and sum("step" in p.read_text() for p in logs.glob("*.log")) < 2:
